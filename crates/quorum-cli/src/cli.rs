@@ -1,0 +1,158 @@
+//! The command line, described once: every option has a flag and, where it is a setting, a
+//! `QUORUM_…` environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quorum",
+    version,
+    about = "Quorum: the open human-data foundry for AI"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Aggregate crowd answers from a CSV: labels (task,worker,label), pairwise comparisons
+    /// (worker,left,right,label) or numeric ratings (task,worker,label).
+    Aggregate(AggregateArgs),
+    /// Inter-rater agreement of crowd labels (task,worker,label), overall and per worker group.
+    Agreement(AgreementArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AggregateMethod {
+    /// Majority vote.
+    Mv,
+    /// Worker agreement with aggregate.
+    Wawa,
+    /// Zero-based skill.
+    Zbs,
+    /// Dawid–Skene.
+    Ds,
+    /// One-coin Dawid–Skene.
+    Onecoin,
+    /// GLAD (ability × difficulty).
+    Glad,
+    /// MACE (competence estimation).
+    Mace,
+    /// KOS message passing (binary labels only).
+    Kos,
+    /// M-MSR matrix completion.
+    Mmsr,
+    /// Bradley–Terry on pairwise comparisons.
+    Bt,
+    /// Noisy Bradley–Terry on pairwise comparisons.
+    Noisybt,
+    /// Mean of numeric ratings.
+    Mean,
+    /// Median of numeric ratings.
+    Median,
+    /// Trimmed mean of numeric ratings (see --trim).
+    Trimmed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(
+    clippy::enum_variant_names,
+    reason = "the values read keep-first, keep-last, keep-all"
+)]
+pub enum Duplicates {
+    /// Keep a worker's first answer to a task.
+    KeepFirst,
+    /// Keep a worker's last answer to a task.
+    KeepLast,
+    /// Keep every answer as a separate vote (crowd-kit's behaviour).
+    KeepAll,
+}
+
+impl From<Duplicates> for quorum_stats::DuplicatePolicy {
+    fn from(value: Duplicates) -> Self {
+        match value {
+            Duplicates::KeepFirst => Self::KeepFirst,
+            Duplicates::KeepLast => Self::KeepLast,
+            Duplicates::KeepAll => Self::KeepAll,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AggregateArgs {
+    /// The aggregation method.
+    #[arg(long, value_enum)]
+    pub method: AggregateMethod,
+    /// Input CSV with a header row.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the result CSV (standard output when absent).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Gold answers `task,label`: prints the accuracy on gold tasks that have answers.
+    #[arg(long)]
+    pub gold: Option<PathBuf>,
+    /// Writes each worker's skill to this CSV.
+    #[arg(long)]
+    pub workers: Option<PathBuf>,
+    /// Seed for randomised methods (MACE restarts).
+    #[arg(long, default_value_t = 0, env = "QUORUM_SEED")]
+    pub seed: u64,
+    /// Random restarts for MACE (10 when absent).
+    #[arg(long)]
+    pub restarts: Option<usize>,
+    /// Iteration cap (each method's documented default when absent).
+    #[arg(long)]
+    pub max_iterations: Option<usize>,
+    /// Convergence tolerance (each method's documented default when absent).
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+    /// What to do when a worker answered a task more than once.
+    #[arg(long, value_enum, default_value_t = Duplicates::KeepFirst)]
+    pub duplicates: Duplicates,
+    /// Share of values cut from each end by `--method trimmed`.
+    #[arg(long, default_value_t = 0.1)]
+    pub trim: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Metric {
+    AlphaNominal,
+    AlphaOrdinal,
+    AlphaInterval,
+    Fleiss,
+    Cohen,
+    Percent,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgreementArgs {
+    /// Input CSV `task,worker,label`.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The agreement statistic.
+    #[arg(long, value_enum)]
+    pub metric: Metric,
+    /// CSV `worker,group` (e.g. a worker's locale): adds one row per group, computed over the
+    /// answers of that group's workers only.
+    #[arg(long)]
+    pub group_by: Option<PathBuf>,
+    /// Bootstrap rounds for alpha's interval (resampling tasks); 0 turns it off.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Seed for the bootstrap.
+    #[arg(long, default_value_t = 0, env = "QUORUM_SEED")]
+    pub seed: u64,
+    /// Smallest number of shared tasks for a worker pair to be listed by `--metric cohen`.
+    #[arg(long, default_value_t = 1)]
+    pub min_common: usize,
+    /// Where to write the result CSV (standard output when absent).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// What to do when a worker answered a task more than once.
+    #[arg(long, value_enum, default_value_t = Duplicates::KeepFirst)]
+    pub duplicates: Duplicates,
+}

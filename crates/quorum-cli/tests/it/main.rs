@@ -1,0 +1,11 @@
+//! End-to-end tests of the `quorum` binary: real files in, real processes, real exit codes.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stderr,
+    reason = "test helpers fail loudly and say why they skip"
+)]
+
+mod aggregate;
+mod datasets;
+mod support;
