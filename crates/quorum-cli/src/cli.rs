@@ -23,6 +23,49 @@ pub enum Command {
     Aggregate(AggregateArgs),
     /// Inter-rater agreement of crowd labels (task,worker,label), overall and per worker group.
     Agreement(AgreementArgs),
+    /// Writes a seeded synthetic data set with known truth (for benchmarks and trials).
+    #[command(subcommand)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Crowd labels `task,worker,label` (and the truth as `task,label` with --gold).
+    Labels {
+        #[arg(long, default_value_t = 200_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 5)]
+        answers_per_task: usize,
+        #[arg(long, default_value_t = 2_000)]
+        workers: usize,
+        #[arg(long, default_value_t = 5)]
+        classes: usize,
+        /// Share of workers who answer at random.
+        #[arg(long, default_value_t = 0.1)]
+        spammers: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long)]
+        gold: Option<PathBuf>,
+    },
+    /// Pairwise comparisons `worker,left,right,label`.
+    Comparisons {
+        #[arg(long, default_value_t = 100)]
+        items: usize,
+        #[arg(long, default_value_t = 50_000)]
+        comparisons: usize,
+        #[arg(long, default_value_t = 200)]
+        workers: usize,
+        /// Share of workers who answer by a left-leaning coin.
+        #[arg(long, default_value_t = 0.2)]
+        noisy: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
 use indicatif::{ProgressBar, ProgressStyle};
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 /// A problem with an input file, reported to the user as `file:line: problem`.
 #[derive(Debug, thiserror::Error)]
@@ -29,56 +32,85 @@ impl InputError {
     }
 }
 
-/// Maps names to dense ids in first-seen order.
-#[derive(Debug, Default)]
+/// Maps names to dense ids in first-seen order. Names live in one arena string, so a
+/// million distinct ids cost two allocations, not two million.
+#[derive(Default)]
 pub struct Interner {
-    ids: FxHashMap<Box<[u8]>, u32>,
-    names: Vec<String>,
+    arena: String,
+    /// `ends[id]` is where name `id` ends in `arena` (it starts where `id − 1` ends).
+    ends: Vec<usize>,
+    ids: HashTable<u32>,
+}
+
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    FxBuildHasher.hash_one(bytes)
 }
 
 impl Interner {
+    pub fn name(&self, id: u32) -> &str {
+        let id = id as usize;
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.arena[start..self.ends[id]]
+    }
+
+    /// The names in id order.
+    pub fn names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.ends.len() as u32).map(|id| self.name(id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
     /// The id of `bytes`, adding it if new; `Err` if the bytes are not UTF-8.
     pub fn intern(&mut self, bytes: &[u8]) -> Result<u32, String> {
-        if let Some(&id) = self.ids.get(bytes) {
+        let hash = hash_bytes(bytes);
+        if let Some(&id) = self.ids.find(hash, |&id| self.name(id).as_bytes() == bytes) {
             return Ok(id);
         }
         let name =
             std::str::from_utf8(bytes).map_err(|_| "a value is not valid UTF-8".to_string())?;
-        let id = self.names.len() as u32;
-        self.ids.insert(bytes.into(), id);
-        self.names.push(name.to_string());
+        let id = self.ends.len() as u32;
+        self.arena.push_str(name);
+        self.ends.push(self.arena.len());
+        let (arena, ends) = (&self.arena, &self.ends);
+        self.ids.insert_unique(hash, id, |&other| {
+            let other = other as usize;
+            let start = if other == 0 { 0 } else { ends[other - 1] };
+            hash_bytes(&arena.as_bytes()[start..ends[other]])
+        });
         Ok(id)
     }
 
     pub fn get(&self, bytes: &[u8]) -> Option<u32> {
-        self.ids.get(bytes).copied()
-    }
-
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
+        self.ids
+            .find(hash_bytes(bytes), |&id| self.name(id).as_bytes() == bytes)
+            .copied()
     }
 
     /// Renumbers ids so that names are in sorted (byte) order; returns `old id → new id`.
     pub fn sort(&mut self) -> Vec<u32> {
-        let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
-        order.sort_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        order.sort_by(|&a, &b| self.name(a).cmp(self.name(b)));
         let mut remap = vec![0u32; order.len()];
         for (new, &old) in order.iter().enumerate() {
             remap[old as usize] = new as u32;
         }
-        let mut names = std::mem::take(&mut self.names);
-        let mut sorted = vec![String::new(); names.len()];
-        for (old, name) in names.drain(..).enumerate() {
-            sorted[remap[old] as usize] = name;
+        let mut sorted = Interner::default();
+        for &old in &order {
+            sorted
+                .intern(self.name(old).as_bytes())
+                .expect("names are UTF-8 already");
         }
-        self.names = sorted;
-        for id in self.ids.values_mut() {
-            *id = remap[*id as usize];
-        }
+        *self = sorted;
         remap
     }
 }
@@ -267,9 +299,11 @@ mod tests {
     fn reads_labels_and_sorts_label_ids() {
         let f = file("task,worker,label\nt1,w1,b\nt1,w2,a\nt2,w1,\"c,d\"\n");
         let table = LabelTable::read(f.path()).unwrap();
-        assert_eq!(table.labels.names(), ["a", "b", "c,d"]);
+        assert_eq!(table.labels.names().collect::<Vec<_>>(), ["a", "b", "c,d"]);
         assert_eq!(table.answers[0].label, 1);
-        assert_eq!(table.tasks.names(), ["t1", "t2"]);
+        assert_eq!(table.tasks.names().collect::<Vec<_>>(), ["t1", "t2"]);
+        assert_eq!(table.tasks.get(b"t2"), Some(1));
+        assert_eq!(table.tasks.get(b"t3"), None);
     }
 
     #[test]

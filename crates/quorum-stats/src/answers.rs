@@ -117,6 +117,7 @@ impl Answers {
         let mut label = Vec::with_capacity(answers.len());
         let mut task = Vec::with_capacity(answers.len());
         let mut scratch: Vec<(u32, u32)> = Vec::new();
+        let mut kept: Vec<u32> = Vec::new();
         kept_start.push(0);
         for t in 0..n_tasks {
             let range = task_start[t]..task_start[t + 1];
@@ -128,33 +129,43 @@ impl Answers {
                     }
                 }
                 DuplicatePolicy::KeepFirst | DuplicatePolicy::KeepLast => {
-                    // Sort this task's answers by (worker, input position) and keep one per worker,
-                    // then restore input order among the kept ones.
-                    scratch.clear();
-                    scratch.extend(
-                        order[range]
-                            .iter()
-                            .map(|&i| (answers[i as usize].worker, i)),
-                    );
-                    scratch.sort_unstable();
-                    let mut kept: Vec<u32> = Vec::with_capacity(scratch.len());
-                    let mut j = 0;
-                    while j < scratch.len() {
-                        let mut k = j;
-                        while k + 1 < scratch.len() && scratch[k + 1].0 == scratch[j].0 {
-                            k += 1;
+                    let positions = &order[range];
+                    let keep_first = policy == DuplicatePolicy::KeepFirst;
+                    let same_worker =
+                        |a: u32, b: u32| answers[a as usize].worker == answers[b as usize].worker;
+                    if positions.len() <= 32 {
+                        // Small tasks (the usual case): a quadratic scan, no allocation.
+                        for (j, &i) in positions.iter().enumerate() {
+                            let duplicate = if keep_first {
+                                positions[..j].iter().any(|&p| same_worker(p, i))
+                            } else {
+                                positions[j + 1..].iter().any(|&p| same_worker(p, i))
+                            };
+                            if !duplicate {
+                                worker.push(answers[i as usize].worker);
+                                label.push(answers[i as usize].label);
+                            }
                         }
-                        kept.push(if policy == DuplicatePolicy::KeepFirst {
-                            scratch[j].1
-                        } else {
-                            scratch[k].1
-                        });
-                        j = k + 1;
-                    }
-                    kept.sort_unstable();
-                    for i in kept {
-                        worker.push(answers[i as usize].worker);
-                        label.push(answers[i as usize].label);
+                    } else {
+                        // Sort this task's answers by (worker, input position), keep one per
+                        // worker, then restore input order among the kept ones.
+                        scratch.clear();
+                        scratch.extend(positions.iter().map(|&i| (answers[i as usize].worker, i)));
+                        scratch.sort_unstable();
+                        kept.clear();
+                        for group in scratch.chunk_by(|a, b| a.0 == b.0) {
+                            let chosen = if keep_first {
+                                group[0]
+                            } else {
+                                group[group.len() - 1]
+                            };
+                            kept.push(chosen.1);
+                        }
+                        kept.sort_unstable();
+                        for &i in &kept {
+                            worker.push(answers[i as usize].worker);
+                            label.push(answers[i as usize].label);
+                        }
                     }
                 }
             }
@@ -264,6 +275,18 @@ mod tests {
         let all = Answers::new(2, 2, 2, &input, DuplicatePolicy::KeepAll).unwrap();
         assert_eq!(all.len(), 5);
         assert_eq!(all.tasks(), &[0, 0, 1, 1, 1]);
+    }
+
+    #[test]
+    fn large_tasks_resolve_duplicates_like_small_ones() {
+        // 40 answers on one task from 20 workers, each answering twice with labels 0 then 1.
+        let input: Vec<Answer> = (0..40).map(|i| a(0, i % 20, i / 20)).collect();
+        let first = Answers::new(1, 20, 2, &input, DuplicatePolicy::KeepFirst).unwrap();
+        assert_eq!(first.len(), 20);
+        assert!(first.labels().iter().all(|&l| l == 0));
+        assert_eq!(first.workers(), (0..20).collect::<Vec<u32>>());
+        let last = Answers::new(1, 20, 2, &input, DuplicatePolicy::KeepLast).unwrap();
+        assert!(last.labels().iter().all(|&l| l == 1));
     }
 
     #[test]

@@ -18,5 +18,6 @@ pub mod classification;
 pub mod pairwise;
 pub mod ratings;
 pub mod rng;
+pub mod synthetic;
 
 pub use answers::{Answers, AnswersError, DuplicatePolicy};

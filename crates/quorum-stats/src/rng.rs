@@ -41,6 +41,35 @@ impl SplitMix64 {
         ((self.next_u64() as u128 * bound as u128) >> 64) as usize
     }
 
+    /// A Gamma(shape, 1) deviate (Marsaglia and Tsang, 2000; shape < 1 by the boost
+    /// `Gamma(a) = Gamma(a + 1) · U^(1/a)`).
+    pub fn gamma(&mut self, shape: f64) -> f64 {
+        if shape < 1.0 {
+            let u = 1.0 - self.next_f64();
+            return self.gamma(shape + 1.0) * u.powf(1.0 / shape);
+        }
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal();
+            let v = (1.0 + c * x).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u = 1.0 - self.next_f64();
+            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+
+    /// A Dirichlet draw with the given concentration parameters.
+    pub fn dirichlet(&mut self, alpha: &[f64]) -> Vec<f64> {
+        let draws: Vec<f64> = alpha.iter().map(|&a| self.gamma(a)).collect();
+        let total: f64 = draws.iter().sum();
+        draws.into_iter().map(|x| x / total).collect()
+    }
+
     /// A standard normal deviate (Box–Muller).
     pub fn normal(&mut self) -> f64 {
         let u1 = 1.0 - self.next_f64();
@@ -88,5 +117,20 @@ mod tests {
             "{mean} {var}"
         );
         assert!((0..1000).all(|_| r.below(3) < 3));
+        for shape in [0.5, 1.0, 3.0] {
+            let g: Vec<f64> = (0..n).map(|_| r.gamma(shape)).collect();
+            let mean = g.iter().sum::<f64>() / n as f64;
+            let var = g.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+            assert!(
+                (mean - shape).abs() < 0.02 * shape.max(1.0),
+                "{shape}: {mean}"
+            );
+            assert!(
+                (var - shape).abs() < 0.05 * shape.max(1.0),
+                "{shape}: {var}"
+            );
+        }
+        let d = r.dirichlet(&[1.0, 2.0, 3.0]);
+        assert!((d.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
 }

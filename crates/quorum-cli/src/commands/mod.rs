@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod agreement;
+mod generate;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -15,6 +16,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Agreement(args) => agreement::run(&args),
+        Command::Generate(command) => generate::run(&command),
     }
 }
 

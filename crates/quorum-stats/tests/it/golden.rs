@@ -83,3 +83,76 @@ fn dawid_skene_learns_that_an_inverted_worker_is_informative() {
     // Worker 3: P(observed 0 | truth 1) is high.
     assert!(confusion[(3 * 2 + 1) * 2] > 0.9, "{confusion:?}");
 }
+
+#[test]
+fn dawid_skene_beats_majority_vote_on_a_crowd_with_spammers() {
+    use quorum_stats::synthetic::{CrowdSpec, crowd};
+    let spec = CrowdSpec {
+        tasks: 3000,
+        workers: 60,
+        classes: 4,
+        spammer_share: 0.3,
+        seed: 11,
+        ..CrowdSpec::default()
+    };
+    let data = crowd(&spec);
+    let answers = quorum_stats::Answers::new(
+        3000,
+        60,
+        4,
+        &data.answers,
+        quorum_stats::DuplicatePolicy::KeepFirst,
+    )
+    .unwrap();
+    let accuracy = |method| {
+        let result = aggregate(method, &answers, &Settings::default()).unwrap();
+        result
+            .labels
+            .iter()
+            .zip(&data.truth)
+            .filter(|(a, b)| a == b)
+            .count() as f64
+            / 3000.0
+    };
+    let (mv, ds) = (accuracy(Method::MajorityVote), accuracy(Method::DawidSkene));
+    assert!(ds > mv + 0.02, "DS {ds} vs MV {mv}");
+    for method in [
+        Method::OneCoinDawidSkene,
+        Method::Glad,
+        Method::Mace,
+        Method::Mmsr,
+    ] {
+        assert!(accuracy(method) > mv, "{method:?}");
+    }
+}
+
+#[test]
+fn bradley_terry_recovers_the_true_order_and_noisy_bt_resists_biased_workers() {
+    use quorum_stats::pairwise::{bradley_terry, noisy_bradley_terry};
+    use quorum_stats::synthetic::{ComparisonSpec, tournament};
+    let spec = ComparisonSpec {
+        items: 12,
+        comparisons: 20_000,
+        workers: 40,
+        noisy_share: 0.3,
+        seed: 5,
+    };
+    let data = tournament(&spec);
+    let spearman = |scores: &[f64]| {
+        let rank = |v: &[f64]| {
+            quorum_stats::pairwise::competition_ranks(v)
+                .iter()
+                .map(|&r| r as f64)
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (rank(scores), rank(&data.strength));
+        let n = a.len() as f64;
+        1.0 - 6.0 * a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>()
+            / (n * (n * n - 1.0))
+    };
+    let bt = bradley_terry(12, 40, &data.comparisons, 10_000, 1e-10).unwrap();
+    let noisy = noisy_bradley_terry(12, 40, &data.comparisons, 2000, 1e-10).unwrap();
+    assert!(spearman(&bt.scores) > 0.9, "{}", spearman(&bt.scores));
+    assert!(spearman(&noisy.scores) >= spearman(&bt.scores) - 1e-9);
+    assert!(noisy.converged);
+}
