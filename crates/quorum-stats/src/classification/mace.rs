@@ -36,31 +36,100 @@ struct Parameters {
     class_prior: Vec<f64>,
 }
 
+/// Expected counts for the variational M-step.
+struct Counts {
+    knowing: Vec<f64>,
+    spamming: Vec<f64>,
+    strategy: Vec<f64>,
+    class: Vec<f64>,
+}
+
+impl Counts {
+    fn new(n_workers: usize, k: usize) -> Self {
+        Self {
+            knowing: vec![0.0; n_workers],
+            spamming: vec![0.0; n_workers],
+            strategy: vec![0.0; n_workers * k],
+            class: vec![1.0; k], // the Dirichlet(1) smoothing of the class prior
+        }
+    }
+}
+
+/// Per (worker, label) quantities of one parameter set, computed once per pass:
+/// `ratio = (spam·θ_l + know)/(spam·θ_l)` (how much an answer `l` favours truth `l`),
+/// `ln(spam·θ_l)`, and `know/(spam·θ_l + know)` (the share of an answer `l` given knowingly
+/// when the truth is `l`).
+struct Tables {
+    ratio: Vec<f64>,
+    log_spam: Vec<f64>,
+    know_share: Vec<f64>,
+}
+
+impl Tables {
+    fn new(params: &Parameters, k: usize) -> Self {
+        let n = params.strategy.len();
+        let (mut ratio, mut log_spam, mut know_share) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        for i in 0..n {
+            let w = i / k;
+            let spam = params.spam[w] * params.strategy[i];
+            ratio[i] = (spam + params.know[w]) / spam;
+            log_spam[i] = spam.ln();
+            know_share[i] = params.know[w] / (spam + params.know[w]);
+        }
+        Self {
+            ratio,
+            log_spam,
+            know_share,
+        }
+    }
+}
+
 pub fn mace(answers: &Answers, restarts: usize, iterations: usize, seed: u64) -> Classification {
     let k = answers.n_labels();
     let n_workers = answers.n_workers();
+    let rows: Vec<u32> = answers
+        .workers()
+        .iter()
+        .zip(answers.labels())
+        .map(|(&w, &l)| w * k as u32 + l)
+        .collect();
     let mut best: Option<(f64, Parameters)> = None;
     let mut probabilities = vec![0.0; answers.n_tasks() * k];
     for restart in 0..restarts.max(1) {
         let mut params = if restart == 0 {
             let uninformed = shared_parameters(0.5, n_workers, k);
+            let tables = Tables::new(&uninformed, k);
+            let mut counts = Counts::new(n_workers, k);
             let mv = majority_vote(answers);
-            variational_m_step(answers, &uninformed, &mv.probabilities)
+            for t in 0..answers.n_tasks() {
+                accumulate(
+                    answers,
+                    &rows,
+                    t,
+                    &mv.probabilities[t * k..(t + 1) * k],
+                    &tables,
+                    &mut counts,
+                );
+            }
+            variational_m_step(&counts, k)
         } else {
             let mut rng = SplitMix64::stream(seed, restart as u64);
             shared_parameters(0.1 + 0.8 * rng.next_f64(), n_workers, k)
         };
-        let mut log_likelihood = e_step(answers, &params, &mut probabilities);
-        for _ in 0..iterations {
-            params = variational_m_step(answers, &params, &probabilities);
-            log_likelihood = e_step(answers, &params, &mut probabilities);
+        let mut log_likelihood = 0.0;
+        for round in 0..=iterations {
+            let (ll, counts) = pass(answers, &rows, &params, &mut probabilities);
+            log_likelihood = ll;
+            if round < iterations {
+                params = variational_m_step(&counts, k);
+            }
         }
         if best.as_ref().is_none_or(|(ll, _)| log_likelihood > *ll) {
             best = Some((log_likelihood, params));
         }
     }
     let (_, params) = best.expect("at least one restart runs");
-    e_step(answers, &params, &mut probabilities);
+    pass(answers, &rows, &params, &mut probabilities);
     let labels = argmax_rows(&probabilities, k);
     let worker_skill = params
         .know
@@ -89,99 +158,102 @@ fn shared_parameters(know: f64, n_workers: usize, k: usize) -> Parameters {
     }
 }
 
-/// Posterior over each task's true label; returns the log marginal likelihood of the data.
-fn e_step(answers: &Answers, params: &Parameters, probabilities: &mut [f64]) -> f64 {
-    let k = answers.n_labels();
-    let (workers, labels) = (answers.workers(), answers.labels());
-    let log_prior: Vec<f64> = params.class_prior.iter().map(|p| p.ln()).collect();
-    let mut total = 0.0;
-    for t in 0..answers.n_tasks() {
-        let row = &mut probabilities[t * k..(t + 1) * k];
-        row.iter_mut().for_each(|x| *x = 0.0);
-        let mut spam_total = 0.0;
-        for i in answers.task_range(t) {
-            let w = workers[i] as usize;
-            let l = labels[i] as usize;
-            let spam = params.spam[w] * params.strategy[w * k + l];
-            let log_spam = spam.ln();
-            spam_total += log_spam;
-            row[l] += (spam + params.know[w]).ln() - log_spam;
-        }
-        row.iter_mut()
-            .zip(&log_prior)
-            .for_each(|(x, lp)| *x += spam_total + lp);
-        total += super::softmax_in_place(row);
-    }
-    total
-}
-
-/// Expected counts under the posteriors that `params` produced, then the variational update
-/// `exp(ψ(count + prior)) / exp(ψ(Σ(count + prior)))`.
+/// One pass over the answers: the posterior of each task's true label under `params` (into
+/// `probabilities`), the log marginal likelihood of the data, and the expected counts for the
+/// next M-step.
 ///
-/// An answer `l` was given knowingly only if the truth is `l`, with probability
-/// `P(truth = l) · know / (spam · θ_l + know)`; otherwise it came from the strategy.
-fn variational_m_step(answers: &Answers, params: &Parameters, probabilities: &[f64]) -> Parameters {
-    let k = answers.n_labels();
-    let n_workers = answers.n_workers();
-    let (workers, labels, tasks) = (answers.workers(), answers.labels(), answers.tasks());
-    let mut knowing_count = vec![0.0; n_workers];
-    let mut spamming_count = vec![0.0; n_workers];
-    let mut strategy_count = vec![0.0; n_workers * k];
-    for i in 0..answers.len() {
-        let w = workers[i] as usize;
-        let l = labels[i] as usize;
-        let p_true = probabilities[tasks[i] as usize * k + l];
-        let spam = params.spam[w] * params.strategy[w * k + l];
-        let knowing = p_true * params.know[w] / (spam + params.know[w]);
-        knowing_count[w] += knowing;
-        spamming_count[w] += 1.0 - knowing;
-        strategy_count[w * k + l] += 1.0 - knowing;
-    }
-    let mut class_prior = vec![1.0; k];
-    for t in 0..answers.n_tasks() {
-        if !answers.task_range(t).is_empty() {
-            for (c, p) in class_prior
-                .iter_mut()
-                .zip(&probabilities[t * k..(t + 1) * k])
-            {
-                *c += p;
+/// `P(answers | truth = k) = Π_a spam·θ_a · Π_{a = k} ratio_a`, so the posterior is the class
+/// prior times the ratios of the answers that name `k`: a product, with one logarithm per task
+/// for the likelihood (rescaled before it can overflow).
+fn pass(
+    answers: &Answers,
+    rows: &[u32],
+    params: &Parameters,
+    probabilities: &mut [f64],
+) -> (f64, Counts) {
+    const RESCALE_ABOVE: f64 = 1e200;
+    let k = params.class_prior.len();
+    let tables = Tables::new(params, k);
+    let mut counts = Counts::new(params.know.len(), k);
+    let labels = answers.labels();
+    let mut log_likelihood = 0.0;
+    for (t, row) in probabilities.chunks_exact_mut(k).enumerate() {
+        let range = answers.task_range(t);
+        row.copy_from_slice(&params.class_prior);
+        let mut log_base = 0.0;
+        for i in range.clone() {
+            let r = rows[i] as usize;
+            let l = labels[i] as usize;
+            row[l] *= tables.ratio[r];
+            log_base += tables.log_spam[r];
+            if row[l] > RESCALE_ABOVE {
+                row.iter_mut().for_each(|x| *x /= RESCALE_ABOVE);
+                log_base += RESCALE_ABOVE.ln();
             }
         }
+        let sum: f64 = row.iter().sum();
+        row.iter_mut().for_each(|x| *x /= sum);
+        log_likelihood += sum.ln() + log_base;
+        accumulate(answers, rows, t, row, &tables, &mut counts);
     }
-    let total: f64 = class_prior.iter().sum();
-    class_prior.iter_mut().for_each(|c| *c /= total);
-    let mut params = finish_m_step(knowing_count, spamming_count, strategy_count, k);
-    params.class_prior = class_prior;
-    params
+    (log_likelihood, counts)
 }
 
-fn finish_m_step(
-    knowing_count: Vec<f64>,
-    spamming_count: Vec<f64>,
-    strategy_count: Vec<f64>,
-    k: usize,
-) -> Parameters {
-    let n_workers = knowing_count.len();
+/// Adds task `t`'s expected counts under `posterior`. An answer `l` was given knowingly only if
+/// the truth is `l`: with probability `P(truth = l) · know/(spam·θ_l + know)`; otherwise it
+/// came from the worker's strategy.
+fn accumulate(
+    answers: &Answers,
+    rows: &[u32],
+    t: usize,
+    posterior: &[f64],
+    tables: &Tables,
+    counts: &mut Counts,
+) {
+    let k = posterior.len();
+    let range = answers.task_range(t);
+    if range.is_empty() {
+        return;
+    }
+    for (c, p) in counts.class.iter_mut().zip(posterior) {
+        *c += p;
+    }
+    let (workers, labels) = (answers.workers(), answers.labels());
+    for i in range {
+        let (w, l, r) = (workers[i] as usize, labels[i] as usize, rows[i] as usize);
+        let knowing = posterior[l] * tables.know_share[r];
+        counts.knowing[w] += knowing;
+        counts.spamming[w] += 1.0 - knowing;
+        counts.strategy[w * k + l] += 1.0 - knowing;
+    }
+}
+
+/// The variational update `exp(ψ(count + prior)) / exp(ψ(Σ(count + prior)))` for the
+/// knowing/spamming choice and the strategies; the class prior is the smoothed mean posterior.
+fn variational_m_step(counts: &Counts, k: usize) -> Parameters {
+    let n_workers = counts.knowing.len();
     let mut spam = vec![0.0; n_workers];
     let mut know = vec![0.0; n_workers];
     let mut strategy = vec![0.0; n_workers * k];
     for w in 0..n_workers {
-        let a = spamming_count[w] + SPAMMING_PRIOR;
-        let b = knowing_count[w] + KNOWING_PRIOR;
+        let a = counts.spamming[w] + SPAMMING_PRIOR;
+        let b = counts.knowing[w] + KNOWING_PRIOR;
         let norm = digamma(a + b);
         spam[w] = (digamma(a) - norm).exp();
         know[w] = (digamma(b) - norm).exp();
-        let row = &strategy_count[w * k..(w + 1) * k];
+        let row = &counts.strategy[w * k..(w + 1) * k];
         let norm = digamma(row.iter().sum::<f64>() + STRATEGY_PRIOR * k as f64);
         for l in 0..k {
             strategy[w * k + l] = (digamma(row[l] + STRATEGY_PRIOR) - norm).exp();
         }
     }
+    let total: f64 = counts.class.iter().sum();
+    let class_prior = counts.class.iter().map(|c| c / total).collect();
     Parameters {
         spam,
         know,
         strategy,
-        class_prior: vec![1.0 / k as f64; k],
+        class_prior,
     }
 }
 
