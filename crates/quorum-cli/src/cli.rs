@@ -18,6 +18,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serves the API (and, as it lands, the web app) on an embedded SQLite file or PostgreSQL.
+    Serve(ServeArgs),
+    /// Accounts: create users and API tokens, list users.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Aggregate crowd answers from a CSV: labels (task,worker,label), pairwise comparisons
     /// (worker,left,right,label) or numeric ratings (task,worker,label).
     Aggregate(AggregateArgs),
@@ -198,4 +203,62 @@ pub struct AgreementArgs {
     /// What to do when a worker answered a task more than once.
     #[arg(long, value_enum, default_value_t = Duplicates::KeepFirst)]
     pub duplicates: Duplicates,
+}
+
+/// Where the data lives; every command that opens the database takes it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` (the embedded default) or `postgres://…` (several servers sharing one
+    /// database).
+    #[arg(
+        long,
+        env = "QUORUM_DATABASE",
+        default_value = "sqlite://quorum-data/quorum.sqlite3"
+    )]
+    pub database: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address and port to listen on.
+    #[arg(long, env = "QUORUM_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Creates a demo project (pairwise preferences over bundled sample prompts) if absent.
+    #[arg(long, env = "QUORUM_DEMO")]
+    pub demo: bool,
+    /// The first administrator's password; generated and printed when absent.
+    #[arg(long, env = "QUORUM_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Creates a user.
+    CreateUser {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        name: String,
+        /// The password (at least 8 characters).
+        #[arg(long, env = "QUORUM_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Makes the user an instance administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Issues an API token for a user and prints it (it is stored only as a hash).
+    CreateToken {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        name: String,
+        /// A label for the token.
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+    /// Lists users.
+    ListUsers {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }

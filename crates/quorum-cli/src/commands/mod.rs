@@ -1,8 +1,10 @@
 //! One module per command; each turns parsed arguments into engine calls and output files.
 
+mod admin;
 mod aggregate;
 mod agreement;
 mod generate;
+mod serve;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -14,10 +16,18 @@ use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve(args) => runtime()?.block_on(serve::run(args)),
+        Command::Admin(command) => runtime()?.block_on(admin::run(command)),
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Agreement(args) => agreement::run(&args),
         Command::Generate(command) => generate::run(&command),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// A CSV writer to `path`, or to standard output when `None`.
@@ -39,4 +49,20 @@ pub fn number(value: f64) -> String {
     } else {
         format!("{value}")
     }
+}
+
+/// The store a database URL names, chosen once at start-up.
+pub enum AnyStore {
+    Sqlite(quorum_store_sqlite::SqliteStore),
+}
+
+pub async fn open_store(args: &crate::cli::DatabaseArgs) -> anyhow::Result<AnyStore> {
+    let url = args.database.as_str();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        anyhow::bail!("PostgreSQL support is not built yet; use sqlite://PATH");
+    }
+    let store = quorum_store_sqlite::SqliteStore::open(url)
+        .await
+        .with_context(|| format!("cannot open the database {}", serve::redact(url)))?;
+    Ok(AnyStore::Sqlite(store))
 }

@@ -14,12 +14,8 @@
 use super::{Classification, argmax_rows, softmax_in_place};
 use crate::answers::Answers;
 
-const M_STEP_ROUNDS: usize = 4;
+const M_STEP_ROUNDS: usize = 2;
 const MAX_STEP: f64 = 2.0;
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
 
 /// `ln σ(x)` without overflow.
 fn log_sigmoid(x: f64) -> f64 {
@@ -106,18 +102,13 @@ fn e_step(
     for t in 0..answers.n_tasks() {
         let beta = b[t].exp();
         let row = &mut probabilities[t * k..(t + 1) * k];
-        // Every label starts from the "wrong" term of every answer; the observed label then
-        // swaps that answer's wrong term for its right term. Uniform priors cancel.
-        let mut wrong_total = 0.0;
+        // Every label gets the "wrong" term of every answer, and the observed label swaps that
+        // answer's wrong term for its right term: ln σ(x) − (ln σ(−x) − ln(K−1)) = x + ln(K−1).
+        // Terms shared by all labels (and the uniform prior) cancel in the softmax.
         row.iter_mut().for_each(|x| *x = 0.0);
         for i in answers.task_range(t) {
-            let x = alpha[workers[i] as usize] * beta;
-            let log_right = log_sigmoid(x);
-            let log_wrong = log_sigmoid(-x) - log_wrong_share;
-            wrong_total += log_wrong;
-            row[labels[i] as usize] += log_right - log_wrong;
+            row[labels[i] as usize] += alpha[workers[i] as usize] * beta + log_wrong_share;
         }
-        row.iter_mut().for_each(|x| *x += wrong_total);
         softmax_in_place(row);
         for i in answers.task_range(t) {
             p_correct[i] = row[labels[i] as usize];
@@ -125,16 +116,22 @@ fn e_step(
     }
 }
 
-/// The expected log likelihood of one answer as a function of `x = α·β`.
+/// The expected log likelihood of one answer as a function of `x = α·β`:
+/// `p ln σ(x) + (1 − p)(ln σ(−x) − ln(K−1))`, using `ln σ(−x) = ln σ(x) − x`.
 fn answer_term(p_correct: f64, x: f64, log_wrong_share: f64) -> f64 {
-    p_correct * log_sigmoid(x) + (1.0 - p_correct) * (log_sigmoid(-x) - log_wrong_share)
+    log_sigmoid(x) - (1.0 - p_correct) * (x + log_wrong_share)
 }
 
 /// One safeguarded Fisher-scoring step on a one-dimensional concave-or-not objective: the step
 /// is halved until the objective does not decrease, so every M-step is an ascent and the EM
 /// path does not depend on the order in which parameters are visited.
-fn ascend(value: f64, gradient: f64, information: f64, objective: impl Fn(f64) -> f64) -> f64 {
-    let current = objective(value);
+fn ascend(
+    value: f64,
+    gradient: f64,
+    information: f64,
+    current: f64,
+    objective: impl Fn(f64) -> f64,
+) -> f64 {
     let mut step = (gradient / information).clamp(-MAX_STEP, MAX_STEP);
     for _ in 0..20 {
         let candidate = value + step;
@@ -156,30 +153,32 @@ fn update_alpha(
     log_wrong_share: f64,
 ) {
     let tasks = answers.tasks();
+    let beta: Vec<f64> = b.iter().map(|v| v.exp()).collect();
     for w in 0..alpha.len() {
         let edges = &positions[start[w]..start[w + 1]];
-        let mut gradient = -(alpha[w] - 1.0);
+        let a = alpha[w];
+        let mut gradient = -(a - 1.0);
         let mut information = 1.0;
+        let mut current = -0.5 * (a - 1.0) * (a - 1.0);
         for &i in edges {
             let i = i as usize;
-            let beta = b[tasks[i] as usize].exp();
-            let s = sigmoid(alpha[w] * beta);
-            gradient += (p_correct[i] - s) * beta;
-            information += s * (1.0 - s) * beta * beta;
+            let bt = beta[tasks[i] as usize];
+            let x = a * bt;
+            let log_s = log_sigmoid(x);
+            let s = log_s.exp();
+            gradient += (p_correct[i] - s) * bt;
+            information += s * (1.0 - s) * bt * bt;
+            current += log_s - (1.0 - p_correct[i]) * (x + log_wrong_share);
         }
         let objective = |a: f64| {
             let mut q = -0.5 * (a - 1.0) * (a - 1.0);
             for &i in edges {
                 let i = i as usize;
-                q += answer_term(
-                    p_correct[i],
-                    a * b[tasks[i] as usize].exp(),
-                    log_wrong_share,
-                );
+                q += answer_term(p_correct[i], a * beta[tasks[i] as usize], log_wrong_share);
             }
             q
         };
-        alpha[w] = ascend(alpha[w], gradient, information, objective);
+        alpha[w] = ascend(a, gradient, information, current, objective);
     }
 }
 
@@ -195,11 +194,14 @@ fn update_b(
         let beta = b[t].exp();
         let mut gradient = -(b[t] - 1.0);
         let mut information = 1.0;
+        let mut current = -0.5 * (b[t] - 1.0) * (b[t] - 1.0);
         for i in answers.task_range(t) {
             let d = alpha[workers[i] as usize] * beta;
-            let s = sigmoid(d);
+            let log_s = log_sigmoid(d);
+            let s = log_s.exp();
             gradient += (p_correct[i] - s) * d;
             information += s * (1.0 - s) * d * d;
+            current += log_s - (1.0 - p_correct[i]) * (d + log_wrong_share);
         }
         let objective = |v: f64| {
             let mut q = -0.5 * (v - 1.0) * (v - 1.0);
@@ -213,7 +215,7 @@ fn update_b(
             }
             q
         };
-        b[t] = ascend(b[t], gradient, information, objective);
+        b[t] = ascend(b[t], gradient, information, current, objective);
     }
 }
 

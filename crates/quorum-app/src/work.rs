@@ -1,0 +1,144 @@
+//! A rater's loop: next item, answer, skip.
+
+use quorum_core::Role;
+use quorum_core::answer::{self, Completeness};
+use quorum_core::schema::Schema;
+use quorum_store::{Lease, NextRequest, Response, Store, StoredItem, Submission, SubmitOutcome};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::{App, AppError, Caller};
+
+/// An item as a rater sees it: never the gold answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemView {
+    pub id: i64,
+    pub fields: Value,
+    pub metadata: Value,
+    pub suggestions: Option<Value>,
+}
+
+impl From<StoredItem> for ItemView {
+    fn from(item: StoredItem) -> Self {
+        Self {
+            id: item.id,
+            fields: item.fields,
+            metadata: item.metadata,
+            suggestions: item.suggestions,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assignment {
+    pub lease: Lease,
+    pub item: ItemView,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitAnswers {
+    pub answers: Map<String, Value>,
+    #[serde(default)]
+    pub time_spent_ms: i64,
+}
+
+impl<S: Store> App<S> {
+    pub async fn next(
+        &self,
+        caller: &Caller,
+        project_id: i64,
+    ) -> Result<Option<Assignment>, AppError> {
+        let (project, _) = self.role_in(caller, project_id).await?;
+        let member = self.store().member(project_id, caller.user.id).await?;
+        let locales = match project.locale_policy {
+            quorum_store::LocalePolicy::Any => None,
+            quorum_store::LocalePolicy::Match => {
+                Some(member.map(|m| m.locales).unwrap_or_default())
+            }
+        };
+        let request = NextRequest {
+            project_id,
+            user_id: caller.user.id,
+            overlap: project.overlap,
+            lease_seconds: project.lease_seconds,
+            locales,
+            now: self.now(),
+        };
+        Ok(self
+            .store()
+            .next_lease(request)
+            .await?
+            .map(|(lease, item)| Assignment {
+                lease,
+                item: item.into(),
+            }))
+    }
+
+    /// Stores the caller's answers on their lease. Returns whether a new response was created
+    /// (false: an idempotent replay).
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        lease_id: i64,
+        body: SubmitAnswers,
+        idempotency_key: Option<String>,
+    ) -> Result<(bool, Response), AppError> {
+        let lease = self.store().lease(lease_id).await?;
+        let lease = match lease {
+            Some(lease) if lease.user_id == caller.user.id => lease,
+            _ => return Err(AppError::NotFound("lease")),
+        };
+        let (project, role) = self.role_in(caller, lease.project_id).await?;
+        if role < Role::Annotator {
+            return Err(AppError::Forbidden("not a member of this project".into()));
+        }
+        if let Some(key) = &idempotency_key
+            && (key.is_empty() || key.len() > 200)
+        {
+            return Err(AppError::invalid(
+                "the Idempotency-Key header must be 1 to 200 characters",
+            ));
+        }
+        if !(0..=86_400_000).contains(&body.time_spent_ms) {
+            return Err(AppError::Invalid {
+                message: "time_spent_ms must be 0 to 86400000".into(),
+                details: json!({"field": "time_spent_ms"}),
+            });
+        }
+        let schema: Schema =
+            serde_json::from_value(project.schema).map_err(|e| AppError::Internal(Box::new(e)))?;
+        let item = self
+            .store()
+            .item(lease.item_id)
+            .await?
+            .ok_or(AppError::NotFound("item"))?;
+        let fields = item.fields.as_object().cloned().unwrap_or_default();
+        answer::validate(&body.answers, &schema, &fields, Completeness::Complete).map_err(|e| {
+            AppError::Invalid {
+                message: e.to_string(),
+                details: json!({"question": e.question}),
+            }
+        })?;
+        let submission = Submission {
+            lease_id,
+            user_id: caller.user.id,
+            overlap: project.overlap,
+            answers: Value::Object(body.answers),
+            time_spent_ms: body.time_spent_ms,
+            idempotency_key,
+            now: self.now(),
+        };
+        Ok(match self.store().submit(submission).await? {
+            SubmitOutcome::Created(response) => (true, response),
+            SubmitOutcome::Replayed(response) => (false, response),
+        })
+    }
+
+    pub async fn skip(&self, caller: &Caller, lease_id: i64) -> Result<(), AppError> {
+        Ok(self
+            .store()
+            .skip(lease_id, caller.user.id, self.now())
+            .await?)
+    }
+}

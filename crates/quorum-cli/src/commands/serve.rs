@@ -1,0 +1,160 @@
+//! `quorum serve`: open the store, make sure there is an administrator, serve until SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use quorum_app::{App, SystemClock};
+use quorum_store::Store;
+use tokio::net::TcpListener;
+
+use super::open_store;
+use crate::cli::ServeArgs;
+
+const DEMO_PROJECT: &str = include_str!("../../demo/project.json");
+const DEMO_ITEMS: &str = include_str!("../../demo/preferences.jsonl");
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let listener = TcpListener::bind(&args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let address = listener.local_addr()?;
+    match open_store(&args.database).await? {
+        super::AnyStore::Sqlite(store) => serve(store, listener, address, &args).await,
+    }
+}
+
+fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("QUORUM_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .json()
+        .try_init();
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "the first start tells the operator how to sign in"
+)]
+async fn serve<S: Store>(
+    store: S,
+    listener: TcpListener,
+    address: std::net::SocketAddr,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
+    let store = Arc::new(store);
+    let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
+    if let Some((admin, password)) = app.bootstrap_admin(args.admin_password.clone()).await? {
+        let token = app.create_token_for(&admin, "first start").await?;
+        println!("Created the administrator `admin`.");
+        if args.admin_password.is_none() {
+            println!("  password:  {password}");
+        }
+        println!("  API token: {token}");
+        println!(
+            "  try:       curl -H 'Authorization: Bearer {token}' http://{address}/api/v1/projects"
+        );
+    }
+    if args.demo {
+        create_demo(&app).await?;
+    }
+    println!(
+        "Quorum is listening on http://{address} (database: {})",
+        redact(&args.database.database)
+    );
+    let router = quorum_server::router(app);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    // In-flight requests have drained; commit what is queued before exiting.
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates the demo project once (found again by name on later starts).
+async fn create_demo<S: Store>(app: &App<S>) -> anyhow::Result<()> {
+    let admin = app
+        .store()
+        .user_by_name("admin")
+        .await?
+        .context("the demo needs the `admin` user")?;
+    let caller = quorum_app::Caller { user: admin };
+    let request: quorum_app::CreateProject = serde_json::from_str(DEMO_PROJECT)?;
+    let existing = app.list_projects(&caller, 0, 500).await?;
+    if existing.iter().any(|p| p.name == request.name) {
+        return Ok(());
+    }
+    let project = app.create_project(&caller, request).await?;
+    let rows = quorum_app::parse_items(DEMO_ITEMS)?;
+    let outcome = app.import_items(&caller, project.id, rows).await?;
+    anyhow::ensure!(
+        outcome.rejected.is_empty(),
+        "the bundled demo items were rejected: {:?}",
+        outcome.rejected
+    );
+    tracing::info!(
+        project = project.id,
+        items = outcome.created,
+        "created the demo project"
+    );
+    Ok(())
+}
+
+/// A database URL with any password replaced, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: draining requests");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://quorum:secret@db:5432/q"),
+            "postgres://quorum:***@db:5432/q"
+        );
+        assert_eq!(
+            super::redact("sqlite://quorum-data/q.sqlite3"),
+            "sqlite://quorum-data/q.sqlite3"
+        );
+    }
+}

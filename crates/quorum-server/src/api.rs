@@ -1,0 +1,389 @@
+//! `/api/v1` routes, `/healthz` and `/metrics`.
+
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::{StreamExt, stream};
+use quorum_app::{AddMember, Caller, CreateProject, SubmitAnswers, parse_items};
+use quorum_store::{ExportRow, Store};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
+
+use crate::{ApiError, AppState, OPENAPI};
+
+/// Bodies above this are refused with 413, except item imports.
+const BODY_LIMIT: usize = 1 << 20;
+const IMPORT_LIMIT: usize = 512 << 20;
+
+pub fn routes<S: Store>(state: AppState<S>) -> Router {
+    let api = Router::new()
+        .route(
+            "/api/v1/projects",
+            post(create_project::<S>).get(list_projects::<S>),
+        )
+        .route("/api/v1/projects/{id}", get(get_project::<S>))
+        .route("/api/v1/projects/{id}/members", post(add_member::<S>))
+        .route(
+            "/api/v1/projects/{id}/items",
+            post(import_items::<S>).layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
+        )
+        .route("/api/v1/projects/{id}/next", post(next::<S>))
+        .route("/api/v1/projects/{id}/export", get(export::<S>))
+        .route("/api/v1/projects/{id}/stats", get(stats::<S>))
+        .route("/api/v1/leases/{id}/response", post(submit::<S>))
+        .route("/api/v1/leases/{id}/skip", post(skip::<S>))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::<S>))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    api.layer(middleware::from_fn_with_state(state.clone(), observe::<S>))
+        .with_state(state)
+}
+
+/// Records every request's route, status and latency.
+async fn observe<S: Store>(
+    State(state): State<AppState<S>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    state.metrics.record(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// The caller, from `Authorization: Bearer <token>`.
+pub struct Authenticated(pub Caller);
+
+impl<S: Store> FromRequestParts<AppState<S>> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::from(quorum_app::AppError::Unauthenticated))?;
+        Ok(Authenticated(
+            state.app.authenticate_token(token.trim()).await?,
+        ))
+    }
+}
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(
+            format!("the body is not valid: {e}"),
+            json!({"line": e.line(), "column": e.column()}),
+        )
+    })
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn metrics<S: Store>(State(state): State<AppState<S>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+async fn me(Authenticated(caller): Authenticated) -> Json<Value> {
+    Json(json!({"user": caller.user}))
+}
+
+async fn create_project<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: CreateProject = parse_body(&body)?;
+    let project = state.app.create_project(&caller, request).await?;
+    Ok((StatusCode::CREATED, Json(json!({"project": project}))))
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default)]
+    after: i64,
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+async fn list_projects<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit.clamp(1, 500);
+    let projects = state.app.list_projects(&caller, page.after, limit).await?;
+    let next = if projects.len() as i64 == limit {
+        projects.last().map(|p| p.id)
+    } else {
+        None
+    };
+    Ok(Json(json!({"projects": projects, "next_after": next})))
+}
+
+async fn get_project<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let (project, role) = state.app.project(&caller, id).await?;
+    Ok(Json(json!({"project": project, "role": role})))
+}
+
+async fn add_member<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: AddMember = parse_body(&body)?;
+    let member = state.app.add_member(&caller, id, request).await?;
+    Ok((StatusCode::CREATED, Json(json!({"member": member}))))
+}
+
+async fn import_items<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::invalid("the body is not UTF-8", Value::Null))?;
+    let rows = parse_items(text)?;
+    let outcome = state.app.import_items(&caller, id, rows).await?;
+    if !outcome.rejected.is_empty() {
+        let mut error = ApiError::invalid(
+            format!(
+                "{} rows were rejected; nothing was imported",
+                outcome.rejected.len()
+            ),
+            json!({"rejected": outcome.rejected}),
+        );
+        error.code = "rows_rejected";
+        return Err(error);
+    }
+    state
+        .metrics
+        .items_imported
+        .fetch_add(outcome.created + outcome.updated, Ordering::Relaxed);
+    Ok((StatusCode::OK, Json(json!(outcome))).into_response())
+}
+
+async fn next<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    match state.app.next(&caller, id).await? {
+        Some(assignment) => {
+            state.metrics.leases_granted.fetch_add(1, Ordering::Relaxed);
+            Ok(Json(json!(assignment)).into_response())
+        }
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+async fn submit<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: SubmitAnswers = parse_body(&body)?;
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str().map(str::to_string).map_err(|_| {
+                ApiError::invalid("the Idempotency-Key header is not text", Value::Null)
+            })
+        })
+        .transpose()?;
+    let (created, response) = state.app.submit(&caller, id, request, key).await?;
+    if created {
+        state
+            .metrics
+            .responses_stored
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"response": response, "replayed": !created})),
+    )
+        .into_response())
+}
+
+async fn skip<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    state.app.skip(&caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn stats<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"stats": state.app.stats(&caller, id).await?})))
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportQuery {
+    #[serde(default = "default_format")]
+    format: String,
+}
+
+fn default_format() -> String {
+    "jsonl".into()
+}
+
+/// Rows fetched per database round trip while streaming an export.
+const EXPORT_PAGE: i64 = 2000;
+
+async fn export<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let csv = match query.format.as_str() {
+        "jsonl" => false,
+        "csv" => true,
+        other => {
+            return Err(ApiError::invalid(
+                format!("unknown format `{other}`; use jsonl or csv"),
+                json!({"field": "format"}),
+            ));
+        }
+    };
+    state.app.authorize_export(&caller, id).await?;
+    let header_line = if csv {
+        Some(Bytes::from_static(
+            b"response_id,item_id,external_id,user,answers,time_spent_ms,created_at\n",
+        ))
+    } else {
+        None
+    };
+    // Page through the responses by id; memory stays at one page whatever the project's size.
+    let pages = stream::unfold(Some(0i64), move |cursor| {
+        let state = state.clone();
+        async move {
+            let after = cursor?;
+            match state
+                .app
+                .store()
+                .export_responses(id, after, EXPORT_PAGE)
+                .await
+            {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let next = if (rows.len() as i64) < EXPORT_PAGE {
+                        None
+                    } else {
+                        rows.last().map(|r| r.response_id)
+                    };
+                    Some((Ok::<Bytes, std::io::Error>(render(&rows, csv)), next))
+                }
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        }
+    });
+    let body = stream::iter(header_line.map(Ok)).chain(pages);
+    let content_type = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
+    let mut response = Response::new(Body::from_stream(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+fn render(rows: &[ExportRow], csv: bool) -> Bytes {
+    let mut out = String::with_capacity(rows.len() * 128);
+    for row in rows {
+        if csv {
+            let answers = row.answers.to_string();
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                row.response_id,
+                row.item_id,
+                csv_field(row.external_id.as_deref().unwrap_or("")),
+                csv_field(&row.user_name),
+                csv_field(&answers),
+                row.time_spent_ms,
+                row.created_at
+            ));
+        } else {
+            out.push_str(&json!({
+                "response_id": row.response_id, "item_id": row.item_id, "external_id": row.external_id,
+                "user": row.user_name, "answers": row.answers, "time_spent_ms": row.time_spent_ms, "created_at": row.created_at
+            }).to_string());
+            out.push('\n');
+        }
+    }
+    Bytes::from(out)
+}
+
+/// RFC 4180 quoting where a field needs it.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}

@@ -1,0 +1,10 @@
+//! The HTTP API over real loopback HTTP, on a real SQLite file.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stderr,
+    reason = "tests fail loudly"
+)]
+
+mod api;
+mod support;

@@ -1,0 +1,122 @@
+use std::sync::Arc;
+
+use quorum_app::{App, SystemClock};
+use quorum_store_sqlite::SqliteStore;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A server on a loopback port with a fresh database and an administrator.
+pub struct Server {
+    pub base: String,
+    pub admin_token: String,
+    pub app: App<SqliteStore>,
+    pub client: Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
+            .await
+            .unwrap();
+        let app = App::new(Arc::new(store), Arc::new(SystemClock));
+        let (admin, _) = app
+            .bootstrap_admin(Some("administrator".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        let admin_token = app.create_token_for(&admin, "test").await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = quorum_server::router(app.clone());
+        tokio::spawn(async move { axum_serve(listener, router).await });
+        Server {
+            base,
+            admin_token,
+            app,
+            client: Client::new(),
+            _dir: dir,
+        }
+    }
+
+    /// A new user with the given role in `project` (locales optional); returns their token.
+    pub async fn rater(&self, name: &str, project: i64, role: &str, locales: &[&str]) -> String {
+        let user = self
+            .app
+            .create_user_unchecked(name, "password123", false)
+            .await
+            .unwrap();
+        let (status, body) = self
+            .call(
+                &self.admin_token,
+                Method::POST,
+                &format!("/api/v1/projects/{project}/members"),
+                Some(json!({"user": name, "role": role, "locales": locales})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        self.app.create_token_for(&user, "test").await.unwrap()
+    }
+
+    pub async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn project(&self, schema: Value, overlap: i32) -> i64 {
+        let (status, body) = self
+            .call(
+                &self.admin_token,
+                Method::POST,
+                "/api/v1/projects",
+                Some(json!({"name": "test", "schema": schema, "overlap": overlap})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["project"]["id"].as_i64().unwrap()
+    }
+
+    pub async fn import(&self, project: i64, body: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/projects/{project}/items", self.base))
+            .bearer_auth(&self.admin_token)
+            .header("content-type", "application/x-ndjson")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
+    axum::serve(listener, router).await.unwrap();
+}
+
+pub fn label_schema() -> Value {
+    json!({
+        "fields": [{"name": "text", "kind": "text"}],
+        "questions": [{"name": "label", "kind": "label", "options": ["pos", "neg"], "required": true}]
+    })
+}

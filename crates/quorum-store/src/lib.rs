@@ -1,0 +1,296 @@
+//! The storage port. The application is generic over [`Store`]; `quorum-store-sqlite` and
+//! `quorum-store-postgres` implement it, and [`conformance`] holds the one test suite both run.
+//!
+//! Times are Unix milliseconds passed in by the caller (`now`), so storage never reads a clock
+//! and tests control expiry exactly.
+
+pub mod conformance;
+
+use async_trait::async_trait;
+use quorum_core::Role;
+use quorum_core::item::Item;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness or state rule refused the write; the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// The lease has expired and its slot was taken by someone else.
+    #[error("the lease expired and the item has since been given to other raters")]
+    LeaseExpired,
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("database error")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub name: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+/// How items with a locale are routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalePolicy {
+    /// Any rater may take any item.
+    #[default]
+    Any,
+    /// An item with a locale goes only to raters with that locale (or its language alone).
+    Match,
+}
+
+impl LocalePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalePolicy::Any => "any",
+            LocalePolicy::Match => "match",
+        }
+    }
+    pub fn parse(text: &str) -> LocalePolicy {
+        if text == "match" {
+            LocalePolicy::Match
+        } else {
+            LocalePolicy::Any
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub instructions: String,
+    /// The validated schema, as JSON.
+    pub schema: Value,
+    pub overlap: i32,
+    pub lease_seconds: i64,
+    pub locale_policy: LocalePolicy,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub name: String,
+    pub instructions: String,
+    pub schema: Value,
+    pub overlap: i32,
+    pub lease_seconds: i64,
+    pub locale_policy: LocalePolicy,
+    /// Made the project's first manager.
+    pub created_by: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub project_id: i64,
+    pub user_id: i64,
+    pub role: Role,
+    pub locales: Vec<String>,
+    pub skills: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredItem {
+    pub id: i64,
+    pub project_id: i64,
+    pub external_id: Option<String>,
+    pub fields: Value,
+    pub metadata: Value,
+    pub locale: Option<String>,
+    pub category: Option<String>,
+    pub suggestions: Option<Value>,
+    pub gold: Option<Value>,
+    pub priority: i32,
+    pub responses: i32,
+    pub active_leases: i32,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseState {
+    Active,
+    Submitted,
+    Skipped,
+    Expired,
+}
+
+impl LeaseState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseState::Active => "active",
+            LeaseState::Submitted => "submitted",
+            LeaseState::Skipped => "skipped",
+            LeaseState::Expired => "expired",
+        }
+    }
+    pub fn parse(text: &str) -> LeaseState {
+        match text {
+            "submitted" => LeaseState::Submitted,
+            "skipped" => LeaseState::Skipped,
+            "expired" => LeaseState::Expired,
+            _ => LeaseState::Active,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    pub id: i64,
+    pub project_id: i64,
+    pub item_id: i64,
+    pub user_id: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub state: LeaseState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Response {
+    pub id: i64,
+    pub project_id: i64,
+    pub item_id: i64,
+    pub user_id: i64,
+    pub lease_id: i64,
+    pub answers: Value,
+    pub time_spent_ms: i64,
+    pub created_at: i64,
+}
+
+/// What a rater needs to get their next item.
+#[derive(Debug, Clone)]
+pub struct NextRequest {
+    pub project_id: i64,
+    pub user_id: i64,
+    pub overlap: i32,
+    pub lease_seconds: i64,
+    /// `Some` when the project routes by locale: the rater's locales.
+    pub locales: Option<Vec<String>>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub lease_id: i64,
+    pub user_id: i64,
+    pub overlap: i32,
+    /// Already validated against the schema.
+    pub answers: Value,
+    pub time_spent_ms: i64,
+    pub idempotency_key: Option<String>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubmitOutcome {
+    Created(Response),
+    /// The idempotency key was seen before: the original response, nothing written.
+    Replayed(Response),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct ImportReport {
+    pub created: u64,
+    pub updated: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportRow {
+    pub response_id: i64,
+    pub item_id: i64,
+    pub external_id: Option<String>,
+    pub user_name: String,
+    pub answers: Value,
+    pub time_spent_ms: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct ProjectStats {
+    pub items: i64,
+    /// Items with `overlap` responses.
+    pub items_complete: i64,
+    /// Items with some responses, not yet complete.
+    pub items_in_progress: i64,
+    pub items_untouched: i64,
+    pub responses: i64,
+    pub active_leases: i64,
+    pub raters: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn create_user(&self, user: NewUser) -> Result<User>;
+    async fn user_by_name(&self, name: &str) -> Result<Option<User>>;
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    async fn create_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<i64>;
+    async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>>;
+
+    async fn create_project(&self, project: NewProject, now: i64) -> Result<Project>;
+    async fn project(&self, id: i64) -> Result<Option<Project>>;
+    /// Projects with `id > after` in id order: all of them when `member` is `None`, else
+    /// those where that user is a member.
+    async fn list_projects(
+        &self,
+        member: Option<i64>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Project>>;
+    async fn upsert_member(&self, member: Member) -> Result<()>;
+    async fn member(&self, project_id: i64, user_id: i64) -> Result<Option<Member>>;
+
+    /// Creates or (by external id) updates items, all in one transaction.
+    async fn import_items(
+        &self,
+        project_id: i64,
+        items: Vec<Item>,
+        now: i64,
+    ) -> Result<ImportReport>;
+    async fn item(&self, id: i64) -> Result<Option<StoredItem>>;
+    /// The rater's current unexpired lease in the project, or a new lease on the best item they
+    /// may take: fewer than `overlap` responses plus live leases, never leased to them before,
+    /// matching their locales when required; highest priority first, then oldest.
+    async fn next_lease(&self, request: NextRequest) -> Result<Option<(Lease, StoredItem)>>;
+    async fn lease(&self, id: i64) -> Result<Option<Lease>>;
+    /// Stores a response on the caller's lease. Refuses a lease that is not the caller's, not
+    /// active, or expired with its slot taken; replays an idempotency key seen before.
+    async fn submit(&self, submission: Submission) -> Result<SubmitOutcome>;
+    async fn skip(&self, lease_id: i64, user_id: i64, now: i64) -> Result<()>;
+    /// Responses with `id > after` in id order.
+    async fn export_responses(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>>;
+    async fn stats(&self, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats>;
+    /// Waits until every acknowledged write is durable and stops accepting new ones.
+    async fn close(&self);
+}
