@@ -139,8 +139,12 @@ impl<S: Store> App<S> {
             return Ok(None);
         }
         let password = password.unwrap_or_else(new_password);
-        let user = self.create_user_unchecked("admin", &password, true).await?;
-        Ok(Some((user, password)))
+        match self.create_user_unchecked("admin", &password, true).await {
+            Ok(user) => Ok(Some((user, password))),
+            // Another server sharing the database created it first.
+            Err(AppError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 

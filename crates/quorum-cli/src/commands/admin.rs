@@ -16,6 +16,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
     };
     match open_store(&database).await? {
         AnyStore::Sqlite(store) => with_store(store, command).await,
+        AnyStore::Postgres(store) => with_store(store, command).await,
     }
 }
 

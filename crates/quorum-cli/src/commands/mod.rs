@@ -54,12 +54,16 @@ pub fn number(value: f64) -> String {
 /// The store a database URL names, chosen once at start-up.
 pub enum AnyStore {
     Sqlite(quorum_store_sqlite::SqliteStore),
+    Postgres(quorum_store_postgres::PgStore),
 }
 
 pub async fn open_store(args: &crate::cli::DatabaseArgs) -> anyhow::Result<AnyStore> {
     let url = args.database.as_str();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        anyhow::bail!("PostgreSQL support is not built yet; use sqlite://PATH");
+        let store = quorum_store_postgres::PgStore::open(url)
+            .await
+            .with_context(|| format!("cannot open the database {}", serve::redact(url)))?;
+        return Ok(AnyStore::Postgres(store));
     }
     let store = quorum_store_sqlite::SqliteStore::open(url)
         .await

@@ -21,6 +21,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     match open_store(&args.database).await? {
         super::AnyStore::Sqlite(store) => serve(store, listener, address, &args).await,
+        super::AnyStore::Postgres(store) => serve(store, listener, address, &args).await,
     }
 }
 

@@ -8,4 +8,5 @@
 
 mod aggregate;
 mod datasets;
+mod serve;
 mod support;

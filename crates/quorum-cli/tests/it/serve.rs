@@ -1,0 +1,356 @@
+//! `quorum serve` as a real process: durability under SIGKILL on SQLite, and two server
+//! processes sharing one PostgreSQL database.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Executor;
+
+/// A running `quorum serve` child process.
+struct Served {
+    child: Child,
+    base: String,
+    /// The API token printed on the first start, if this start printed one.
+    token: Option<String>,
+}
+
+#[allow(
+    clippy::zombie_processes,
+    reason = "each test kills and waits for the servers it starts"
+)]
+fn serve(database: &str, admin_password: &str) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quorum"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database", database])
+        .env("QUORUM_ADMIN_PASSWORD", admin_password)
+        .env("QUORUM_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = None;
+    loop {
+        let line = lines
+            .next()
+            .expect("the server prints where it listens")
+            .unwrap();
+        if let Some(rest) = line.trim().strip_prefix("API token: ") {
+            token = Some(rest.to_string());
+        }
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let base = rest.split_whitespace().next().unwrap().to_string();
+            // Keep draining stdout so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return Served { child, base, token };
+        }
+    }
+}
+
+async fn call(
+    client: &Client,
+    token: &str,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = client.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Creates a project with `items` items and `raters` raters; returns (project, rater tokens).
+async fn setup(
+    client: &Client,
+    base: &str,
+    database: &str,
+    admin: &str,
+    items: usize,
+    raters: usize,
+    overlap: i32,
+) -> (i64, Vec<String>) {
+    let schema = json!({"fields": [{"name": "text", "kind": "text"}], "questions": [{"name": "label", "kind": "label", "options": ["a", "b"], "required": true}]});
+    let (status, body) = call(
+        client,
+        admin,
+        reqwest::Method::POST,
+        format!("{base}/api/v1/projects"),
+        Some(json!({"name": "load", "schema": schema, "overlap": overlap})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let project = body["project"]["id"].as_i64().unwrap();
+    let lines: String = (0..items)
+        .map(|i| format!("{{\"external_id\": \"{i}\", \"fields\": {{\"text\": \"item {i}\"}}}}\n"))
+        .collect();
+    let response = client
+        .post(format!("{base}/api/v1/projects/{project}/items"))
+        .bearer_auth(admin)
+        .body(lines)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut tokens = Vec::new();
+    for r in 0..raters {
+        let name = format!("rater{r}");
+        let created = Command::new(env!("CARGO_BIN_EXE_quorum"))
+            .args([
+                "admin",
+                "create-user",
+                &name,
+                "--password",
+                "password123",
+                "--database",
+                database,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let token = Command::new(env!("CARGO_BIN_EXE_quorum"))
+            .args(["admin", "create-token", &name, "--database", database])
+            .output()
+            .unwrap();
+        assert!(token.status.success());
+        let (status, _) = call(
+            client,
+            admin,
+            reqwest::Method::POST,
+            format!("{base}/api/v1/projects/{project}/members"),
+            Some(json!({"user": name, "role": "annotator"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        tokens.push(String::from_utf8(token.stdout).unwrap().trim().to_string());
+    }
+    (project, tokens)
+}
+
+/// Every acknowledged (item, rater) pair, from a rater looping next + submit until nothing is
+/// left. A connection error (the server was killed) ends the loop.
+async fn rater_loop(
+    client: Client,
+    bases: Vec<String>,
+    project: i64,
+    token: String,
+) -> Vec<(i64, String)> {
+    let mut acknowledged = Vec::new();
+    let mut turn = 0;
+    loop {
+        let base = &bases[turn % bases.len()];
+        turn += 1;
+        let Ok(response) = client
+            .post(format!("{base}/api/v1/projects/{project}/next"))
+            .bearer_auth(&token)
+            .send()
+            .await
+        else {
+            break;
+        };
+        if response.status() == StatusCode::NO_CONTENT {
+            break;
+        }
+        let Ok(body) = response.json::<Value>().await else {
+            break;
+        };
+        let lease = body["lease"]["id"].as_i64().unwrap();
+        let item = body["item"]["id"].as_i64().unwrap();
+        let Ok(submitted) = client
+            .post(format!("{base}/api/v1/leases/{lease}/response"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", format!("{lease}"))
+            .json(&json!({"answers": {"label": "a"}}))
+            .send()
+            .await
+        else {
+            break;
+        };
+        if submitted.status() == StatusCode::CREATED {
+            acknowledged.push((item, token.clone()));
+        } else {
+            assert!(
+                submitted.status().is_server_error()
+                    || submitted.status() == StatusCode::SERVICE_UNAVAILABLE,
+                "{}",
+                submitted.status()
+            );
+        }
+    }
+    acknowledged
+}
+
+/// (item id, rater name) of every stored response, from the export.
+async fn exported(client: &Client, base: &str, admin: &str, project: i64) -> Vec<(i64, String)> {
+    let text = client
+        .get(format!("{base}/api/v1/projects/{project}/export"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .map(|line| {
+            let row: Value = serde_json::from_str(line).unwrap();
+            (
+                row["item_id"].as_i64().unwrap(),
+                row["user"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_answer_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
+    let first = serve(&database, "administrator");
+    let admin = first.token.clone().unwrap();
+    let client = Client::new();
+    let (project, tokens) = setup(&client, &first.base, &database, &admin, 400, 16, 2).await;
+    let names: HashMap<String, String> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), format!("rater{i}")))
+        .collect();
+    let tasks: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            tokio::spawn(rater_loop(
+                client.clone(),
+                vec![first.base.clone()],
+                project,
+                t.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut child = first.child;
+    child.kill().unwrap(); // SIGKILL: no drain, no flush
+    child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 50,
+        "the load ran: {} answers acknowledged",
+        acknowledged.len()
+    );
+
+    let second = serve(&database, "administrator");
+    assert!(second.token.is_none(), "the administrator already exists");
+    let stored = exported(&client, &second.base, &admin, project).await;
+    let stored_set: HashSet<(i64, String)> = stored.iter().cloned().collect();
+    assert_eq!(
+        stored_set.len(),
+        stored.len(),
+        "no response is stored twice"
+    );
+    for (item, token) in &acknowledged {
+        assert!(
+            stored_set.contains(&(*item, names[token].clone())),
+            "acknowledged answer lost: item {item}"
+        );
+    }
+    let mut per_item: HashMap<i64, usize> = HashMap::new();
+    for (item, _) in &stored {
+        *per_item.entry(*item).or_default() += 1;
+    }
+    assert!(per_item.values().all(|&n| n <= 2));
+    let mut child = second.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn postgres_url() -> String {
+    std::env::var("QUORUM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_on_one_postgres_never_overshoot() {
+    let name = format!("quorum_it_{}", std::process::id());
+    let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url()).unwrap();
+    let admin_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("PostgreSQL is running");
+    admin_pool
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+    admin_pool
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let base_url = postgres_url();
+    let database = format!("{}/{name}", &base_url[..base_url.rfind('/').unwrap()]);
+
+    let first = serve(&database, "administrator");
+    let second = serve(&database, "administrator");
+    let admin = first.token.clone().or(second.token.clone()).unwrap();
+    let client = Client::new();
+    let (project, tokens) = setup(&client, &first.base, &database, &admin, 60, 64, 3).await;
+    let names: HashMap<String, String> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), format!("rater{i}")))
+        .collect();
+    let bases = vec![first.base.clone(), second.base.clone()];
+    let tasks: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            tokio::spawn(rater_loop(
+                client.clone(),
+                bases.clone(),
+                project,
+                t.clone(),
+            ))
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    let stored = exported(&client, &second.base, &admin, project).await;
+    assert_eq!(stored.len(), 180, "60 items × overlap 3, all answered");
+    assert_eq!(acknowledged.len(), 180);
+    let mut per_item: HashMap<i64, usize> = HashMap::new();
+    let mut pairs = HashSet::new();
+    for (item, user) in &stored {
+        *per_item.entry(*item).or_default() += 1;
+        assert!(
+            pairs.insert((*item, user.clone())),
+            "{user} answered item {item} twice"
+        );
+    }
+    assert!(per_item.values().all(|&n| n == 3), "{per_item:?}");
+    for (item, token) in &acknowledged {
+        assert!(pairs.contains(&(*item, names[token].clone())));
+    }
+    for served in [first, second] {
+        let mut child = served.child;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    admin_pool
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+}

@@ -1,0 +1,216 @@
+//! The multi-node store: any number of stateless `quorum serve` processes share one
+//! PostgreSQL. Every write is one transaction; assignment takes the item row with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent raters on any server never overshoot the overlap.
+//! Transactions that lose a deadlock or serialisation race are retried.
+
+mod ops;
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use quorum_core::item::Item;
+use quorum_store::{
+    ExportRow, ImportReport, Lease, Member, NewProject, NewUser, NextRequest, Project,
+    ProjectStats, Result, Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
+};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn database_error(error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &error
+        && db.is_unique_violation()
+    {
+        return StoreError::Conflict(format!("already exists ({})", db.message()));
+    }
+    StoreError::Database(Box::new(error))
+}
+
+/// Deadlocks and serialisation failures: the transaction did nothing and may simply run again.
+fn retryable(error: &StoreError) -> bool {
+    let StoreError::Database(source) = error else {
+        return false;
+    };
+    source
+        .downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "40P01" || code == "40001")
+}
+
+/// Runs `$body` (using `conn`) in a transaction, committing on success and retrying on a
+/// deadlock or serialisation failure.
+macro_rules! transaction {
+    ($pool:expr, |$conn:ident| $body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = $pool.begin().await.map_err(database_error)?;
+            let $conn: &mut sqlx::PgConnection = &mut tx;
+            let result = $body;
+            match result {
+                Ok(value) => {
+                    tx.commit().await.map_err(database_error)?;
+                    break Ok(value);
+                }
+                Err(error) if attempt < 8 && retryable(&error) => {
+                    let _ = tx.rollback().await;
+                    tracing::debug!(
+                        attempt,
+                        "retrying a transaction after a deadlock or serialisation failure"
+                    );
+                    continue;
+                }
+                Err(error) => {
+                    let _ = tx.rollback().await;
+                    break Err(error);
+                }
+            }
+        }
+    }};
+}
+
+impl PgStore {
+    /// Connects to a `postgres://` URL and applies the migrations (once, whichever server
+    /// starts first: sqlx takes an advisory lock).
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(database_error)?
+            .disable_statement_logging();
+        Self::open_with(options).await
+    }
+
+    pub async fn open_with(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(32)
+            .connect_with(options)
+            .await
+            .map_err(database_error)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_user(&self, user: NewUser) -> Result<User> {
+        transaction!(self.pool, |conn| ops::create_user(conn, user.clone()).await)
+    }
+    async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
+        ops::user_where(
+            &self.pool,
+            "SELECT * FROM users WHERE name = $1",
+            name.to_string(),
+        )
+        .await
+    }
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
+        ops::user_where(&self.pool, "SELECT * FROM users WHERE id = $1", id).await
+    }
+    async fn list_users(&self) -> Result<Vec<User>> {
+        ops::list_users(&self.pool).await
+    }
+    async fn create_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<i64> {
+        transaction!(self.pool, |conn| ops::create_token(
+            conn, user_id, name, token_hash, now
+        )
+        .await)
+    }
+    async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>> {
+        ops::user_where(
+            &self.pool,
+            "SELECT * FROM users WHERE id = (SELECT user_id FROM api_tokens WHERE token_hash = $1)",
+            token_hash.to_string(),
+        )
+        .await
+    }
+    async fn create_project(&self, project: NewProject, now: i64) -> Result<Project> {
+        transaction!(self.pool, |conn| ops::create_project(
+            conn,
+            project.clone(),
+            now
+        )
+        .await)
+    }
+    async fn project(&self, id: i64) -> Result<Option<Project>> {
+        ops::project(&self.pool, id).await
+    }
+    async fn list_projects(
+        &self,
+        member: Option<i64>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Project>> {
+        ops::list_projects(&self.pool, member, after, limit).await
+    }
+    async fn upsert_member(&self, member: Member) -> Result<()> {
+        transaction!(self.pool, |conn| ops::upsert_member(conn, member.clone())
+            .await)
+    }
+    async fn member(&self, project_id: i64, user_id: i64) -> Result<Option<Member>> {
+        ops::member(&self.pool, project_id, user_id).await
+    }
+    async fn import_items(
+        &self,
+        project_id: i64,
+        items: Vec<Item>,
+        now: i64,
+    ) -> Result<ImportReport> {
+        // Imports touch only their own new rows: no retry, so the items are never copied.
+        let mut tx = self.pool.begin().await.map_err(database_error)?;
+        let report = ops::import_items(&mut tx, project_id, items, now).await?;
+        tx.commit().await.map_err(database_error)?;
+        Ok(report)
+    }
+    async fn item(&self, id: i64) -> Result<Option<StoredItem>> {
+        ops::item(&self.pool, id).await
+    }
+    async fn next_lease(&self, request: NextRequest) -> Result<Option<(Lease, StoredItem)>> {
+        transaction!(self.pool, |conn| ops::next_lease(conn, request.clone())
+            .await)
+    }
+    async fn lease(&self, id: i64) -> Result<Option<Lease>> {
+        ops::lease(&self.pool, id).await
+    }
+    async fn submit(&self, submission: Submission) -> Result<SubmitOutcome> {
+        transaction!(self.pool, |conn| ops::submit(conn, submission.clone())
+            .await)
+    }
+    async fn skip(&self, lease_id: i64, user_id: i64, now: i64) -> Result<()> {
+        transaction!(self.pool, |conn| ops::skip(conn, lease_id, user_id, now)
+            .await)
+    }
+    async fn export_responses(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>> {
+        ops::export_responses(&self.pool, project_id, after, limit).await
+    }
+    async fn stats(&self, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {
+        ops::stats(&self.pool, project_id, overlap, now).await
+    }
+    async fn close(&self) {
+        // Every write commits before it is acknowledged; closing waits for connections in use.
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,686 @@
+//! The SQL of the PostgreSQL backend. Write functions run inside one transaction each (see
+//! `lib.rs`); read functions run on the pool.
+
+use quorum_core::Role;
+use quorum_core::item::Item;
+use quorum_store::{
+    ExportRow, ImportReport, Lease, LeaseState, LocalePolicy, Member, NewProject, NewUser,
+    NextRequest, Project, ProjectStats, Response, Result, StoreError, StoredItem, Submission,
+    SubmitOutcome, User,
+};
+use serde_json::Value;
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::{Postgres, Row};
+
+use crate::database_error;
+
+type Db = Postgres;
+
+fn json_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+fn parse_json(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Database(Box::new(e)))
+}
+
+fn get<'r, T: sqlx::Decode<'r, Db> + sqlx::Type<Db>>(row: &'r PgRow, column: &str) -> Result<T> {
+    row.try_get(column).map_err(database_error)
+}
+
+fn user_from(row: &PgRow) -> Result<User> {
+    Ok(User {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        password_hash: get(row, "password_hash")?,
+        is_admin: get(row, "is_admin")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+fn project_from(row: &PgRow) -> Result<Project> {
+    Ok(Project {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        instructions: get(row, "instructions")?,
+        schema: parse_json(&get::<String>(row, "schema")?)?,
+        overlap: get(row, "overlap")?,
+        lease_seconds: get(row, "lease_seconds")?,
+        locale_policy: LocalePolicy::parse(&get::<String>(row, "locale_policy")?),
+        created_at: get(row, "created_at")?,
+    })
+}
+
+fn member_from(row: &PgRow) -> Result<Member> {
+    let list = |column: &str| -> Result<Vec<String>> {
+        serde_json::from_str(&get::<String>(row, column)?)
+            .map_err(|e| StoreError::Database(Box::new(e)))
+    };
+    Ok(Member {
+        project_id: get(row, "project_id")?,
+        user_id: get(row, "user_id")?,
+        role: Role::parse(&get::<String>(row, "role")?).unwrap_or(Role::Annotator),
+        locales: list("locales")?,
+        skills: list("skills")?,
+    })
+}
+
+fn optional_json(row: &PgRow, column: &str) -> Result<Option<Value>> {
+    get::<Option<String>>(row, column)?
+        .map(|t| parse_json(&t))
+        .transpose()
+}
+
+fn item_from(row: &PgRow) -> Result<StoredItem> {
+    Ok(StoredItem {
+        id: get(row, "id")?,
+        project_id: get(row, "project_id")?,
+        external_id: get(row, "external_id")?,
+        fields: parse_json(&get::<String>(row, "fields")?)?,
+        metadata: parse_json(&get::<String>(row, "metadata")?)?,
+        locale: get(row, "locale")?,
+        category: get(row, "category")?,
+        suggestions: optional_json(row, "suggestions")?,
+        gold: optional_json(row, "gold")?,
+        priority: get(row, "priority")?,
+        responses: get(row, "responses")?,
+        active_leases: get(row, "active_leases")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+fn lease_from(row: &PgRow) -> Result<Lease> {
+    Ok(Lease {
+        id: get(row, "id")?,
+        project_id: get(row, "project_id")?,
+        item_id: get(row, "item_id")?,
+        user_id: get(row, "user_id")?,
+        created_at: get(row, "created_at")?,
+        expires_at: get(row, "expires_at")?,
+        state: LeaseState::parse(&get::<String>(row, "state")?),
+    })
+}
+
+fn response_from(row: &PgRow) -> Result<Response> {
+    Ok(Response {
+        id: get(row, "id")?,
+        project_id: get(row, "project_id")?,
+        item_id: get(row, "item_id")?,
+        user_id: get(row, "user_id")?,
+        lease_id: get(row, "lease_id")?,
+        answers: parse_json(&get::<String>(row, "answers")?)?,
+        time_spent_ms: get(row, "time_spent_ms")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+// ---- users and tokens ----
+
+pub async fn create_user(conn: &mut PgConnection, user: NewUser) -> Result<User> {
+    let row = sqlx::query(
+        "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4) RETURNING *",
+    )
+    .bind(&user.name)
+    .bind(&user.password_hash)
+    .bind(user.is_admin)
+    .bind(user.created_at)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match database_error(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(format!("a user named `{}` already exists", user.name)),
+        other => other,
+    })?;
+    user_from(&row)
+}
+
+pub async fn user_where<T>(pool: &PgPool, sql: &'static str, value: T) -> Result<Option<User>>
+where
+    T: 'static + Send + sqlx::Encode<'static, Db> + sqlx::Type<Db>,
+{
+    let row = sqlx::query(sql)
+        .bind(value)
+        .fetch_optional(pool)
+        .await
+        .map_err(database_error)?;
+    row.as_ref().map(user_from).transpose()
+}
+
+pub async fn list_users(pool: &PgPool) -> Result<Vec<User>> {
+    let rows = sqlx::query("SELECT * FROM users ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .map_err(database_error)?;
+    rows.iter().map(user_from).collect()
+}
+
+pub async fn create_token(
+    conn: &mut PgConnection,
+    user_id: i64,
+    name: &str,
+    hash: &str,
+    now: i64,
+) -> Result<i64> {
+    let row = sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+        .bind(user_id)
+        .bind(name)
+        .bind(hash)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    get(&row, "id")
+}
+
+// ---- projects and members ----
+
+pub async fn create_project(
+    conn: &mut PgConnection,
+    project: NewProject,
+    now: i64,
+) -> Result<Project> {
+    let row = sqlx::query(
+        "INSERT INTO projects (name, instructions, schema, overlap, lease_seconds, locale_policy, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+    )
+    .bind(&project.name)
+    .bind(&project.instructions)
+    .bind(json_text(&project.schema))
+    .bind(project.overlap)
+    .bind(project.lease_seconds)
+    .bind(project.locale_policy.as_str())
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    let created = project_from(&row)?;
+    upsert_member(
+        conn,
+        Member {
+            project_id: created.id,
+            user_id: project.created_by,
+            role: Role::Manager,
+            locales: vec![],
+            skills: vec![],
+        },
+    )
+    .await?;
+    Ok(created)
+}
+
+pub async fn project(pool: &PgPool, id: i64) -> Result<Option<Project>> {
+    let row = sqlx::query("SELECT * FROM projects WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(database_error)?;
+    row.as_ref().map(project_from).transpose()
+}
+
+pub async fn list_projects(
+    pool: &PgPool,
+    member: Option<i64>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Project>> {
+    let rows = match member {
+        None => {
+            sqlx::query("SELECT * FROM projects WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        }
+        Some(user) => {
+            sqlx::query(
+                "SELECT p.* FROM projects p JOIN members m ON m.project_id = p.id
+                 WHERE m.user_id = $1 AND p.id > $2 ORDER BY p.id LIMIT $3",
+            )
+            .bind(user)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        }
+    }
+    .map_err(database_error)?;
+    rows.iter().map(project_from).collect()
+}
+
+pub async fn upsert_member(conn: &mut PgConnection, member: Member) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO members (project_id, user_id, role, locales, skills) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role, locales = excluded.locales, skills = excluded.skills",
+    )
+    .bind(member.project_id)
+    .bind(member.user_id)
+    .bind(member.role.as_str())
+    .bind(json_text(&member.locales))
+    .bind(json_text(&member.skills))
+    .execute(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    Ok(())
+}
+
+pub async fn member(pool: &PgPool, project_id: i64, user_id: i64) -> Result<Option<Member>> {
+    let row = sqlx::query("SELECT * FROM members WHERE project_id = $1 AND user_id = $2")
+        .bind(project_id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(database_error)?;
+    row.as_ref().map(member_from).transpose()
+}
+
+// ---- items ----
+
+fn locale_keys(locale: Option<&str>) -> (Option<String>, Option<String>) {
+    let key = locale.map(str::to_ascii_lowercase);
+    let language = key
+        .as_ref()
+        .and_then(|k| k.split('-').next())
+        .map(str::to_string);
+    (key, language)
+}
+
+pub async fn import_items(
+    conn: &mut PgConnection,
+    project_id: i64,
+    items: Vec<Item>,
+    now: i64,
+) -> Result<ImportReport> {
+    let overlap: i32 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = $1")
+        .bind(project_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(database_error)?
+        .ok_or(StoreError::NotFound("project"))?;
+    let _ = overlap;
+    let mut report = ImportReport::default();
+    for item in items {
+        let (locale_key, language_key) = locale_keys(item.locale.as_deref());
+        let existing: Option<i64> = match &item.external_id {
+            Some(external) => sqlx::query_scalar(
+                "SELECT id FROM items WHERE project_id = $1 AND external_id = $2",
+            )
+            .bind(project_id)
+            .bind(external)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(database_error)?,
+            None => None,
+        };
+        let fields = json_text(&item.fields);
+        let metadata = json_text(&item.metadata);
+        let suggestions = item.suggestions.as_ref().map(json_text);
+        let gold = item.gold.as_ref().map(json_text);
+        if let Some(id) = existing {
+            sqlx::query(
+                "UPDATE items SET fields = $1, metadata = $2, locale = $3, locale_key = $4, language_key = $5, category = $6,
+                 suggestions = $7, gold = $8, priority = $9 WHERE id = $10",
+            )
+            .bind(fields)
+            .bind(metadata)
+            .bind(&item.locale)
+            .bind(locale_key)
+            .bind(language_key)
+            .bind(&item.category)
+            .bind(suggestions)
+            .bind(gold)
+            .bind(item.priority)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(database_error)?;
+            report.updated += 1;
+        } else {
+            sqlx::query(
+                "INSERT INTO items (project_id, external_id, fields, metadata, locale, locale_key, language_key, category,
+                 suggestions, gold, priority, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(project_id)
+            .bind(&item.external_id)
+            .bind(fields)
+            .bind(metadata)
+            .bind(&item.locale)
+            .bind(locale_key)
+            .bind(language_key)
+            .bind(&item.category)
+            .bind(suggestions)
+            .bind(gold)
+            .bind(item.priority)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(database_error)?;
+            report.created += 1;
+        }
+    }
+    Ok(report)
+}
+
+pub async fn item(pool: &PgPool, id: i64) -> Result<Option<StoredItem>> {
+    let row = sqlx::query("SELECT * FROM items WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(database_error)?;
+    row.as_ref().map(item_from).transpose()
+}
+
+async fn item_in(conn: &mut PgConnection, id: i64) -> Result<StoredItem> {
+    let row = sqlx::query("SELECT * FROM items WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    item_from(&row)
+}
+
+/// Adds `delta_responses` and `delta_active` to an item's counters and recomputes `open`.
+async fn count(
+    conn: &mut PgConnection,
+    item_id: i64,
+    overlap: i32,
+    delta_responses: i64,
+    delta_active: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE items SET responses = responses + $1, active_leases = active_leases + $2,
+         open = (responses + $1 + active_leases + $2 < $3) WHERE id = $4",
+    )
+    .bind(delta_responses)
+    .bind(delta_active)
+    .bind(i64::from(overlap))
+    .bind(item_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    Ok(())
+}
+
+/// Marks one live lease expired (if it still is) and frees its slot.
+async fn expire(conn: &mut PgConnection, lease_id: i64, overlap: i32) -> Result<()> {
+    let item: Option<i64> = sqlx::query_scalar(
+        "UPDATE leases SET state = 'expired' WHERE id = $1 AND state = 'active' RETURNING item_id",
+    )
+    .bind(lease_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    if let Some(item) = item {
+        count(conn, item, overlap, 0, -1).await?;
+    }
+    Ok(())
+}
+
+pub async fn next_lease(
+    conn: &mut PgConnection,
+    request: NextRequest,
+) -> Result<Option<(Lease, StoredItem)>> {
+    let NextRequest {
+        project_id,
+        user_id,
+        overlap,
+        lease_seconds,
+        ref locales,
+        now,
+    } = request;
+    if let Some(row) = sqlx::query(
+        "SELECT * FROM leases WHERE user_id = $1 AND project_id = $2 AND state = 'active' AND expires_at > $3 LIMIT 1",
+    )
+    .bind(user_id)
+    .bind(project_id)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(database_error)?
+    {
+        let lease = lease_from(&row)?;
+        let item = item_in(conn, lease.item_id).await?;
+        return Ok(Some((lease, item)));
+    }
+    let stale: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM leases WHERE project_id = $1 AND state = 'active' AND expires_at <= $2",
+    )
+    .bind(project_id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    for lease_id in stale {
+        expire(conn, lease_id, overlap).await?;
+    }
+    let mut sql = String::from(
+        "SELECT id FROM items i WHERE i.project_id = $1 AND i.open
+         AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = $2)",
+    );
+    let mut keys = Vec::new();
+    let mut languages = Vec::new();
+    if let Some(locales) = locales {
+        for locale in locales {
+            let key = locale.to_ascii_lowercase();
+            if key.contains('-') {
+                keys.push(key);
+            } else {
+                languages.push(key);
+            }
+        }
+        // Arrays keep the statement text the same whatever the number of locales.
+        sql.push_str(
+            " AND (i.locale_key IS NULL OR i.locale_key = ANY($3) OR i.language_key = ANY($4))",
+        );
+    }
+    // Rows another transaction is assigning are skipped, not waited for: concurrent raters
+    // each take a different open item, and the open flag is re-checked after the lock.
+    sql.push_str(" ORDER BY i.priority DESC, i.id ASC LIMIT 1 FOR UPDATE SKIP LOCKED");
+    let mut query = sqlx::query_scalar::<_, i64>(&sql)
+        .bind(project_id)
+        .bind(user_id);
+    if locales.is_some() {
+        query = query.bind(keys).bind(languages);
+    }
+    let Some(item_id) = query
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(database_error)?
+    else {
+        return Ok(None);
+    };
+    let row = sqlx::query(
+        "INSERT INTO leases (project_id, item_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING *",
+    )
+    .bind(project_id)
+    .bind(item_id)
+    .bind(user_id)
+    .bind(now)
+    .bind(now + lease_seconds * 1000)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    count(conn, item_id, overlap, 0, 1).await?;
+    let item = item_in(conn, item_id).await?;
+    Ok(Some((lease_from(&row)?, item)))
+}
+
+pub async fn lease(pool: &PgPool, id: i64) -> Result<Option<Lease>> {
+    let row = sqlx::query("SELECT * FROM leases WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(database_error)?;
+    row.as_ref().map(lease_from).transpose()
+}
+
+async fn own_lease(conn: &mut PgConnection, lease_id: i64, user_id: i64) -> Result<Lease> {
+    let row = sqlx::query("SELECT * FROM leases WHERE id = $1 FOR UPDATE")
+        .bind(lease_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    match row.as_ref().map(lease_from).transpose()? {
+        Some(lease) if lease.user_id == user_id => Ok(lease),
+        // Someone else's lease is reported exactly like a missing one.
+        _ => Err(StoreError::NotFound("lease")),
+    }
+}
+
+pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutcome> {
+    // Lock the lease first: a concurrent retry with the same idempotency key then waits here
+    // and afterwards finds the first attempt's response instead of a conflict.
+    let mut lease = own_lease(conn, s.lease_id, s.user_id).await?;
+    if let Some(key) = &s.idempotency_key {
+        let row =
+            sqlx::query("SELECT * FROM responses WHERE user_id = $1 AND idempotency_key = $2")
+                .bind(s.user_id)
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(database_error)?;
+        if let Some(row) = row {
+            return Ok(SubmitOutcome::Replayed(response_from(&row)?));
+        }
+    }
+    if lease.state == LeaseState::Active && lease.expires_at <= s.now {
+        expire(conn, lease.id, s.overlap).await?;
+        lease.state = LeaseState::Expired;
+    }
+    match lease.state {
+        LeaseState::Submitted => {
+            return Err(StoreError::Conflict(
+                "this lease has already been answered".into(),
+            ));
+        }
+        LeaseState::Skipped => return Err(StoreError::Conflict("this lease was skipped".into())),
+        LeaseState::Active => count(conn, lease.item_id, s.overlap, 1, -1).await?,
+        LeaseState::Expired => {
+            let taken: i64 = sqlx::query_scalar(
+                "SELECT (responses + active_leases)::BIGINT FROM items WHERE id = $1 FOR UPDATE",
+            )
+            .bind(lease.item_id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(database_error)?;
+            if taken >= i64::from(s.overlap) {
+                return Err(StoreError::LeaseExpired);
+            }
+            count(conn, lease.item_id, s.overlap, 1, 0).await?;
+        }
+    }
+    sqlx::query("UPDATE leases SET state = 'submitted' WHERE id = $1")
+        .bind(lease.id)
+        .execute(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    let row = sqlx::query(
+        "INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+    )
+    .bind(lease.project_id)
+    .bind(lease.item_id)
+    .bind(s.user_id)
+    .bind(lease.id)
+    .bind(json_text(&s.answers))
+    .bind(s.time_spent_ms)
+    .bind(&s.idempotency_key)
+    .bind(s.now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    Ok(SubmitOutcome::Created(response_from(&row)?))
+}
+
+pub async fn skip(conn: &mut PgConnection, lease_id: i64, user_id: i64, now: i64) -> Result<()> {
+    let lease = own_lease(conn, lease_id, user_id).await?;
+    if lease.state != LeaseState::Active {
+        return Err(StoreError::Conflict(format!(
+            "this lease is {}, not active",
+            lease.state.as_str()
+        )));
+    }
+    let overlap: i32 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = $1")
+        .bind(lease.project_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    let _ = now;
+    sqlx::query("UPDATE leases SET state = 'skipped' WHERE id = $1")
+        .bind(lease.id)
+        .execute(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    count(conn, lease.item_id, overlap, 0, -1).await
+}
+
+// ---- reports ----
+
+pub async fn export_responses(
+    pool: &PgPool,
+    project_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<ExportRow>> {
+    let rows = sqlx::query(
+        "SELECT r.id, r.item_id, i.external_id, u.name, r.answers, r.time_spent_ms, r.created_at
+         FROM responses r JOIN items i ON i.id = r.item_id JOIN users u ON u.id = r.user_id
+         WHERE r.project_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3",
+    )
+    .bind(project_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(database_error)?;
+    rows.iter()
+        .map(|row| {
+            Ok(ExportRow {
+                response_id: get(row, "id")?,
+                item_id: get(row, "item_id")?,
+                external_id: get(row, "external_id")?,
+                user_name: get(row, "name")?,
+                answers: parse_json(&get::<String>(row, "answers")?)?,
+                time_spent_ms: get(row, "time_spent_ms")?,
+                created_at: get(row, "created_at")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn stats(pool: &PgPool, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS items,
+                COUNT(*) FILTER (WHERE responses >= $1) AS complete,
+                COUNT(*) FILTER (WHERE responses > 0 AND responses < $1) AS in_progress,
+                COUNT(*) FILTER (WHERE responses = 0) AS untouched,
+                COALESCE(SUM(responses), 0)::BIGINT AS responses
+         FROM items WHERE project_id = $2",
+    )
+    .bind(overlap)
+    .bind(project_id)
+    .fetch_one(pool)
+    .await
+    .map_err(database_error)?;
+    let active: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM leases WHERE project_id = $1 AND state = 'active' AND expires_at > $2",
+    )
+    .bind(project_id)
+    .bind(now)
+    .fetch_one(pool)
+    .await
+    .map_err(database_error)?;
+    let raters: i64 =
+        sqlx::query_scalar("SELECT COUNT(DISTINCT user_id) FROM responses WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_one(pool)
+            .await
+            .map_err(database_error)?;
+    Ok(ProjectStats {
+        items: get(&row, "items")?,
+        items_complete: get(&row, "complete")?,
+        items_in_progress: get(&row, "in_progress")?,
+        items_untouched: get(&row, "untouched")?,
+        responses: get(&row, "responses")?,
+        active_leases: active,
+        raters,
+    })
+}
