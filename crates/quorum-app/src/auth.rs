@@ -120,6 +120,29 @@ impl<S: Store> App<S> {
         Ok(self.store().create_user(user).await?)
     }
 
+    /// Issues a token for user `user_id`: administrators for anyone, others for themselves.
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        user_id: i64,
+        name: &str,
+    ) -> Result<String, AppError> {
+        if !caller.user.is_admin && caller.user.id != user_id {
+            return Err(AppError::Forbidden(
+                "only administrators issue tokens for other users".into(),
+            ));
+        }
+        if name.is_empty() || name.len() > 100 {
+            return Err(AppError::invalid("token names are 1 to 100 characters"));
+        }
+        let user = self
+            .store()
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        self.create_token_for(&user, name).await
+    }
+
     /// Issues a token for `user`; returns the plaintext, which is never stored.
     pub async fn create_token_for(&self, user: &User, name: &str) -> Result<String, AppError> {
         let (token, hash) = new_token();

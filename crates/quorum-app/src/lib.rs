@@ -11,7 +11,10 @@ mod work;
 use std::sync::Arc;
 
 pub use error::AppError;
-pub use projects::{AddMember, CreateProject, ImportOutcome, ParsedRow, Rejected, parse_items};
+pub use projects::{
+    AddMember, CreateProject, ImportFormat, ImportOutcome, ParsedRow, Rejected, csv_items,
+    parse_items,
+};
 pub use work::{Assignment, ItemView, SubmitAnswers};
 
 use quorum_store::{Store, User};

@@ -3,7 +3,9 @@
 use quorum_core::Role;
 use quorum_core::item::{Item, ItemInput};
 use quorum_core::schema::Schema;
-use quorum_store::{ImportReport, LocalePolicy, Member, NewProject, Project, ProjectStats, Store};
+use quorum_store::{
+    ImportReport, LocalePolicy, Member, NewItem, NewProject, Project, ProjectStats, Store,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -195,18 +197,24 @@ impl<S: Store> App<S> {
         Ok(member)
     }
 
-    /// Validates every row against the project's schema; writes all of them in one transaction
-    /// only when none is rejected.
-    pub async fn import_items(
+    /// Reads an import body (`format`) against the project's schema, validating every row, and
+    /// writes all of them in one transaction only when none is rejected. Rows are turned into
+    /// compact records as they are read, so memory stays proportional to the items' text.
+    pub async fn import(
         &self,
         caller: &Caller,
         project_id: i64,
-        rows: Vec<ParsedRow>,
+        format: ImportFormat,
+        body: &str,
     ) -> Result<ImportOutcome, AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
         let schema: Schema =
             serde_json::from_value(project.schema).map_err(|e| AppError::Internal(Box::new(e)))?;
-        let mut items = Vec::with_capacity(rows.len());
+        let rows: Box<dyn Iterator<Item = ParsedRow> + '_> = match format {
+            ImportFormat::Json => parse_items(body)?,
+            ImportFormat::Csv => Box::new(csv_items(body, &schema)?.into_iter()),
+        };
+        let mut items = Vec::new();
         let mut rejected = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (row, parsed) in rows {
@@ -223,9 +231,14 @@ impl<S: Store> App<S> {
                         });
                         continue;
                     }
-                    items.push(item);
+                    if rejected.is_empty() {
+                        items.push(NewItem::from(item));
+                    }
                 }
-                Err(error) => rejected.push(Rejected { row, error }),
+                Err(error) => {
+                    rejected.push(Rejected { row, error });
+                    items = Vec::new();
+                }
             }
         }
         if !rejected.is_empty() {
@@ -264,36 +277,148 @@ impl<S: Store> App<S> {
     }
 }
 
-/// Parses an import body: a JSON array of items, or JSON Lines (one item per line; blank lines
-/// skipped). Each entry keeps its 1-based row number (array position or line).
-pub fn parse_items(body: &str) -> Result<Vec<ParsedRow>, AppError> {
+/// How an import body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// A JSON array of items, or JSON Lines (one item per line), told apart by the first
+    /// character.
+    Json,
+    /// CSV with a header; see [`csv_items`].
+    Csv,
+}
+
+/// Parses a JSON import body: a JSON array of items, or JSON Lines (one item per line; blank
+/// lines skipped), lazily for JSON Lines. Each entry keeps its 1-based row number (array
+/// position or line).
+pub fn parse_items(body: &str) -> Result<Box<dyn Iterator<Item = ParsedRow> + '_>, AppError> {
     let trimmed = body.trim_start();
     if trimmed.starts_with('[') {
         let values: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| AppError::Invalid {
             message: format!("the body is not a JSON array: {e}"),
             details: json!({"line": e.line(), "column": e.column()}),
         })?;
-        Ok(values
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                (
-                    (i + 1) as u64,
-                    serde_json::from_value(v).map_err(|e| e.to_string()),
-                )
-            })
-            .collect())
+        Ok(Box::new(values.into_iter().enumerate().map(|(i, v)| {
+            (
+                (i + 1) as u64,
+                serde_json::from_value(v).map_err(|e| e.to_string()),
+            )
+        })))
     } else {
-        Ok(body
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(i, line)| {
-                (
-                    (i + 1) as u64,
-                    serde_json::from_str(line).map_err(|e| e.to_string()),
-                )
-            })
-            .collect())
+        Ok(Box::new(
+            body.lines()
+                .enumerate()
+                .filter(|(_, line)| !line.trim().is_empty())
+                .map(|(i, line)| {
+                    (
+                        (i + 1) as u64,
+                        serde_json::from_str(line).map_err(|e| e.to_string()),
+                    )
+                }),
+        ))
     }
+}
+
+/// Parses a CSV import body. Columns: `external_id`, `priority`, `locale`, `category`; one per
+/// schema field (text, markdown and image fields take the cell as it is, the others parse it
+/// as JSON); `metadata.KEY` (a string); `gold.QUESTION` and `suggestion.QUESTION` (JSON when the
+/// cell parses as JSON, else the text). Row numbers are CSV line numbers.
+pub fn csv_items(body: &str, schema: &Schema) -> Result<Vec<ParsedRow>, AppError> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(body.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| AppError::Invalid {
+            message: format!("the CSV header cannot be read: {e}"),
+            details: json!({"line": 1}),
+        })?
+        .clone();
+    for column in &headers {
+        let known = ["external_id", "priority", "locale", "category"].contains(&column)
+            || schema.field(column).is_some()
+            || column
+                .strip_prefix("metadata.")
+                .is_some_and(|k| !k.is_empty())
+            || column
+                .strip_prefix("gold.")
+                .is_some_and(|q| schema.question(q).is_some())
+            || column
+                .strip_prefix("suggestion.")
+                .is_some_and(|q| schema.question(q).is_some());
+        if !known {
+            return Err(AppError::Invalid {
+                message: format!(
+                    "CSV column `{column}` is not a field of the schema, nor external_id, priority, locale, category, metadata.KEY, gold.QUESTION or suggestion.QUESTION"
+                ),
+                details: json!({"line": 1, "column": column}),
+            });
+        }
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        match record {
+            Ok(record) => {
+                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                rows.push((line, csv_row(&headers, &record, schema)));
+            }
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                rows.push((line, Err(format!("not valid CSV: {e}"))));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn csv_row(
+    headers: &csv::StringRecord,
+    record: &csv::StringRecord,
+    schema: &Schema,
+) -> Result<ItemInput, String> {
+    use quorum_core::schema::FieldKind;
+    let mut input = ItemInput::default();
+    let (mut gold, mut suggestions) = (serde_json::Map::new(), serde_json::Map::new());
+    for (column, cell) in headers.iter().zip(record.iter()) {
+        let loose = || {
+            serde_json::from_str::<Value>(cell).unwrap_or_else(|_| Value::String(cell.to_string()))
+        };
+        if cell.is_empty() && schema.field(column).is_none() {
+            continue;
+        }
+        match column {
+            "external_id" => input.external_id = Some(cell.to_string()),
+            "priority" => {
+                input.priority = cell
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("priority `{cell}` is not a whole number"))?
+            }
+            "locale" | "category" => {
+                input
+                    .metadata
+                    .insert(column.into(), Value::String(cell.into()));
+            }
+            _ => {
+                if let Some(key) = column.strip_prefix("metadata.") {
+                    input
+                        .metadata
+                        .insert(key.into(), Value::String(cell.into()));
+                } else if let Some(q) = column.strip_prefix("gold.") {
+                    gold.insert(q.into(), loose());
+                } else if let Some(q) = column.strip_prefix("suggestion.") {
+                    suggestions.insert(q.into(), loose());
+                } else if let Some(field) = schema.field(column) {
+                    let value = match field.kind {
+                        FieldKind::Text | FieldKind::Markdown | FieldKind::Image => {
+                            Value::String(cell.into())
+                        }
+                        _ => serde_json::from_str(cell)
+                            .map_err(|e| format!("column `{column}` is not valid JSON: {e}"))?,
+                    };
+                    input.fields.insert(column.into(), value);
+                }
+            }
+        }
+    }
+    input.gold = (!gold.is_empty()).then_some(gold);
+    input.suggestions = (!suggestions.is_empty()).then_some(suggestions);
+    Ok(input)
 }

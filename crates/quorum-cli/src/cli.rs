@@ -28,6 +28,9 @@ pub enum Command {
     Aggregate(AggregateArgs),
     /// Inter-rater agreement of crowd labels (task,worker,label), overall and per worker group.
     Agreement(AgreementArgs),
+    /// Load generator: drives a running server's rater loop, import and export, and reports
+    /// throughput and latency percentiles.
+    Bench(BenchArgs),
     /// Writes a seeded synthetic data set with known truth (for benchmarks and trials).
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -261,4 +264,32 @@ pub enum AdminCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The server's base URL.
+    #[arg(long, env = "QUORUM_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// An administrator's API token.
+    #[arg(long, env = "QUORUM_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Items imported into the benchmark project (one request, timed).
+    #[arg(long, default_value_t = 20_000)]
+    pub items: usize,
+    /// Concurrent raters in the rater loop (0 skips the loop).
+    #[arg(long, default_value_t = 16)]
+    pub raters: usize,
+    /// Seconds the rater loop runs.
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// Raters per item.
+    #[arg(long, default_value_t = 3)]
+    pub overlap: i32,
+    /// Also time a full JSONL export of the project.
+    #[arg(long)]
+    pub export: bool,
+    /// Export this existing project instead of creating one (skips import and the loop).
+    #[arg(long)]
+    pub export_project: Option<i64>,
 }

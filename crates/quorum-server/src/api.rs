@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{StreamExt, stream};
-use quorum_app::{AddMember, Caller, CreateProject, SubmitAnswers, parse_items};
+use quorum_app::{AddMember, Caller, CreateProject, ImportFormat, SubmitAnswers};
 use quorum_store::{ExportRow, Store};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -42,6 +42,8 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .route("/api/v1/leases/{id}/response", post(submit::<S>))
         .route("/api/v1/leases/{id}/skip", post(skip::<S>))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/users", post(create_user::<S>))
+        .route("/api/v1/users/{id}/tokens", post(create_token::<S>))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::<S>))
@@ -128,6 +130,56 @@ async fn me(Authenticated(caller): Authenticated) -> Json<Value> {
     Json(json!({"user": caller.user}))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    name: String,
+    password: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+async fn create_user<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: NewUserBody = parse_body(&body)?;
+    let user = state
+        .app
+        .create_user(&caller, &request.name, &request.password, request.admin)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"user": user}))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTokenBody {
+    #[serde(default = "default_token_name")]
+    name: String,
+}
+
+fn default_token_name() -> String {
+    "api".into()
+}
+
+async fn create_token<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: NewTokenBody = if body.is_empty() {
+        NewTokenBody {
+            name: default_token_name(),
+        }
+    } else {
+        parse_body(&body)?
+    };
+    let token = state.app.create_token(&caller, id, &request.name).await?;
+    Ok((StatusCode::CREATED, Json(json!({"token": token}))))
+}
+
 async fn create_project<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
@@ -189,12 +241,21 @@ async fn import_items<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::invalid("the body is not UTF-8", Value::Null))?;
-    let rows = parse_items(text)?;
-    let outcome = state.app.import_items(&caller, id, rows).await?;
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv"));
+    let format = if csv {
+        ImportFormat::Csv
+    } else {
+        ImportFormat::Json
+    };
+    let outcome = state.app.import(&caller, id, format, text).await?;
     if !outcome.rejected.is_empty() {
         let mut error = ApiError::invalid(
             format!(

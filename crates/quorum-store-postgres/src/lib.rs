@@ -8,9 +8,8 @@ mod ops;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use quorum_core::item::Item;
 use quorum_store::{
-    ExportRow, ImportReport, Lease, Member, NewProject, NewUser, NextRequest, Project,
+    ExportRow, ImportReport, Lease, Member, NewItem, NewProject, NewUser, NextRequest, Project,
     ProjectStats, Result, Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use sqlx::ConnectOptions;
@@ -171,7 +170,7 @@ impl Store for PgStore {
     async fn import_items(
         &self,
         project_id: i64,
-        items: Vec<Item>,
+        items: Vec<NewItem>,
         now: i64,
     ) -> Result<ImportReport> {
         // Imports touch only their own new rows: no retry, so the items are never copied.

@@ -2,9 +2,8 @@
 //! `lib.rs`); read functions run on the pool.
 
 use quorum_core::Role;
-use quorum_core::item::Item;
 use quorum_store::{
-    ExportRow, ImportReport, Lease, LeaseState, LocalePolicy, Member, NewProject, NewUser,
+    ExportRow, ImportReport, Lease, LeaseState, LocalePolicy, Member, NewItem, NewProject, NewUser,
     NextRequest, Project, ProjectStats, Response, Result, StoreError, StoredItem, Submission,
     SubmitOutcome, User,
 };
@@ -286,7 +285,7 @@ fn locale_keys(locale: Option<&str>) -> (Option<String>, Option<String>) {
 pub async fn import_items(
     conn: &mut PgConnection,
     project_id: i64,
-    items: Vec<Item>,
+    items: Vec<NewItem>,
     now: i64,
 ) -> Result<ImportReport> {
     let overlap: i32 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = $1")
@@ -310,10 +309,8 @@ pub async fn import_items(
             .map_err(database_error)?,
             None => None,
         };
-        let fields = json_text(&item.fields);
-        let metadata = json_text(&item.metadata);
-        let suggestions = item.suggestions.as_ref().map(json_text);
-        let gold = item.gold.as_ref().map(json_text);
+        let (fields, metadata, suggestions, gold) =
+            (&item.fields, &item.metadata, &item.suggestions, &item.gold);
         if let Some(id) = existing {
             sqlx::query(
                 "UPDATE items SET fields = $1, metadata = $2, locale = $3, locale_key = $4, language_key = $5, category = $6,

@@ -14,9 +14,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use quorum_core::item::Item;
 use quorum_store::{
-    ExportRow, ImportReport, Lease, Member, NewProject, NewUser, NextRequest, Project,
+    ExportRow, ImportReport, Lease, Member, NewItem, NewProject, NewUser, NextRequest, Project,
     ProjectStats, Result, Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use sqlx::sqlite::{
@@ -126,7 +125,7 @@ pub(crate) enum Command {
     UpsertMember(Member, Reply<()>),
     Import {
         project_id: i64,
-        items: Vec<Item>,
+        items: Vec<NewItem>,
         now: i64,
         reply: Reply<ImportReport>,
     },
@@ -317,7 +316,7 @@ impl Store for SqliteStore {
     async fn import_items(
         &self,
         project_id: i64,
-        items: Vec<Item>,
+        items: Vec<NewItem>,
         now: i64,
     ) -> Result<ImportReport> {
         self.write(|reply| Command::Import {

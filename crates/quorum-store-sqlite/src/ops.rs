@@ -2,9 +2,8 @@
 //! transaction; read functions run on the read pool.
 
 use quorum_core::Role;
-use quorum_core::item::Item;
 use quorum_store::{
-    ExportRow, ImportReport, Lease, LeaseState, LocalePolicy, Member, NewProject, NewUser,
+    ExportRow, ImportReport, Lease, LeaseState, LocalePolicy, Member, NewItem, NewProject, NewUser,
     NextRequest, Project, ProjectStats, Response, Result, StoreError, StoredItem, Submission,
     SubmitOutcome, User,
 };
@@ -289,7 +288,7 @@ fn locale_keys(locale: Option<&str>) -> (Option<String>, Option<String>) {
 pub async fn import_items(
     conn: &mut SqliteConnection,
     project_id: i64,
-    items: Vec<Item>,
+    items: Vec<NewItem>,
     now: i64,
 ) -> Result<ImportReport> {
     let overlap: i64 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = ?")
@@ -313,10 +312,8 @@ pub async fn import_items(
             }
             None => None,
         };
-        let fields = json_text(&item.fields);
-        let metadata = json_text(&item.metadata);
-        let suggestions = item.suggestions.as_ref().map(json_text);
-        let gold = item.gold.as_ref().map(json_text);
+        let (fields, metadata, suggestions, gold) =
+            (&item.fields, &item.metadata, &item.suggestions, &item.gold);
         if let Some(id) = existing {
             sqlx::query(
                 "UPDATE items SET fields = ?, metadata = ?, locale = ?, locale_key = ?, language_key = ?, category = ?,

@@ -16,7 +16,7 @@ use quorum_core::schema::Schema;
 use serde_json::json;
 
 use crate::{
-    LeaseState, LocalePolicy, Member, NewProject, NewUser, NextRequest, Store, StoreError,
+    LeaseState, LocalePolicy, Member, NewItem, NewProject, NewUser, NextRequest, Store, StoreError,
     Submission, SubmitOutcome,
 };
 
@@ -50,7 +50,7 @@ fn schema() -> Schema {
     .expect("a valid schema")
 }
 
-fn item(external_id: &str, priority: i32, locale: Option<&str>) -> Item {
+fn item(external_id: &str, priority: i32, locale: Option<&str>) -> NewItem {
     let mut metadata = serde_json::Map::new();
     if let Some(locale) = locale {
         metadata.insert("locale".into(), json!(locale));
@@ -65,7 +65,9 @@ fn item(external_id: &str, priority: i32, locale: Option<&str>) -> Item {
         priority,
         ..ItemInput::default()
     };
-    Item::validate(input, &schema()).expect("a valid item")
+    Item::validate(input, &schema())
+        .expect("a valid item")
+        .into()
 }
 
 async fn user<S: Store>(store: &S, name: &str) -> i64 {
@@ -479,7 +481,7 @@ pub async fn concurrent_raters_never_overshoot<S: Store>(store: S) {
     let store = Arc::new(store);
     let owner = user(store.as_ref(), "owner").await;
     let p = project(store.as_ref(), owner, 3, LocalePolicy::Any).await;
-    let items: Vec<Item> = (0..40).map(|i| item(&format!("i{i}"), 0, None)).collect();
+    let items: Vec<NewItem> = (0..40).map(|i| item(&format!("i{i}"), 0, None)).collect();
     store.import_items(p, items, 0).await.unwrap();
     let mut raters = Vec::new();
     for r in 0..64 {

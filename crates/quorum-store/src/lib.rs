@@ -109,6 +109,36 @@ pub struct Member {
     pub skills: Vec<String>,
 }
 
+/// An item ready to store: validated, its JSON parts already serialised. Compact on purpose:
+/// a million of these fit in memory where a million parsed JSON trees would not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewItem {
+    pub external_id: Option<String>,
+    pub fields: String,
+    pub metadata: String,
+    pub locale: Option<String>,
+    pub category: Option<String>,
+    pub suggestions: Option<String>,
+    pub gold: Option<String>,
+    pub priority: i32,
+}
+
+impl From<Item> for NewItem {
+    fn from(item: Item) -> Self {
+        let text = |map: &serde_json::Map<String, Value>| Value::Object(map.clone()).to_string();
+        NewItem {
+            fields: text(&item.fields),
+            metadata: text(&item.metadata),
+            suggestions: item.suggestions.as_ref().map(text),
+            gold: item.gold.as_ref().map(text),
+            external_id: item.external_id,
+            locale: item.locale,
+            category: item.category,
+            priority: item.priority,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredItem {
     pub id: i64,
@@ -270,7 +300,7 @@ pub trait Store: Send + Sync + 'static {
     async fn import_items(
         &self,
         project_id: i64,
-        items: Vec<Item>,
+        items: Vec<NewItem>,
         now: i64,
     ) -> Result<ImportReport>;
     async fn item(&self, id: i64) -> Result<Option<StoredItem>>;

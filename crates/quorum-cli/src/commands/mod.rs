@@ -3,6 +3,7 @@
 mod admin;
 mod aggregate;
 mod agreement;
+mod bench;
 mod generate;
 mod serve;
 
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Agreement(args) => agreement::run(&args),
         Command::Generate(command) => generate::run(&command),
+        Command::Bench(args) => runtime()?.block_on(bench::run(args)),
     }
 }
 

@@ -89,8 +89,14 @@ async fn create_demo<S: Store>(app: &App<S>) -> anyhow::Result<()> {
         return Ok(());
     }
     let project = app.create_project(&caller, request).await?;
-    let rows = quorum_app::parse_items(DEMO_ITEMS)?;
-    let outcome = app.import_items(&caller, project.id, rows).await?;
+    let outcome = app
+        .import(
+            &caller,
+            project.id,
+            quorum_app::ImportFormat::Json,
+            DEMO_ITEMS,
+        )
+        .await?;
     anyhow::ensure!(
         outcome.rejected.is_empty(),
         "the bundled demo items were rejected: {:?}",

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Starts `quorum serve` on a fresh database (sqlite, or postgres with BACKEND=postgres), runs
+# `quorum bench` against it with the arguments given, stops the server with SIGTERM and
+# prints its peak memory. Examples:
+#   bench/server.sh --items 1000000 --raters 0                 # import
+#   bench/server.sh --items 20000 --raters 64 --duration 20    # rater loop
+#   BACKEND=postgres bench/server.sh --items 20000 --raters 16
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quorum-target}"
+cargo build --release -q -p quorum-cli
+Q="$CARGO_TARGET_DIR/release/quorum"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+PORT="${PORT:-18181}"
+case "${BACKEND:-sqlite}" in
+    sqlite) DATABASE="sqlite://$WORK/bench.sqlite3" ;;
+    postgres)
+        NAME="quorum_bench_$$"
+        psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $NAME" -c "CREATE DATABASE $NAME" postgres
+        DATABASE="postgres://postgres@127.0.0.1:5432/$NAME" ;;
+    *) echo "BACKEND is sqlite or postgres" >&2; exit 2 ;;
+esac
+QUORUM_LOG=warn /usr/bin/time -f "server peak memory: %M KB" -o "$WORK/time.txt" \
+    "$Q" serve --database "$DATABASE" --bind "127.0.0.1:$PORT" --admin-password bench-password > "$WORK/out.txt" 2> "$WORK/err.txt" &
+for _ in $(seq 100); do grep -q "listening" "$WORK/out.txt" 2>/dev/null && break; sleep 0.1; done
+TOKEN="$(awk '/API token:/ {print $3}' "$WORK/out.txt")"
+"$Q" bench --url "http://127.0.0.1:$PORT" --token "$TOKEN" "$@"
+SERVER_PID="$(pgrep -f "quorum serve --database $DATABASE" | head -n1)"
+kill -TERM "$SERVER_PID"
+wait || true
+cat "$WORK/time.txt"
+if [ "${BACKEND:-sqlite}" = postgres ]; then
+    psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" postgres
+fi
