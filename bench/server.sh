@@ -23,12 +23,12 @@ case "${BACKEND:-sqlite}" in
 esac
 QUORUM_LOG=warn /usr/bin/time -f "server peak memory: %M KB" -o "$WORK/time.txt" \
     "$Q" serve --database "$DATABASE" --bind "127.0.0.1:$PORT" --admin-password bench-password > "$WORK/out.txt" 2> "$WORK/err.txt" &
+TIME_PID=$!
 for _ in $(seq 100); do grep -q "listening" "$WORK/out.txt" 2>/dev/null && break; sleep 0.1; done
 TOKEN="$(awk '/API token:/ {print $3}' "$WORK/out.txt")"
 "$Q" bench --url "http://127.0.0.1:$PORT" --token "$TOKEN" "$@"
-SERVER_PID="$(pgrep -f "quorum serve --database $DATABASE" | head -n1)"
-kill -TERM "$SERVER_PID"
-wait || true
+pkill -TERM -P "$TIME_PID"
+wait "$TIME_PID" || true
 cat "$WORK/time.txt"
 if [ "${BACKEND:-sqlite}" = postgres ]; then
     psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" postgres

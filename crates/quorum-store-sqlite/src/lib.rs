@@ -1,39 +1,41 @@
 //! The embedded default: one SQLite file in WAL mode, migrations applied on open.
 //!
-//! Every write goes through one writer task that owns the only writing connection. It takes
+//! Every write goes through one writer thread that owns the only writing connection. It takes
 //! whatever commands are queued (up to [`MAX_BATCH`]), runs each inside its own savepoint of one
 //! `BEGIN IMMEDIATE` transaction, commits once with `synchronous = FULL` (one fsync for the
 //! whole batch: group commit), and only then answers each caller. So an acknowledged write is
 //! on disk, concurrent submissions share an fsync, and assignment is exact because writes are
-//! serialised. Reads use a separate pool and never wait for the writer.
+//! serialised. Reads use a small pool of reader connections and never wait for the writer.
+//!
+//! The connections are plain synchronous SQLite connections (rusqlite) on threads of their
+//! own: a write command runs half a dozen statements, and an async driver that hands every
+//! statement to a worker thread and back costs two context switches per statement, which
+//! measured as the bottleneck of the rater loop. sqlx only applies the migrations.
 
 mod ops;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use quorum_store::{
     ExportRow, ImportReport, Lease, Member, NewItem, NewProject, NewUser, NextRequest, Project,
     ProjectStats, Result, Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Executor};
-use tokio::sync::{Mutex, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use rusqlite::Connection;
+use sqlx::ConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use tokio::sync::{mpsc, oneshot};
 
 /// The most commands one transaction (and one fsync) carries.
 pub const MAX_BATCH: usize = 512;
 
 pub struct SqliteStore {
-    reads: SqlitePool,
+    readers: Arc<Readers>,
     /// `None` once the store is closed.
     writer: std::sync::RwLock<Option<mpsc::Sender<Command>>>,
-    writer_task: Mutex<Option<JoinHandle<()>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -42,13 +44,54 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-pub(crate) fn database_error(error: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &error
-        && db.is_unique_violation()
+pub(crate) fn database_error(error: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(failure, message) = &error
+        && failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
     {
-        return StoreError::Conflict(format!("already exists ({})", db.message()));
+        return StoreError::Conflict(format!(
+            "already exists ({})",
+            message.as_deref().unwrap_or("unique constraint")
+        ));
     }
     StoreError::Database(Box::new(error))
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(database_error)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;",
+    )
+    .map_err(database_error)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Idle reader connections, opened on demand.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = match readers.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+                Some(conn) => conn,
+                None => connect(&readers.path)?,
+            };
+            let result = work(&conn);
+            if let Ok(mut idle) = readers.idle.lock() {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database(Box::new(e)))?
+    }
 }
 
 impl SqliteStore {
@@ -58,35 +101,43 @@ impl SqliteStore {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        if let Some(parent) = Path::new(path).parent()
+        let path = PathBuf::from(path);
+        if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(Box::new(e)))?;
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
-            .map_err(database_error)?
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|e| StoreError::Database(Box::new(e)))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30))
             .disable_statement_logging();
-        let mut writer = options.clone().connect().await.map_err(database_error)?;
-        sqlx::migrate!("./migrations")
-            .run(&mut writer)
+        let mut migrator = options
+            .connect()
             .await
             .map_err(|e| StoreError::Database(Box::new(e)))?;
-        let reads = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        sqlx::migrate!("./migrations")
+            .run(&mut migrator)
             .await
-            .map_err(database_error)?;
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        sqlx::Connection::close(migrator)
+            .await
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+
+        let writer = connect(&path)?;
         let (sender, receiver) = mpsc::channel(4 * MAX_BATCH);
-        let task = tokio::spawn(writer_loop(writer, receiver));
+        let thread = std::thread::Builder::new()
+            .name("quorum-sqlite-writer".into())
+            .spawn(move || writer_loop(writer, receiver))
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
         Ok(Self {
-            reads,
+            readers: Arc::new(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
             writer: std::sync::RwLock::new(Some(sender)),
-            writer_task: Mutex::new(Some(task)),
+            writer_thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -111,7 +162,7 @@ impl SqliteStore {
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
-/// Every write the store performs, queued for the writer task.
+/// Every write the store performs, queued for the writer thread.
 pub(crate) enum Command {
     CreateUser(NewUser, Reply<User>),
     CreateToken {
@@ -134,7 +185,6 @@ pub(crate) enum Command {
     Skip {
         lease_id: i64,
         user_id: i64,
-        now: i64,
         reply: Reply<()>,
     },
 }
@@ -156,9 +206,9 @@ fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T>) -> (bool, Pend
     (ok, Box::new(finish))
 }
 
-async fn run(conn: &mut SqliteConnection, command: Command) -> (bool, Pending) {
+fn run(conn: &Connection, command: Command) -> (bool, Pending) {
     match command {
-        Command::CreateUser(user, reply) => pending(reply, ops::create_user(conn, user).await),
+        Command::CreateUser(user, reply) => pending(reply, ops::create_user(conn, user)),
         Command::CreateToken {
             user_id,
             name,
@@ -167,75 +217,31 @@ async fn run(conn: &mut SqliteConnection, command: Command) -> (bool, Pending) {
             reply,
         } => pending(
             reply,
-            ops::create_token(conn, user_id, &name, &token_hash, now).await,
+            ops::create_token(conn, user_id, &name, &token_hash, now),
         ),
         Command::CreateProject(project, now, reply) => {
-            pending(reply, ops::create_project(conn, project, now).await)
+            pending(reply, ops::create_project(conn, project, now))
         }
-        Command::UpsertMember(member, reply) => {
-            pending(reply, ops::upsert_member(conn, member).await)
-        }
+        Command::UpsertMember(member, reply) => pending(reply, ops::upsert_member(conn, member)),
         Command::Import {
             project_id,
             items,
             now,
             reply,
-        } => pending(reply, ops::import_items(conn, project_id, items, now).await),
-        Command::Next(request, reply) => pending(reply, ops::next_lease(conn, request).await),
-        Command::Submit(submission, reply) => pending(reply, ops::submit(conn, submission).await),
+        } => pending(reply, ops::import_items(conn, project_id, items, now)),
+        Command::Next(request, reply) => pending(reply, ops::next_lease(conn, request)),
+        Command::Submit(submission, reply) => pending(reply, ops::submit(conn, submission)),
         Command::Skip {
             lease_id,
             user_id,
-            now,
             reply,
-        } => pending(reply, ops::skip(conn, lease_id, user_id, now).await),
+        } => pending(reply, ops::skip(conn, lease_id, user_id)),
     }
-}
-
-async fn writer_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Command>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut waiting: Vec<Pending> = Vec::with_capacity(batch.len());
-        if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
-            let message = e.to_string();
-            for command in batch.drain(..) {
-                let (_, finish) = run_failed(command);
-                finish(Some(&message));
-            }
-            continue;
-        }
-        for command in batch.drain(..) {
-            let savepoint = conn.execute("SAVEPOINT command").await;
-            let (ok, finish) = run(&mut conn, command).await;
-            let outcome = if ok && savepoint.is_ok() {
-                conn.execute("RELEASE command").await
-            } else {
-                conn.execute("ROLLBACK TO command; RELEASE command").await
-            };
-            if let Err(e) = outcome {
-                tracing::error!(error = %e, "savepoint handling failed");
-            }
-            waiting.push(finish);
-        }
-        let commit_error = match conn.execute("COMMIT").await {
-            Ok(_) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed");
-                let _ = conn.execute("ROLLBACK").await;
-                Some(e.to_string())
-            }
-        };
-        for finish in waiting {
-            finish(commit_error.as_deref());
-        }
-    }
-    // The queue is closed and drained: every acknowledged write is committed.
-    let _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await;
 }
 
 /// Answers a command that never ran (its transaction could not begin).
-fn run_failed(command: Command) -> (bool, Pending) {
-    match command {
+fn run_failed(command: Command) -> Pending {
+    let (_, finish) = match command {
         Command::CreateUser(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::CreateToken { reply, .. } => pending(reply, Err(StoreError::Closed)),
         Command::CreateProject(_, _, reply) => pending(reply, Err(StoreError::Closed)),
@@ -244,7 +250,55 @@ fn run_failed(command: Command) -> (bool, Pending) {
         Command::Next(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::Submit(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::Skip { reply, .. } => pending(reply, Err(StoreError::Closed)),
+    };
+    finish
+}
+
+fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let message = e.to_string();
+            for command in batch.drain(..) {
+                run_failed(command)(Some(&message));
+            }
+            continue;
+        }
+        let mut waiting: Vec<Pending> = Vec::with_capacity(batch.len());
+        for command in batch.drain(..) {
+            let savepoint = conn.execute_batch("SAVEPOINT command");
+            let (ok, finish) = run(&conn, command);
+            let outcome = if ok && savepoint.is_ok() {
+                conn.execute_batch("RELEASE command")
+            } else {
+                conn.execute_batch("ROLLBACK TO command; RELEASE command")
+            };
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, "savepoint handling failed");
+            }
+            waiting.push(finish);
+        }
+        let commit_error = match conn.execute_batch("COMMIT") {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+                Some(e.to_string())
+            }
+        };
+        for finish in waiting {
+            finish(commit_error.as_deref());
+        }
     }
+    // The queue is closed and drained: every acknowledged write is committed.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
 }
 
 #[async_trait]
@@ -253,18 +307,18 @@ impl Store for SqliteStore {
         self.write(|reply| Command::CreateUser(user, reply)).await
     }
     async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
-        ops::user_where(
-            &self.reads,
-            "SELECT * FROM users WHERE name = ?",
-            name.to_string(),
-        )
-        .await
+        let name = name.to_string();
+        self.readers
+            .run(move |c| ops::user_where(c, "SELECT * FROM users WHERE name = ?1", &name))
+            .await
     }
     async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
-        ops::user_where(&self.reads, "SELECT * FROM users WHERE id = ?", id).await
+        self.readers
+            .run(move |c| ops::user_where(c, "SELECT * FROM users WHERE id = ?1", &id))
+            .await
     }
     async fn list_users(&self) -> Result<Vec<User>> {
-        ops::list_users(&self.reads).await
+        self.readers.run(ops::list_users).await
     }
     async fn create_token(
         &self,
@@ -284,19 +338,19 @@ impl Store for SqliteStore {
         .await
     }
     async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>> {
-        ops::user_where(
-            &self.reads,
-            "SELECT * FROM users WHERE id = (SELECT user_id FROM api_tokens WHERE token_hash = ?)",
-            token_hash.to_string(),
-        )
-        .await
+        let hash = token_hash.to_string();
+        self.readers
+            .run(move |c| {
+                ops::user_where(c, "SELECT * FROM users WHERE id = (SELECT user_id FROM api_tokens WHERE token_hash = ?1)", &hash)
+            })
+            .await
     }
     async fn create_project(&self, project: NewProject, now: i64) -> Result<Project> {
         self.write(|reply| Command::CreateProject(project, now, reply))
             .await
     }
     async fn project(&self, id: i64) -> Result<Option<Project>> {
-        ops::project(&self.reads, id).await
+        self.readers.run(move |c| ops::project(c, id)).await
     }
     async fn list_projects(
         &self,
@@ -304,14 +358,18 @@ impl Store for SqliteStore {
         after: i64,
         limit: i64,
     ) -> Result<Vec<Project>> {
-        ops::list_projects(&self.reads, member, after, limit).await
+        self.readers
+            .run(move |c| ops::list_projects(c, member, after, limit))
+            .await
     }
     async fn upsert_member(&self, member: Member) -> Result<()> {
         self.write(|reply| Command::UpsertMember(member, reply))
             .await
     }
     async fn member(&self, project_id: i64, user_id: i64) -> Result<Option<Member>> {
-        ops::member(&self.reads, project_id, user_id).await
+        self.readers
+            .run(move |c| ops::member(c, project_id, user_id))
+            .await
     }
     async fn import_items(
         &self,
@@ -328,22 +386,21 @@ impl Store for SqliteStore {
         .await
     }
     async fn item(&self, id: i64) -> Result<Option<StoredItem>> {
-        ops::item(&self.reads, id).await
+        self.readers.run(move |c| ops::item(c, id)).await
     }
     async fn next_lease(&self, request: NextRequest) -> Result<Option<(Lease, StoredItem)>> {
         self.write(|reply| Command::Next(request, reply)).await
     }
     async fn lease(&self, id: i64) -> Result<Option<Lease>> {
-        ops::lease(&self.reads, id).await
+        self.readers.run(move |c| ops::lease(c, id)).await
     }
     async fn submit(&self, submission: Submission) -> Result<SubmitOutcome> {
         self.write(|reply| Command::Submit(submission, reply)).await
     }
-    async fn skip(&self, lease_id: i64, user_id: i64, now: i64) -> Result<()> {
+    async fn skip(&self, lease_id: i64, user_id: i64, _now: i64) -> Result<()> {
         self.write(|reply| Command::Skip {
             lease_id,
             user_id,
-            now,
             reply,
         })
         .await
@@ -354,19 +411,23 @@ impl Store for SqliteStore {
         after: i64,
         limit: i64,
     ) -> Result<Vec<ExportRow>> {
-        ops::export_responses(&self.reads, project_id, after, limit).await
+        self.readers
+            .run(move |c| ops::export_responses(c, project_id, after, limit))
+            .await
     }
     async fn stats(&self, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {
-        ops::stats(&self.reads, project_id, overlap, now).await
+        self.readers
+            .run(move |c| ops::stats(c, project_id, overlap, now))
+            .await
     }
     async fn close(&self) {
         // Dropping the last sender ends the writer loop after it has committed what is queued.
         if let Ok(mut writer) = self.writer.write() {
             writer.take();
         }
-        if let Some(task) = self.writer_task.lock().await.take() {
-            let _ = task.await;
+        let thread = self.writer_thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        self.reads.close().await;
     }
 }

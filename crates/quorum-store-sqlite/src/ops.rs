@@ -1,5 +1,5 @@
-//! The SQL of the SQLite backend. Write functions run on the writer's connection inside its
-//! transaction; read functions run on the read pool.
+//! The SQL of the SQLite backend, on plain synchronous connections. Write functions run on the
+//! writer thread inside its transaction; read functions run on a reader connection.
 
 use quorum_core::Role;
 use quorum_store::{
@@ -7,13 +7,10 @@ use quorum_store::{
     NextRequest, Project, ProjectStats, Response, Result, StoreError, StoredItem, Submission,
     SubmitOutcome, User,
 };
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
-use sqlx::{Row, Sqlite};
 
 use crate::database_error;
-
-type Db = Sqlite;
 
 fn json_text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
@@ -23,178 +20,252 @@ fn parse_json(text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Database(Box::new(e)))
 }
 
-fn get<'r, T: sqlx::Decode<'r, Db> + sqlx::Type<Db>>(
-    row: &'r SqliteRow,
-    column: &str,
-) -> Result<T> {
-    row.try_get(column).map_err(database_error)
+/// Maps a row, keeping JSON parse errors apart from SQLite's.
+fn map<T>(
+    row: &Row<'_>,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<Result<T>>,
+) -> rusqlite::Result<Result<T>> {
+    f(row)
 }
 
-fn user_from(row: &SqliteRow) -> Result<User> {
-    Ok(User {
-        id: get(row, "id")?,
-        name: get(row, "name")?,
-        password_hash: get(row, "password_hash")?,
-        is_admin: get::<i64>(row, "is_admin")? != 0,
-        created_at: get(row, "created_at")?,
-    })
+fn user_from(row: &Row<'_>) -> rusqlite::Result<Result<User>> {
+    Ok(Ok(User {
+        id: row.get("id")?,
+        name: row.get("name")?,
+        password_hash: row.get("password_hash")?,
+        is_admin: row.get::<_, i64>("is_admin")? != 0,
+        created_at: row.get("created_at")?,
+    }))
 }
 
-fn project_from(row: &SqliteRow) -> Result<Project> {
-    Ok(Project {
-        id: get(row, "id")?,
-        name: get(row, "name")?,
-        instructions: get(row, "instructions")?,
-        schema: parse_json(&get::<String>(row, "schema")?)?,
-        overlap: get::<i64>(row, "overlap")? as i32,
-        lease_seconds: get(row, "lease_seconds")?,
-        locale_policy: LocalePolicy::parse(&get::<String>(row, "locale_policy")?),
-        created_at: get(row, "created_at")?,
-    })
+fn project_from(row: &Row<'_>) -> rusqlite::Result<Result<Project>> {
+    let schema: String = row.get("schema")?;
+    let locale_policy: String = row.get("locale_policy")?;
+    let (id, name, instructions, overlap, lease_seconds, created_at) = (
+        row.get("id")?,
+        row.get("name")?,
+        row.get("instructions")?,
+        row.get("overlap")?,
+        row.get("lease_seconds")?,
+        row.get("created_at")?,
+    );
+    Ok(parse_json(&schema).map(|schema| Project {
+        id,
+        name,
+        instructions,
+        schema,
+        overlap,
+        lease_seconds,
+        locale_policy: LocalePolicy::parse(&locale_policy),
+        created_at,
+    }))
 }
 
-fn member_from(row: &SqliteRow) -> Result<Member> {
-    let list = |column: &str| -> Result<Vec<String>> {
-        serde_json::from_str(&get::<String>(row, column)?)
-            .map_err(|e| StoreError::Database(Box::new(e)))
+fn member_from(row: &Row<'_>) -> rusqlite::Result<Result<Member>> {
+    let role: String = row.get("role")?;
+    let (locales, skills): (String, String) = (row.get("locales")?, row.get("skills")?);
+    let (project_id, user_id) = (row.get("project_id")?, row.get("user_id")?);
+    let list = |text: &str| {
+        serde_json::from_str::<Vec<String>>(text).map_err(|e| StoreError::Database(Box::new(e)))
     };
-    Ok(Member {
-        project_id: get(row, "project_id")?,
-        user_id: get(row, "user_id")?,
-        role: Role::parse(&get::<String>(row, "role")?).unwrap_or(Role::Annotator),
-        locales: list("locales")?,
-        skills: list("skills")?,
-    })
+    Ok((|| {
+        Ok(Member {
+            project_id,
+            user_id,
+            role: Role::parse(&role).unwrap_or(Role::Annotator),
+            locales: list(&locales)?,
+            skills: list(&skills)?,
+        })
+    })())
 }
 
-fn optional_json(row: &SqliteRow, column: &str) -> Result<Option<Value>> {
-    get::<Option<String>>(row, column)?
-        .map(|t| parse_json(&t))
+fn item_from(row: &Row<'_>) -> rusqlite::Result<Result<StoredItem>> {
+    let (fields, metadata): (String, String) = (row.get("fields")?, row.get("metadata")?);
+    let (suggestions, gold): (Option<String>, Option<String>) =
+        (row.get("suggestions")?, row.get("gold")?);
+    let (
+        id,
+        project_id,
+        external_id,
+        locale,
+        category,
+        priority,
+        responses,
+        active_leases,
+        created_at,
+    ) = (
+        row.get("id")?,
+        row.get("project_id")?,
+        row.get("external_id")?,
+        row.get("locale")?,
+        row.get("category")?,
+        row.get("priority")?,
+        row.get("responses")?,
+        row.get("active_leases")?,
+        row.get("created_at")?,
+    );
+    Ok((|| {
+        Ok(StoredItem {
+            id,
+            project_id,
+            external_id,
+            fields: parse_json(&fields)?,
+            metadata: parse_json(&metadata)?,
+            locale,
+            category,
+            suggestions: suggestions.as_deref().map(parse_json).transpose()?,
+            gold: gold.as_deref().map(parse_json).transpose()?,
+            priority,
+            responses,
+            active_leases,
+            created_at,
+        })
+    })())
+}
+
+fn lease_from(row: &Row<'_>) -> rusqlite::Result<Result<Lease>> {
+    let state: String = row.get("state")?;
+    Ok(Ok(Lease {
+        id: row.get("id")?,
+        project_id: row.get("project_id")?,
+        item_id: row.get("item_id")?,
+        user_id: row.get("user_id")?,
+        created_at: row.get("created_at")?,
+        expires_at: row.get("expires_at")?,
+        state: LeaseState::parse(&state),
+    }))
+}
+
+fn response_from(row: &Row<'_>) -> rusqlite::Result<Result<Response>> {
+    let answers: String = row.get("answers")?;
+    let (id, project_id, item_id, user_id, lease_id, time_spent_ms, created_at) = (
+        row.get("id")?,
+        row.get("project_id")?,
+        row.get("item_id")?,
+        row.get("user_id")?,
+        row.get("lease_id")?,
+        row.get("time_spent_ms")?,
+        row.get("created_at")?,
+    );
+    Ok(parse_json(&answers).map(|answers| Response {
+        id,
+        project_id,
+        item_id,
+        user_id,
+        lease_id,
+        answers,
+        time_spent_ms,
+        created_at,
+    }))
+}
+
+/// One row (or none) through a mapper.
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    mapper: fn(&Row<'_>) -> rusqlite::Result<Result<T>>,
+) -> Result<Option<T>> {
+    let mut statement = conn.prepare_cached(sql).map_err(database_error)?;
+    statement
+        .query_row(params, |row| map(row, mapper))
+        .optional()
+        .map_err(database_error)?
         .transpose()
 }
 
-fn item_from(row: &SqliteRow) -> Result<StoredItem> {
-    Ok(StoredItem {
-        id: get(row, "id")?,
-        project_id: get(row, "project_id")?,
-        external_id: get(row, "external_id")?,
-        fields: parse_json(&get::<String>(row, "fields")?)?,
-        metadata: parse_json(&get::<String>(row, "metadata")?)?,
-        locale: get(row, "locale")?,
-        category: get(row, "category")?,
-        suggestions: optional_json(row, "suggestions")?,
-        gold: optional_json(row, "gold")?,
-        priority: get::<i64>(row, "priority")? as i32,
-        responses: get::<i64>(row, "responses")? as i32,
-        active_leases: get::<i64>(row, "active_leases")? as i32,
-        created_at: get(row, "created_at")?,
-    })
+fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    mapper: fn(&Row<'_>) -> rusqlite::Result<Result<T>>,
+) -> Result<Vec<T>> {
+    let mut statement = conn.prepare_cached(sql).map_err(database_error)?;
+    let rows = statement
+        .query_map(params, |row| map(row, mapper))
+        .map_err(database_error)?;
+    rows.map(|r| r.map_err(database_error).and_then(|inner| inner))
+        .collect()
 }
 
-fn lease_from(row: &SqliteRow) -> Result<Lease> {
-    Ok(Lease {
-        id: get(row, "id")?,
-        project_id: get(row, "project_id")?,
-        item_id: get(row, "item_id")?,
-        user_id: get(row, "user_id")?,
-        created_at: get(row, "created_at")?,
-        expires_at: get(row, "expires_at")?,
-        state: LeaseState::parse(&get::<String>(row, "state")?),
-    })
+fn execute(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params))
+        .map_err(database_error)
 }
 
-fn response_from(row: &SqliteRow) -> Result<Response> {
-    Ok(Response {
-        id: get(row, "id")?,
-        project_id: get(row, "project_id")?,
-        item_id: get(row, "item_id")?,
-        user_id: get(row, "user_id")?,
-        lease_id: get(row, "lease_id")?,
-        answers: parse_json(&get::<String>(row, "answers")?)?,
-        time_spent_ms: get(row, "time_spent_ms")?,
-        created_at: get(row, "created_at")?,
-    })
+fn scalar<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<T>> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, |row| row.get(0)).optional())
+        .map_err(database_error)
 }
 
 // ---- users and tokens ----
 
-pub async fn create_user(conn: &mut SqliteConnection, user: NewUser) -> Result<User> {
-    let row = sqlx::query(
-        "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?) RETURNING *",
+pub fn create_user(conn: &Connection, user: NewUser) -> Result<User> {
+    one(
+        conn,
+        "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING *",
+        params![user.name, user.password_hash, i64::from(user.is_admin), user.created_at],
+        user_from,
     )
-    .bind(&user.name)
-    .bind(&user.password_hash)
-    .bind(i64::from(user.is_admin))
-    .bind(user.created_at)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| match database_error(e) {
+    .map_err(|e| match e {
         StoreError::Conflict(_) => StoreError::Conflict(format!("a user named `{}` already exists", user.name)),
         other => other,
-    })?;
-    user_from(&row)
+    })?
+    .ok_or(StoreError::NotFound("user"))
 }
 
-pub async fn user_where<T>(pool: &SqlitePool, sql: &'static str, value: T) -> Result<Option<User>>
-where
-    T: 'static + Send + sqlx::Encode<'static, Db> + sqlx::Type<Db>,
-{
-    let row = sqlx::query(sql)
-        .bind(value)
-        .fetch_optional(pool)
-        .await
-        .map_err(database_error)?;
-    row.as_ref().map(user_from).transpose()
+pub fn user_where(
+    conn: &Connection,
+    sql: &str,
+    value: &dyn rusqlite::ToSql,
+) -> Result<Option<User>> {
+    one(conn, sql, [value], user_from)
 }
 
-pub async fn list_users(pool: &SqlitePool) -> Result<Vec<User>> {
-    let rows = sqlx::query("SELECT * FROM users ORDER BY id")
-        .fetch_all(pool)
-        .await
-        .map_err(database_error)?;
-    rows.iter().map(user_from).collect()
+pub fn list_users(conn: &Connection) -> Result<Vec<User>> {
+    all(conn, "SELECT * FROM users ORDER BY id", [], user_from)
 }
 
-pub async fn create_token(
-    conn: &mut SqliteConnection,
+pub fn create_token(
+    conn: &Connection,
     user_id: i64,
     name: &str,
     hash: &str,
     now: i64,
 ) -> Result<i64> {
-    let row = sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id")
-        .bind(user_id)
-        .bind(name)
-        .bind(hash)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(database_error)?;
-    get(&row, "id")
+    scalar(
+        conn,
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        params![user_id, name, hash, now],
+    )?
+    .ok_or(StoreError::NotFound("token"))
 }
 
 // ---- projects and members ----
 
-pub async fn create_project(
-    conn: &mut SqliteConnection,
-    project: NewProject,
-    now: i64,
-) -> Result<Project> {
-    let row = sqlx::query(
+pub fn create_project(conn: &Connection, project: NewProject, now: i64) -> Result<Project> {
+    let created = one(
+        conn,
         "INSERT INTO projects (name, instructions, schema, overlap, lease_seconds, locale_policy, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
-    )
-    .bind(&project.name)
-    .bind(&project.instructions)
-    .bind(json_text(&project.schema))
-    .bind(i64::from(project.overlap))
-    .bind(project.lease_seconds)
-    .bind(project.locale_policy.as_str())
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(database_error)?;
-    let created = project_from(&row)?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING *",
+        params![
+            project.name,
+            project.instructions,
+            json_text(&project.schema),
+            project.overlap,
+            project.lease_seconds,
+            project.locale_policy.as_str(),
+            now
+        ],
+        project_from,
+    )?
+    .ok_or(StoreError::NotFound("project"))?;
     upsert_member(
         conn,
         Member {
@@ -204,74 +275,60 @@ pub async fn create_project(
             locales: vec![],
             skills: vec![],
         },
-    )
-    .await?;
+    )?;
     Ok(created)
 }
 
-pub async fn project(pool: &SqlitePool, id: i64) -> Result<Option<Project>> {
-    let row = sqlx::query("SELECT * FROM projects WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(database_error)?;
-    row.as_ref().map(project_from).transpose()
+pub fn project(conn: &Connection, id: i64) -> Result<Option<Project>> {
+    one(
+        conn,
+        "SELECT * FROM projects WHERE id = ?1",
+        [id],
+        project_from,
+    )
 }
 
-pub async fn list_projects(
-    pool: &SqlitePool,
+pub fn list_projects(
+    conn: &Connection,
     member: Option<i64>,
     after: i64,
     limit: i64,
 ) -> Result<Vec<Project>> {
-    let rows = match member {
-        None => {
-            sqlx::query("SELECT * FROM projects WHERE id > ? ORDER BY id LIMIT ?")
-                .bind(after)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-        }
-        Some(user) => {
-            sqlx::query(
-                "SELECT p.* FROM projects p JOIN members m ON m.project_id = p.id
-                 WHERE m.user_id = ? AND p.id > ? ORDER BY p.id LIMIT ?",
-            )
-            .bind(user)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(pool)
-            .await
-        }
+    match member {
+        None => all(
+            conn,
+            "SELECT * FROM projects WHERE id > ?1 ORDER BY id LIMIT ?2",
+            [after, limit],
+            project_from,
+        ),
+        Some(user) => all(
+            conn,
+            "SELECT p.* FROM projects p JOIN members m ON m.project_id = p.id
+             WHERE m.user_id = ?1 AND p.id > ?2 ORDER BY p.id LIMIT ?3",
+            [user, after, limit],
+            project_from,
+        ),
     }
-    .map_err(database_error)?;
-    rows.iter().map(project_from).collect()
 }
 
-pub async fn upsert_member(conn: &mut SqliteConnection, member: Member) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO members (project_id, user_id, role, locales, skills) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role, locales = excluded.locales, skills = excluded.skills",
-    )
-    .bind(member.project_id)
-    .bind(member.user_id)
-    .bind(member.role.as_str())
-    .bind(json_text(&member.locales))
-    .bind(json_text(&member.skills))
-    .execute(&mut *conn)
-    .await
-    .map_err(database_error)?;
+pub fn upsert_member(conn: &Connection, member: Member) -> Result<()> {
+    execute(
+        conn,
+        "INSERT INTO members (project_id, user_id, role, locales, skills) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role, locales = excluded.locales,
+         skills = excluded.skills",
+        params![member.project_id, member.user_id, member.role.as_str(), json_text(&member.locales), json_text(&member.skills)],
+    )?;
     Ok(())
 }
 
-pub async fn member(pool: &SqlitePool, project_id: i64, user_id: i64) -> Result<Option<Member>> {
-    let row = sqlx::query("SELECT * FROM members WHERE project_id = ? AND user_id = ?")
-        .bind(project_id)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(database_error)?;
-    row.as_ref().map(member_from).transpose()
+pub fn member(conn: &Connection, project_id: i64, user_id: i64) -> Result<Option<Member>> {
+    one(
+        conn,
+        "SELECT * FROM members WHERE project_id = ?1 AND user_id = ?2",
+        [project_id, user_id],
+        member_from,
+    )
 }
 
 // ---- items ----
@@ -285,139 +342,105 @@ fn locale_keys(locale: Option<&str>) -> (Option<String>, Option<String>) {
     (key, language)
 }
 
-pub async fn import_items(
-    conn: &mut SqliteConnection,
+pub fn import_items(
+    conn: &Connection,
     project_id: i64,
     items: Vec<NewItem>,
     now: i64,
 ) -> Result<ImportReport> {
-    let overlap: i64 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = ?")
-        .bind(project_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(database_error)?
+    scalar::<i64>(conn, "SELECT id FROM projects WHERE id = ?1", [project_id])?
         .ok_or(StoreError::NotFound("project"))?;
-    let _ = overlap;
     let mut report = ImportReport::default();
     for item in items {
         let (locale_key, language_key) = locale_keys(item.locale.as_deref());
         let existing: Option<i64> = match &item.external_id {
-            Some(external) => {
-                sqlx::query_scalar("SELECT id FROM items WHERE project_id = ? AND external_id = ?")
-                    .bind(project_id)
-                    .bind(external)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(database_error)?
-            }
+            Some(external) => scalar(
+                conn,
+                "SELECT id FROM items WHERE project_id = ?1 AND external_id = ?2",
+                params![project_id, external],
+            )?,
             None => None,
         };
-        let (fields, metadata, suggestions, gold) =
-            (&item.fields, &item.metadata, &item.suggestions, &item.gold);
         if let Some(id) = existing {
-            sqlx::query(
-                "UPDATE items SET fields = ?, metadata = ?, locale = ?, locale_key = ?, language_key = ?, category = ?,
-                 suggestions = ?, gold = ?, priority = ? WHERE id = ?",
-            )
-            .bind(fields)
-            .bind(metadata)
-            .bind(&item.locale)
-            .bind(locale_key)
-            .bind(language_key)
-            .bind(&item.category)
-            .bind(suggestions)
-            .bind(gold)
-            .bind(i64::from(item.priority))
-            .bind(id)
-            .execute(&mut *conn)
-            .await
-            .map_err(database_error)?;
+            execute(
+                conn,
+                "UPDATE items SET fields = ?1, metadata = ?2, locale = ?3, locale_key = ?4, language_key = ?5,
+                 category = ?6, suggestions = ?7, gold = ?8, priority = ?9 WHERE id = ?10",
+                params![
+                    item.fields,
+                    item.metadata,
+                    item.locale,
+                    locale_key,
+                    language_key,
+                    item.category,
+                    item.suggestions,
+                    item.gold,
+                    item.priority,
+                    id
+                ],
+            )?;
             report.updated += 1;
         } else {
-            sqlx::query(
-                "INSERT INTO items (project_id, external_id, fields, metadata, locale, locale_key, language_key, category,
-                 suggestions, gold, priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(project_id)
-            .bind(&item.external_id)
-            .bind(fields)
-            .bind(metadata)
-            .bind(&item.locale)
-            .bind(locale_key)
-            .bind(language_key)
-            .bind(&item.category)
-            .bind(suggestions)
-            .bind(gold)
-            .bind(i64::from(item.priority))
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map_err(database_error)?;
+            execute(
+                conn,
+                "INSERT INTO items (project_id, external_id, fields, metadata, locale, locale_key, language_key,
+                 category, suggestions, gold, priority, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    project_id,
+                    item.external_id,
+                    item.fields,
+                    item.metadata,
+                    item.locale,
+                    locale_key,
+                    language_key,
+                    item.category,
+                    item.suggestions,
+                    item.gold,
+                    item.priority,
+                    now
+                ],
+            )?;
             report.created += 1;
         }
     }
     Ok(report)
 }
 
-pub async fn item(pool: &SqlitePool, id: i64) -> Result<Option<StoredItem>> {
-    let row = sqlx::query("SELECT * FROM items WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(database_error)?;
-    row.as_ref().map(item_from).transpose()
-}
-
-async fn item_in(conn: &mut SqliteConnection, id: i64) -> Result<StoredItem> {
-    let row = sqlx::query("SELECT * FROM items WHERE id = ?")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(database_error)?;
-    item_from(&row)
+pub fn item(conn: &Connection, id: i64) -> Result<Option<StoredItem>> {
+    one(conn, "SELECT * FROM items WHERE id = ?1", [id], item_from)
 }
 
 /// Adds `delta_responses` and `delta_active` to an item's counters and recomputes `open`.
-async fn count(
-    conn: &mut SqliteConnection,
+fn count(
+    conn: &Connection,
     item_id: i64,
     overlap: i32,
     delta_responses: i64,
     delta_active: i64,
 ) -> Result<()> {
-    sqlx::query(
+    execute(
+        conn,
         "UPDATE items SET responses = responses + ?1, active_leases = active_leases + ?2,
          open = (responses + ?1 + active_leases + ?2 < ?3) WHERE id = ?4",
-    )
-    .bind(delta_responses)
-    .bind(delta_active)
-    .bind(i64::from(overlap))
-    .bind(item_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(database_error)?;
+        params![delta_responses, delta_active, overlap, item_id],
+    )?;
     Ok(())
 }
 
 /// Marks one live lease expired (if it still is) and frees its slot.
-async fn expire(conn: &mut SqliteConnection, lease_id: i64, overlap: i32) -> Result<()> {
-    let item: Option<i64> = sqlx::query_scalar(
-        "UPDATE leases SET state = 'expired' WHERE id = ? AND state = 'active' RETURNING item_id",
-    )
-    .bind(lease_id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(database_error)?;
+fn expire(conn: &Connection, lease_id: i64, overlap: i32) -> Result<()> {
+    let item: Option<i64> = scalar(
+        conn,
+        "UPDATE leases SET state = 'expired' WHERE id = ?1 AND state = 'active' RETURNING item_id",
+        [lease_id],
+    )?;
     if let Some(item) = item {
-        count(conn, item, overlap, 0, -1).await?;
+        count(conn, item, overlap, 0, -1)?;
     }
     Ok(())
 }
 
-pub async fn next_lease(
-    conn: &mut SqliteConnection,
-    request: NextRequest,
-) -> Result<Option<(Lease, StoredItem)>> {
+pub fn next_lease(conn: &Connection, request: NextRequest) -> Result<Option<(Lease, StoredItem)>> {
     let NextRequest {
         project_id,
         user_id,
@@ -426,128 +449,98 @@ pub async fn next_lease(
         ref locales,
         now,
     } = request;
-    if let Some(row) = sqlx::query(
-        "SELECT * FROM leases WHERE user_id = ? AND project_id = ? AND state = 'active' AND expires_at > ? LIMIT 1",
-    )
-    .bind(user_id)
-    .bind(project_id)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(database_error)?
-    {
-        let lease = lease_from(&row)?;
-        let item = item_in(conn, lease.item_id).await?;
+    if let Some(lease) = one(
+        conn,
+        "SELECT * FROM leases WHERE user_id = ?1 AND project_id = ?2 AND state = 'active' AND expires_at > ?3 LIMIT 1",
+        [user_id, project_id, now],
+        lease_from,
+    )? {
+        let item = item(conn, lease.item_id)?.ok_or(StoreError::NotFound("item"))?;
         return Ok(Some((lease, item)));
     }
-    let stale: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM leases WHERE project_id = ? AND state = 'active' AND expires_at <= ?",
-    )
-    .bind(project_id)
-    .bind(now)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(database_error)?;
+    let stale: Vec<i64> = {
+        let mut statement = conn
+            .prepare_cached("SELECT id FROM leases WHERE project_id = ?1 AND state = 'active' AND expires_at <= ?2")
+            .map_err(database_error)?;
+        let rows = statement
+            .query_map([project_id, now], |row| row.get(0))
+            .map_err(database_error)?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(database_error)?
+    };
     for lease_id in stale {
-        expire(conn, lease_id, overlap).await?;
+        expire(conn, lease_id, overlap)?;
     }
     let mut sql = String::from(
-        "SELECT id FROM items i WHERE i.project_id = ? AND i.open = 1
-         AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = ?)",
+        "SELECT id FROM items i WHERE i.project_id = ?1 AND i.open = 1
+         AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = ?2)",
     );
-    let mut keys = Vec::new();
-    let mut languages = Vec::new();
+    let mut values: Vec<rusqlite::types::Value> = vec![project_id.into(), user_id.into()];
     if let Some(locales) = locales {
+        let (mut keys, mut languages) = (Vec::new(), Vec::new());
         for locale in locales {
             let key = locale.to_ascii_lowercase();
             if key.contains('-') {
-                keys.push(key);
+                keys.push(key)
             } else {
-                languages.push(key);
+                languages.push(key)
             }
         }
         sql.push_str(" AND (i.locale_key IS NULL");
-        if !keys.is_empty() {
-            sql.push_str(&format!(
-                " OR i.locale_key IN ({})",
-                vec!["?"; keys.len()].join(", ")
-            ));
-        }
-        if !languages.is_empty() {
-            sql.push_str(&format!(
-                " OR i.language_key IN ({})",
-                vec!["?"; languages.len()].join(", ")
-            ));
+        for (column, list) in [("locale_key", keys), ("language_key", languages)] {
+            if !list.is_empty() {
+                let start = values.len() + 1;
+                let marks: Vec<String> = (start..start + list.len())
+                    .map(|n| format!("?{n}"))
+                    .collect();
+                sql.push_str(&format!(" OR i.{column} IN ({})", marks.join(", ")));
+                values.extend(list.into_iter().map(rusqlite::types::Value::from));
+            }
         }
         sql.push(')');
     }
     sql.push_str(" ORDER BY i.priority DESC, i.id ASC LIMIT 1");
-    let mut query = sqlx::query_scalar::<_, i64>(&sql)
-        .bind(project_id)
-        .bind(user_id);
-    for key in keys.iter().chain(&languages) {
-        query = query.bind(key);
-    }
-    let Some(item_id) = query
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(database_error)?
-    else {
+    let Some(item_id) = scalar::<i64>(conn, &sql, params_from_iter(values))? else {
         return Ok(None);
     };
-    let row = sqlx::query(
-        "INSERT INTO leases (project_id, item_id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING *",
-    )
-    .bind(project_id)
-    .bind(item_id)
-    .bind(user_id)
-    .bind(now)
-    .bind(now + lease_seconds * 1000)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(database_error)?;
-    count(conn, item_id, overlap, 0, 1).await?;
-    let item = item_in(conn, item_id).await?;
-    Ok(Some((lease_from(&row)?, item)))
+    let lease = one(
+        conn,
+        "INSERT INTO leases (project_id, item_id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING *",
+        [project_id, item_id, user_id, now, now + lease_seconds * 1000],
+        lease_from,
+    )?
+    .ok_or(StoreError::NotFound("lease"))?;
+    count(conn, item_id, overlap, 0, 1)?;
+    let item = item(conn, item_id)?.ok_or(StoreError::NotFound("item"))?;
+    Ok(Some((lease, item)))
 }
 
-pub async fn lease(pool: &SqlitePool, id: i64) -> Result<Option<Lease>> {
-    let row = sqlx::query("SELECT * FROM leases WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(database_error)?;
-    row.as_ref().map(lease_from).transpose()
+pub fn lease(conn: &Connection, id: i64) -> Result<Option<Lease>> {
+    one(conn, "SELECT * FROM leases WHERE id = ?1", [id], lease_from)
 }
 
-async fn own_lease(conn: &mut SqliteConnection, lease_id: i64, user_id: i64) -> Result<Lease> {
-    let row = sqlx::query("SELECT * FROM leases WHERE id = ?")
-        .bind(lease_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(database_error)?;
-    match row.as_ref().map(lease_from).transpose()? {
+fn own_lease(conn: &Connection, lease_id: i64, user_id: i64) -> Result<Lease> {
+    match lease(conn, lease_id)? {
         Some(lease) if lease.user_id == user_id => Ok(lease),
         // Someone else's lease is reported exactly like a missing one.
         _ => Err(StoreError::NotFound("lease")),
     }
 }
 
-pub async fn submit(conn: &mut SqliteConnection, s: Submission) -> Result<SubmitOutcome> {
-    if let Some(key) = &s.idempotency_key {
-        let row = sqlx::query("SELECT * FROM responses WHERE user_id = ? AND idempotency_key = ?")
-            .bind(s.user_id)
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(database_error)?;
-        if let Some(row) = row {
-            return Ok(SubmitOutcome::Replayed(response_from(&row)?));
-        }
+pub fn submit(conn: &Connection, s: Submission) -> Result<SubmitOutcome> {
+    if let Some(key) = &s.idempotency_key
+        && let Some(response) = one(
+            conn,
+            "SELECT * FROM responses WHERE user_id = ?1 AND idempotency_key = ?2",
+            params![s.user_id, key],
+            response_from,
+        )?
+    {
+        return Ok(SubmitOutcome::Replayed(response));
     }
-    let mut lease = own_lease(conn, s.lease_id, s.user_id).await?;
+    let mut lease = own_lease(conn, s.lease_id, s.user_id)?;
     if lease.state == LeaseState::Active && lease.expires_at <= s.now {
-        expire(conn, lease.id, s.overlap).await?;
+        expire(conn, lease.id, s.overlap)?;
         lease.state = LeaseState::Expired;
     }
     match lease.state {
@@ -557,143 +550,126 @@ pub async fn submit(conn: &mut SqliteConnection, s: Submission) -> Result<Submit
             ));
         }
         LeaseState::Skipped => return Err(StoreError::Conflict("this lease was skipped".into())),
-        LeaseState::Active => count(conn, lease.item_id, s.overlap, 1, -1).await?,
+        LeaseState::Active => count(conn, lease.item_id, s.overlap, 1, -1)?,
         LeaseState::Expired => {
-            let taken: i64 =
-                sqlx::query_scalar("SELECT responses + active_leases FROM items WHERE id = ?")
-                    .bind(lease.item_id)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(database_error)?;
+            let taken: i64 = scalar(
+                conn,
+                "SELECT responses + active_leases FROM items WHERE id = ?1",
+                [lease.item_id],
+            )?
+            .unwrap_or(0);
             if taken >= i64::from(s.overlap) {
                 return Err(StoreError::LeaseExpired);
             }
-            count(conn, lease.item_id, s.overlap, 1, 0).await?;
+            count(conn, lease.item_id, s.overlap, 1, 0)?;
         }
     }
-    sqlx::query("UPDATE leases SET state = 'submitted' WHERE id = ?")
-        .bind(lease.id)
-        .execute(&mut *conn)
-        .await
-        .map_err(database_error)?;
-    let row = sqlx::query(
+    execute(
+        conn,
+        "UPDATE leases SET state = 'submitted' WHERE id = ?1",
+        [lease.id],
+    )?;
+    let response = one(
+        conn,
         "INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-    )
-    .bind(lease.project_id)
-    .bind(lease.item_id)
-    .bind(s.user_id)
-    .bind(lease.id)
-    .bind(json_text(&s.answers))
-    .bind(s.time_spent_ms)
-    .bind(&s.idempotency_key)
-    .bind(s.now)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(database_error)?;
-    Ok(SubmitOutcome::Created(response_from(&row)?))
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING *",
+        params![lease.project_id, lease.item_id, s.user_id, lease.id, json_text(&s.answers), s.time_spent_ms, s.idempotency_key, s.now],
+        response_from,
+    )?
+    .ok_or(StoreError::NotFound("response"))?;
+    Ok(SubmitOutcome::Created(response))
 }
 
-pub async fn skip(
-    conn: &mut SqliteConnection,
-    lease_id: i64,
-    user_id: i64,
-    now: i64,
-) -> Result<()> {
-    let lease = own_lease(conn, lease_id, user_id).await?;
+pub fn skip(conn: &Connection, lease_id: i64, user_id: i64) -> Result<()> {
+    let lease = own_lease(conn, lease_id, user_id)?;
     if lease.state != LeaseState::Active {
         return Err(StoreError::Conflict(format!(
             "this lease is {}, not active",
             lease.state.as_str()
         )));
     }
-    let overlap: i64 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = ?")
-        .bind(lease.project_id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(database_error)?;
-    let _ = now;
-    sqlx::query("UPDATE leases SET state = 'skipped' WHERE id = ?")
-        .bind(lease.id)
-        .execute(&mut *conn)
-        .await
-        .map_err(database_error)?;
-    count(conn, lease.item_id, overlap as i32, 0, -1).await
+    let overlap: i32 = scalar(
+        conn,
+        "SELECT overlap FROM projects WHERE id = ?1",
+        [lease.project_id],
+    )?
+    .ok_or(StoreError::NotFound("project"))?;
+    execute(
+        conn,
+        "UPDATE leases SET state = 'skipped' WHERE id = ?1",
+        [lease.id],
+    )?;
+    count(conn, lease.item_id, overlap, 0, -1)
 }
 
 // ---- reports ----
 
-pub async fn export_responses(
-    pool: &SqlitePool,
+pub fn export_responses(
+    conn: &Connection,
     project_id: i64,
     after: i64,
     limit: i64,
 ) -> Result<Vec<ExportRow>> {
-    let rows = sqlx::query(
+    all(
+        conn,
         "SELECT r.id, r.item_id, i.external_id, u.name, r.answers, r.time_spent_ms, r.created_at
          FROM responses r JOIN items i ON i.id = r.item_id JOIN users u ON u.id = r.user_id
-         WHERE r.project_id = ? AND r.id > ? ORDER BY r.id LIMIT ?",
+         WHERE r.project_id = ?1 AND r.id > ?2 ORDER BY r.id LIMIT ?3",
+        [project_id, after, limit],
+        |row| {
+            let answers: String = row.get("answers")?;
+            let (response_id, item_id, external_id, user_name, time_spent_ms, created_at) = (
+                row.get("id")?,
+                row.get("item_id")?,
+                row.get("external_id")?,
+                row.get("name")?,
+                row.get("time_spent_ms")?,
+                row.get("created_at")?,
+            );
+            Ok(parse_json(&answers).map(|answers| ExportRow {
+                response_id,
+                item_id,
+                external_id,
+                user_name,
+                answers,
+                time_spent_ms,
+                created_at,
+            }))
+        },
     )
-    .bind(project_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .map_err(database_error)?;
-    rows.iter()
-        .map(|row| {
-            Ok(ExportRow {
-                response_id: get(row, "id")?,
-                item_id: get(row, "item_id")?,
-                external_id: get(row, "external_id")?,
-                user_name: get(row, "name")?,
-                answers: parse_json(&get::<String>(row, "answers")?)?,
-                time_spent_ms: get(row, "time_spent_ms")?,
-                created_at: get(row, "created_at")?,
-            })
-        })
-        .collect()
 }
 
-pub async fn stats(
-    pool: &SqlitePool,
-    project_id: i64,
-    overlap: i32,
-    now: i64,
-) -> Result<ProjectStats> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS items,
-                COALESCE(SUM(responses >= ?1), 0) AS complete,
-                COALESCE(SUM(responses > 0 AND responses < ?1), 0) AS in_progress,
-                COALESCE(SUM(responses = 0), 0) AS untouched,
-                COALESCE(SUM(responses), 0) AS responses
-         FROM items WHERE project_id = ?2",
-    )
-    .bind(i64::from(overlap))
-    .bind(project_id)
-    .fetch_one(pool)
-    .await
-    .map_err(database_error)?;
-    let active: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM leases WHERE project_id = ? AND state = 'active' AND expires_at > ?",
-    )
-    .bind(project_id)
-    .bind(now)
-    .fetch_one(pool)
-    .await
-    .map_err(database_error)?;
-    let raters: i64 =
-        sqlx::query_scalar("SELECT COUNT(DISTINCT user_id) FROM responses WHERE project_id = ?")
-            .bind(project_id)
-            .fetch_one(pool)
-            .await
-            .map_err(database_error)?;
+pub fn stats(conn: &Connection, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {
+    let counts = conn
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(responses >= ?1), 0), COALESCE(SUM(responses > 0 AND responses < ?1), 0),
+                    COALESCE(SUM(responses = 0), 0), COALESCE(SUM(responses), 0)
+             FROM items WHERE project_id = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![overlap, project_id], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?, row.get::<_, i64>(3)?, row.get::<_, i64>(4)?))
+            })
+        })
+        .map_err(database_error)?;
+    let active: i64 = scalar(
+        conn,
+        "SELECT COUNT(*) FROM leases WHERE project_id = ?1 AND state = 'active' AND expires_at > ?2",
+        [project_id, now],
+    )?
+    .unwrap_or(0);
+    let raters: i64 = scalar(
+        conn,
+        "SELECT COUNT(DISTINCT user_id) FROM responses WHERE project_id = ?1",
+        [project_id],
+    )?
+    .unwrap_or(0);
     Ok(ProjectStats {
-        items: get(&row, "items")?,
-        items_complete: get(&row, "complete")?,
-        items_in_progress: get(&row, "in_progress")?,
-        items_untouched: get(&row, "untouched")?,
-        responses: get(&row, "responses")?,
+        items: counts.0,
+        items_complete: counts.1,
+        items_in_progress: counts.2,
+        items_untouched: counts.3,
+        responses: counts.4,
         active_leases: active,
         raters,
     })
