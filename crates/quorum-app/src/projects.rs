@@ -221,7 +221,10 @@ impl<S: Store> App<S> {
         // External ids seen in this import, as 128-bit hashes (two independently keyed
         // SipHashes): exact for any practical import, and 16 bytes per row instead of a copy of
         // every id.
-        let keys = (std::collections::hash_map::RandomState::new(), std::collections::hash_map::RandomState::new());
+        let keys = (
+            std::collections::hash_map::RandomState::new(),
+            std::collections::hash_map::RandomState::new(),
+        );
         let mut seen: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
         for (row, parsed) in rows {
             let validated =

@@ -282,75 +282,88 @@ fn locale_keys(locale: Option<&str>) -> (Option<String>, Option<String>) {
     (key, language)
 }
 
+/// Rows sent per `INSERT … SELECT FROM UNNEST(…)` statement.
+const IMPORT_CHUNK: usize = 5000;
+
 pub async fn import_items(
     conn: &mut PgConnection,
     project_id: i64,
     items: Vec<NewItem>,
     now: i64,
 ) -> Result<ImportReport> {
-    let overlap: i32 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = $1")
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = $1")
         .bind(project_id)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(database_error)?
-        .ok_or(StoreError::NotFound("project"))?;
-    let _ = overlap;
+        .map_err(database_error)?;
+    exists.ok_or(StoreError::NotFound("project"))?;
     let mut report = ImportReport::default();
-    for item in items {
-        let (locale_key, language_key) = locale_keys(item.locale.as_deref());
-        let existing: Option<i64> = match &item.external_id {
-            Some(external) => sqlx::query_scalar(
-                "SELECT id FROM items WHERE project_id = $1 AND external_id = $2",
-            )
-            .bind(project_id)
-            .bind(external)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(database_error)?,
-            None => None,
-        };
-        let (fields, metadata, suggestions, gold) =
-            (&item.fields, &item.metadata, &item.suggestions, &item.gold);
-        if let Some(id) = existing {
-            sqlx::query(
-                "UPDATE items SET fields = $1, metadata = $2, locale = $3, locale_key = $4, language_key = $5, category = $6,
-                 suggestions = $7, gold = $8, priority = $9 WHERE id = $10",
-            )
-            .bind(fields)
-            .bind(metadata)
-            .bind(&item.locale)
-            .bind(locale_key)
-            .bind(language_key)
-            .bind(&item.category)
-            .bind(suggestions)
-            .bind(gold)
-            .bind(item.priority)
-            .bind(id)
-            .execute(&mut *conn)
-            .await
-            .map_err(database_error)?;
-            report.updated += 1;
-        } else {
-            sqlx::query(
-                "INSERT INTO items (project_id, external_id, fields, metadata, locale, locale_key, language_key, category,
-                 suggestions, gold, priority, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(project_id)
-            .bind(&item.external_id)
-            .bind(fields)
-            .bind(metadata)
-            .bind(&item.locale)
-            .bind(locale_key)
-            .bind(language_key)
-            .bind(&item.category)
-            .bind(suggestions)
-            .bind(gold)
-            .bind(item.priority)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map_err(database_error)?;
-            report.created += 1;
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let chunk: Vec<NewItem> = items.by_ref().take(IMPORT_CHUNK).collect();
+        let mut columns: [Vec<Option<String>>; 9] = Default::default();
+        let mut priorities = Vec::with_capacity(chunk.len());
+        for item in chunk {
+            let (locale_key, language_key) = locale_keys(item.locale.as_deref());
+            for (column, value) in columns.iter_mut().zip([
+                item.external_id,
+                Some(item.fields),
+                Some(item.metadata),
+                item.locale,
+                locale_key,
+                language_key,
+                item.category,
+                item.suggestions,
+                item.gold,
+            ]) {
+                column.push(value);
+            }
+            priorities.push(item.priority);
+        }
+        // One statement per chunk; `xmax = 0` tells a fresh insert from an update.
+        let [
+            external,
+            fields,
+            metadata,
+            locale,
+            locale_key,
+            language_key,
+            category,
+            suggestions,
+            gold,
+        ] = columns;
+        let inserted: Vec<bool> = sqlx::query_scalar(
+            "INSERT INTO items (project_id, external_id, fields, metadata, locale, locale_key, language_key, category,
+                                suggestions, gold, priority, created_at)
+             SELECT $1, u.* , $12 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                                             $8::text[], $9::text[], $10::text[], $11::int4[]) AS u
+             ON CONFLICT (project_id, external_id) DO UPDATE SET fields = EXCLUDED.fields, metadata = EXCLUDED.metadata,
+                locale = EXCLUDED.locale, locale_key = EXCLUDED.locale_key, language_key = EXCLUDED.language_key,
+                category = EXCLUDED.category, suggestions = EXCLUDED.suggestions, gold = EXCLUDED.gold,
+                priority = EXCLUDED.priority
+             RETURNING (xmax = 0)",
+        )
+        .bind(project_id)
+        .bind(external)
+        .bind(fields)
+        .bind(metadata)
+        .bind(locale)
+        .bind(locale_key)
+        .bind(language_key)
+        .bind(category)
+        .bind(suggestions)
+        .bind(gold)
+        .bind(priorities)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(database_error)?;
+        for fresh in inserted {
+            if fresh {
+                report.created += 1
+            } else {
+                report.updated += 1
+            }
         }
     }
     Ok(report)
@@ -437,20 +450,36 @@ pub async fn next_lease(
         let item = item_in(conn, lease.item_id).await?;
         return Ok(Some((lease, item)));
     }
-    let stale: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM leases WHERE project_id = $1 AND state = 'active' AND expires_at <= $2",
+    // A lease is not an answer: if the server crashes before this commit reaches the disk,
+    // the item simply returns to the pool. So the commit need not wait for its WAL flush;
+    // the next durable commit (an answer) flushes it anyway, in order.
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    // Expire this project's stale leases and free their slots, in one round trip.
+    sqlx::query(
+        "WITH expired AS (
+             UPDATE leases SET state = 'expired'
+             WHERE project_id = $1 AND state = 'active' AND expires_at <= $2 RETURNING item_id),
+         freed AS (SELECT item_id, COUNT(*)::INT AS n FROM expired GROUP BY item_id)
+         UPDATE items SET active_leases = active_leases - freed.n,
+                          open = (responses + active_leases - freed.n < $3)
+         FROM freed WHERE items.id = freed.item_id",
     )
     .bind(project_id)
     .bind(now)
-    .fetch_all(&mut *conn)
+    .bind(overlap)
+    .execute(&mut *conn)
     .await
     .map_err(database_error)?;
-    for lease_id in stale {
-        expire(conn, lease_id, overlap).await?;
-    }
+    // Choose, lease and count in one statement. Rows another transaction is assigning are
+    // skipped, not waited for: concurrent raters each take a different open item, and the open
+    // flag is re-checked after the lock.
     let mut sql = String::from(
-        "SELECT id FROM items i WHERE i.project_id = $1 AND i.open
-         AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = $2)",
+        "WITH candidate AS (
+             SELECT id FROM items i WHERE i.project_id = $1 AND i.open
+             AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = $2)",
     );
     let mut keys = Vec::new();
     let mut languages = Vec::new();
@@ -465,39 +494,47 @@ pub async fn next_lease(
         }
         // Arrays keep the statement text the same whatever the number of locales.
         sql.push_str(
-            " AND (i.locale_key IS NULL OR i.locale_key = ANY($3) OR i.language_key = ANY($4))",
+            " AND (i.locale_key IS NULL OR i.locale_key = ANY($6) OR i.language_key = ANY($7))",
         );
     }
-    // Rows another transaction is assigning are skipped, not waited for: concurrent raters
-    // each take a different open item, and the open flag is re-checked after the lock.
-    sql.push_str(" ORDER BY i.priority DESC, i.id ASC LIMIT 1 FOR UPDATE SKIP LOCKED");
-    let mut query = sqlx::query_scalar::<_, i64>(&sql)
+    sql.push_str(
+        " ORDER BY i.priority DESC, i.id ASC LIMIT 1 FOR UPDATE SKIP LOCKED),
+         lease AS (
+             INSERT INTO leases (project_id, item_id, user_id, created_at, expires_at)
+             SELECT $1, id, $2, $3, $4 FROM candidate RETURNING *),
+         item AS (
+             UPDATE items SET active_leases = active_leases + 1, open = (responses + active_leases + 1 < $5)
+             WHERE id = (SELECT item_id FROM lease) RETURNING *)
+         SELECT item.*, lease.id AS lease_id, lease.created_at AS lease_created_at, lease.expires_at
+         FROM lease JOIN item ON item.id = lease.item_id",
+    );
+    let mut query = sqlx::query(&sql)
         .bind(project_id)
-        .bind(user_id);
+        .bind(user_id)
+        .bind(now)
+        .bind(now + lease_seconds * 1000)
+        .bind(overlap);
     if locales.is_some() {
         query = query.bind(keys).bind(languages);
     }
-    let Some(item_id) = query
+    let Some(row) = query
         .fetch_optional(&mut *conn)
         .await
         .map_err(database_error)?
     else {
         return Ok(None);
     };
-    let row = sqlx::query(
-        "INSERT INTO leases (project_id, item_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING *",
-    )
-    .bind(project_id)
-    .bind(item_id)
-    .bind(user_id)
-    .bind(now)
-    .bind(now + lease_seconds * 1000)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(database_error)?;
-    count(conn, item_id, overlap, 0, 1).await?;
-    let item = item_in(conn, item_id).await?;
-    Ok(Some((lease_from(&row)?, item)))
+    let item = item_from(&row)?;
+    let lease = Lease {
+        id: get(&row, "lease_id")?,
+        project_id,
+        item_id: item.id,
+        user_id,
+        created_at: get(&row, "lease_created_at")?,
+        expires_at: get(&row, "expires_at")?,
+        state: LeaseState::Active,
+    };
+    Ok(Some((lease, item)))
 }
 
 pub async fn lease(pool: &PgPool, id: i64) -> Result<Option<Lease>> {
@@ -542,14 +579,14 @@ pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutc
         expire(conn, lease.id, s.overlap).await?;
         lease.state = LeaseState::Expired;
     }
-    match lease.state {
+    let (responses, active) = match lease.state {
         LeaseState::Submitted => {
             return Err(StoreError::Conflict(
                 "this lease has already been answered".into(),
             ));
         }
         LeaseState::Skipped => return Err(StoreError::Conflict("this lease was skipped".into())),
-        LeaseState::Active => count(conn, lease.item_id, s.overlap, 1, -1).await?,
+        LeaseState::Active => (1, -1),
         LeaseState::Expired => {
             let taken: i64 = sqlx::query_scalar(
                 "SELECT (responses + active_leases)::BIGINT FROM items WHERE id = $1 FOR UPDATE",
@@ -561,16 +598,17 @@ pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutc
             if taken >= i64::from(s.overlap) {
                 return Err(StoreError::LeaseExpired);
             }
-            count(conn, lease.item_id, s.overlap, 1, 0).await?;
+            (1, 0)
         }
-    }
-    sqlx::query("UPDATE leases SET state = 'submitted' WHERE id = $1")
-        .bind(lease.id)
-        .execute(&mut *conn)
-        .await
-        .map_err(database_error)?;
+    };
+    // Counters, lease state and the response in one round trip.
     let row = sqlx::query(
-        "INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at)
+        "WITH counted AS (
+             UPDATE items SET responses = responses + $9, active_leases = active_leases + $10,
+                              open = (responses + $9 + active_leases + $10 < $11)
+             WHERE id = $2),
+         answered AS (UPDATE leases SET state = 'submitted' WHERE id = $4)
+         INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
     )
     .bind(lease.project_id)
@@ -581,6 +619,9 @@ pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutc
     .bind(s.time_spent_ms)
     .bind(&s.idempotency_key)
     .bind(s.now)
+    .bind(responses)
+    .bind(active)
+    .bind(s.overlap)
     .fetch_one(&mut *conn)
     .await
     .map_err(database_error)?;
