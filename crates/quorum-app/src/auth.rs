@@ -59,11 +59,17 @@ fn valid_user_name(name: &str) -> bool {
 
 impl<S: Store> App<S> {
     pub async fn authenticate_token(&self, token: &str) -> Result<Caller, AppError> {
+        let hash = token_hash(token);
+        let now = self.now();
+        if let Some(user) = self.caches().tokens.get(&hash, now) {
+            return Ok(Caller { user });
+        }
         let user = self
             .store()
-            .user_by_token_hash(&token_hash(token))
+            .user_by_token_hash(&hash)
             .await?
             .ok_or(AppError::Unauthenticated)?;
+        self.caches().tokens.put(hash, user.clone(), now);
         Ok(Caller { user })
     }
 

@@ -37,10 +37,62 @@ impl Clock for SystemClock {
     }
 }
 
-/// The application: a store and a clock. Cheap to clone.
+/// How long authorisation data read from the store (a token's user, a project, a membership)
+/// is reused before it is read again. A change made through another server takes effect
+/// within this time; changes made through this server take effect at once.
+pub const CACHE_MS: i64 = 5_000;
+
+/// A small cache of values that were found, each kept for [`CACHE_MS`]. Misses are never
+/// cached, so something created elsewhere is seen on the next request.
+pub(crate) struct Cache<K, V> {
+    entries: std::sync::Mutex<std::collections::HashMap<K, (i64, V)>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
+    fn new() -> Self {
+        Self {
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &K, now: i64) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(at, _)| now - at < CACHE_MS)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub(crate) fn put(&self, key: K, value: V, now: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= 50_000 {
+                entries.retain(|_, (at, _)| now - *at < CACHE_MS);
+                if entries.len() >= 50_000 {
+                    entries.clear();
+                }
+            }
+            entries.insert(key, (now, value));
+        }
+    }
+
+    pub(crate) fn forget(&self, key: &K) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(key);
+        }
+    }
+}
+
+pub(crate) struct Caches {
+    pub(crate) tokens: Cache<String, User>,
+    pub(crate) projects: Cache<i64, quorum_store::Project>,
+    pub(crate) members: Cache<(i64, i64), quorum_store::Member>,
+}
+
+/// The application: a store, a clock and a short-lived cache. Cheap to clone.
 pub struct App<S> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
+    caches: Arc<Caches>,
 }
 
 impl<S> Clone for App<S> {
@@ -48,6 +100,7 @@ impl<S> Clone for App<S> {
         Self {
             store: Arc::clone(&self.store),
             clock: Arc::clone(&self.clock),
+            caches: Arc::clone(&self.caches),
         }
     }
 }
@@ -60,7 +113,55 @@ impl<S> std::fmt::Debug for App<S> {
 
 impl<S: Store> App<S> {
     pub fn new(store: Arc<S>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        let caches = Caches {
+            tokens: Cache::new(),
+            projects: Cache::new(),
+            members: Cache::new(),
+        };
+        Self {
+            store,
+            clock,
+            caches: Arc::new(caches),
+        }
+    }
+
+    pub(crate) fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    /// A project, through the cache.
+    pub(crate) async fn cached_project(
+        &self,
+        id: i64,
+    ) -> Result<Option<quorum_store::Project>, AppError> {
+        let now = self.now();
+        if let Some(project) = self.caches.projects.get(&id, now) {
+            return Ok(Some(project));
+        }
+        let project = self.store.project(id).await?;
+        if let Some(p) = &project {
+            self.caches.projects.put(id, p.clone(), now);
+        }
+        Ok(project)
+    }
+
+    /// A membership, through the cache.
+    pub(crate) async fn cached_member(
+        &self,
+        project_id: i64,
+        user_id: i64,
+    ) -> Result<Option<quorum_store::Member>, AppError> {
+        let now = self.now();
+        if let Some(member) = self.caches.members.get(&(project_id, user_id), now) {
+            return Ok(Some(member));
+        }
+        let member = self.store.member(project_id, user_id).await?;
+        if let Some(m) = &member {
+            self.caches
+                .members
+                .put((project_id, user_id), m.clone(), now);
+        }
+        Ok(member)
     }
 
     pub fn store(&self) -> &S {

@@ -73,8 +73,8 @@ impl<S: Store> App<S> {
         caller: &Caller,
         project_id: i64,
     ) -> Result<(Project, Role), AppError> {
-        let project = self.store().project(project_id).await?;
-        let member = self.store().member(project_id, caller.user.id).await?;
+        let project = self.cached_project(project_id).await?;
+        let member = self.cached_member(project_id, caller.user.id).await?;
         match (project, member) {
             (Some(project), _) if caller.user.is_admin => Ok((project, Role::Manager)),
             (Some(project), Some(member)) => Ok((project, member.role)),
@@ -196,6 +196,7 @@ impl<S: Store> App<S> {
             skills: request.skills,
         };
         self.store().upsert_member(member.clone()).await?;
+        self.caches().members.forget(&(project_id, user.id));
         Ok(member)
     }
 

@@ -2,7 +2,7 @@
 
 use quorum_core::Role;
 use quorum_core::answer::{self, Completeness};
-use quorum_core::schema::Schema;
+use quorum_core::schema::{QuestionKind, Schema};
 use quorum_store::{Lease, NextRequest, Response, Store, StoredItem, Submission, SubmitOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -50,7 +50,7 @@ impl<S: Store> App<S> {
         project_id: i64,
     ) -> Result<Option<Assignment>, AppError> {
         let (project, _) = self.role_in(caller, project_id).await?;
-        let member = self.store().member(project_id, caller.user.id).await?;
+        let member = self.cached_member(project_id, caller.user.id).await?;
         let locales = match project.locale_policy {
             quorum_store::LocalePolicy::Any => None,
             quorum_store::LocalePolicy::Match => {
@@ -108,12 +108,24 @@ impl<S: Store> App<S> {
         }
         let schema: Schema =
             serde_json::from_value(project.schema).map_err(|e| AppError::Internal(Box::new(e)))?;
-        let item = self
-            .store()
-            .item(lease.item_id)
-            .await?
-            .ok_or(AppError::NotFound("item"))?;
-        let fields = item.fields.as_object().cloned().unwrap_or_default();
+        // Only rankings and spans are checked against the item (its responses, its text); other
+        // answers need no read of the item.
+        let needs_item = schema.questions.iter().any(|q| {
+            matches!(
+                q.kind,
+                QuestionKind::Ranking { .. } | QuestionKind::Spans { .. }
+            )
+        });
+        let fields = if needs_item {
+            let item = self
+                .store()
+                .item(lease.item_id)
+                .await?
+                .ok_or(AppError::NotFound("item"))?;
+            item.fields.as_object().cloned().unwrap_or_default()
+        } else {
+            Map::new()
+        };
         answer::validate(&body.answers, &schema, &fields, Completeness::Complete).map_err(|e| {
             AppError::Invalid {
                 message: e.to_string(),
