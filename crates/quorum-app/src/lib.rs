@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod error;
+pub mod export;
 mod projects;
 mod work;
 

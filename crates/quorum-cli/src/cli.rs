@@ -20,6 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Serves the API (and, as it lands, the web app) on an embedded SQLite file or PostgreSQL.
     Serve(ServeArgs),
+    /// Imports items into a project from JSON Lines, a JSON array or CSV: all rows or none.
+    Import(ImportArgs),
+    /// Exports a project's responses as JSON Lines or CSV, streamed page by page.
+    Export(ExportArgs),
     /// Accounts: create users and API tokens, list users.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -292,4 +296,47 @@ pub struct BenchArgs {
     /// Export this existing project instead of creating one (skips import and the loop).
     #[arg(long)]
     pub export_project: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ItemFormat {
+    /// JSON Lines, or a JSON array (told apart by the first character).
+    Json,
+    /// CSV with a header (see the README for the columns).
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The project's id.
+    #[arg(long)]
+    pub project: i64,
+    /// The file to import.
+    pub file: PathBuf,
+    /// The file's format; by default `.csv` files are CSV and everything else JSON.
+    #[arg(long, value_enum)]
+    pub format: Option<ItemFormat>,
+    /// Acts as this user (who must be the project's manager or an administrator).
+    #[arg(long = "as", default_value = "admin")]
+    pub user: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The project's id.
+    #[arg(long)]
+    pub project: i64,
+    /// `jsonl` or `csv`.
+    #[arg(long, default_value = "jsonl")]
+    pub format: String,
+    /// Where to write (standard output when absent).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Acts as this user (who must be the project's manager or an administrator).
+    #[arg(long = "as", default_value = "admin")]
+    pub user: String,
 }

@@ -11,8 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{StreamExt, stream};
+use quorum_app::export::{EXPORT_PAGE, ExportFormat};
 use quorum_app::{AddMember, Caller, CreateProject, ImportFormat, SubmitAnswers};
-use quorum_store::{ExportRow, Store};
+use quorum_store::Store;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -350,33 +351,20 @@ fn default_format() -> String {
     "jsonl".into()
 }
 
-/// Rows fetched per database round trip while streaming an export.
-const EXPORT_PAGE: i64 = 2000;
-
 async fn export<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let csv = match query.format.as_str() {
-        "jsonl" => false,
-        "csv" => true,
-        other => {
-            return Err(ApiError::invalid(
-                format!("unknown format `{other}`; use jsonl or csv"),
-                json!({"field": "format"}),
-            ));
-        }
-    };
+    let format = ExportFormat::parse(&query.format).ok_or_else(|| {
+        ApiError::invalid(
+            format!("unknown format `{}`; use jsonl or csv", query.format),
+            json!({"field": "format"}),
+        )
+    })?;
     state.app.authorize_export(&caller, id).await?;
-    let header_line = if csv {
-        Some(Bytes::from_static(
-            b"response_id,item_id,external_id,user,answers,time_spent_ms,created_at\n",
-        ))
-    } else {
-        None
-    };
+    let header = Some(Bytes::from_static(format.header().as_bytes())).filter(|h| !h.is_empty());
     // Page through the responses by id; memory stays at one page whatever the project's size.
     let pages = stream::unfold(Some(0i64), move |cursor| {
         let state = state.clone();
@@ -395,56 +383,19 @@ async fn export<S: Store>(
                     } else {
                         rows.last().map(|r| r.response_id)
                     };
-                    Some((Ok::<Bytes, std::io::Error>(render(&rows, csv)), next))
+                    let mut text = String::with_capacity(rows.len() * 160);
+                    format.render(&rows, &mut text);
+                    Some((Ok::<Bytes, std::io::Error>(Bytes::from(text)), next))
                 }
                 Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
             }
         }
     });
-    let body = stream::iter(header_line.map(Ok)).chain(pages);
-    let content_type = if csv {
-        "text/csv; charset=utf-8"
-    } else {
-        "application/x-ndjson"
-    };
+    let body = stream::iter(header.map(Ok)).chain(pages);
     let mut response = Response::new(Body::from_stream(body));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     Ok(response)
-}
-
-fn render(rows: &[ExportRow], csv: bool) -> Bytes {
-    let mut out = String::with_capacity(rows.len() * 128);
-    for row in rows {
-        if csv {
-            let answers = row.answers.to_string();
-            out.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                row.response_id,
-                row.item_id,
-                csv_field(row.external_id.as_deref().unwrap_or("")),
-                csv_field(&row.user_name),
-                csv_field(&answers),
-                row.time_spent_ms,
-                row.created_at
-            ));
-        } else {
-            out.push_str(&json!({
-                "response_id": row.response_id, "item_id": row.item_id, "external_id": row.external_id,
-                "user": row.user_name, "answers": row.answers, "time_spent_ms": row.time_spent_ms, "created_at": row.created_at
-            }).to_string());
-            out.push('\n');
-        }
-    }
-    Bytes::from(out)
-}
-
-/// RFC 4180 quoting where a field needs it.
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_string()
-    }
 }

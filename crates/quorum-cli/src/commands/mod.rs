@@ -6,6 +6,7 @@ mod agreement;
 mod bench;
 mod generate;
 mod serve;
+mod transfer;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -19,6 +20,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::Admin(command) => runtime()?.block_on(admin::run(command)),
+        Command::Import(args) => runtime()?.block_on(transfer::import(args)),
+        Command::Export(args) => runtime()?.block_on(transfer::export(args)),
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Agreement(args) => agreement::run(&args),
         Command::Generate(command) => generate::run(&command),

@@ -354,3 +354,125 @@ async fn two_servers_on_one_postgres_never_overshoot() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
+    let server = serve(&database, "administrator");
+    let admin = server.token.clone().unwrap();
+    let client = Client::new();
+    let (project, tokens) = setup(&client, &server.base, &database, &admin, 0, 1, 1).await;
+    let quorum = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_quorum"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let project_arg = project.to_string();
+
+    let bad = dir.path().join("items.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"fields\": {\"text\": \"fine\"}}\n\n{\"fields\": {\"txt\": \"typo\"}}\n",
+    )
+    .unwrap();
+    let output = quorum(&[
+        "import",
+        "--project",
+        &project_arg,
+        "--database",
+        &database,
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("items.jsonl:3: fields.txt: the schema has no such field"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 rows were rejected; nothing was imported"),
+        "{stderr}"
+    );
+    let (_, stats) = call(
+        &client,
+        &admin,
+        reqwest::Method::GET,
+        format!("{}/api/v1/projects/{project}/stats", server.base),
+        None,
+    )
+    .await;
+    assert_eq!(stats["stats"]["items"], 0);
+
+    let good = dir.path().join("items.csv");
+    std::fs::write(
+        &good,
+        "external_id,text\nc1,\"first, with a comma\"\nc2,second\n",
+    )
+    .unwrap();
+    let output = quorum(&[
+        "import",
+        "--project",
+        &project_arg,
+        "--database",
+        &database,
+        good.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("2 created, 0 updated"));
+
+    let answered = rater_loop(
+        client.clone(),
+        vec![server.base.clone()],
+        project,
+        tokens[0].clone(),
+    )
+    .await;
+    assert_eq!(answered.len(), 2);
+    let out = dir.path().join("export.csv");
+    let output = quorum(&[
+        "export",
+        "--project",
+        &project_arg,
+        "--database",
+        &database,
+        "--format",
+        "csv",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "response_id,item_id,external_id,user,answers,time_spent_ms,created_at"
+    );
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[1].contains(",c1,rater0,\"{\"\"label\"\":\"\"a\"\"}\",0,"),
+        "{text}"
+    );
+    let refused = quorum(&[
+        "export",
+        "--project",
+        &project_arg,
+        "--database",
+        &database,
+        "--as",
+        "rater0",
+    ]);
+    assert!(!refused.status.success());
+    let mut child = server.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

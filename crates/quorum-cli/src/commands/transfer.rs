@@ -1,0 +1,158 @@
+//! `quorum import` and `quorum export`: items in, responses out, straight against the database.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use quorum_app::export::{EXPORT_PAGE, ExportFormat};
+use quorum_app::{App, Caller, ImportFormat, SystemClock};
+use quorum_store::Store;
+
+use super::{AnyStore, open_store};
+use crate::cli::{ExportArgs, ImportArgs, ItemFormat};
+use crate::tables::InputError;
+
+pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    match open_store(&args.database).await? {
+        AnyStore::Sqlite(store) => import_with(store, args).await,
+        AnyStore::Postgres(store) => import_with(store, args).await,
+    }
+}
+
+pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    match open_store(&args.database).await? {
+        AnyStore::Sqlite(store) => export_with(store, args).await,
+        AnyStore::Postgres(store) => export_with(store, args).await,
+    }
+}
+
+async fn caller<S: Store>(app: &App<S>, name: &str) -> anyhow::Result<Caller> {
+    let user = app
+        .store()
+        .user_by_name(name)
+        .await?
+        .with_context(|| format!("no user named `{name}` (see --as)"))?;
+    Ok(Caller { user })
+}
+
+#[allow(clippy::print_stderr, reason = "the import's report")]
+async fn import_with<S: Store>(store: S, args: ImportArgs) -> anyhow::Result<()> {
+    let store = Arc::new(store);
+    let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
+    let result = async {
+        let caller = caller(&app, &args.user).await?;
+        let text = std::fs::read_to_string(&args.file)
+            .map_err(|e| InputError::new(&args.file, None, format!("cannot read: {e}")))?;
+        let csv = match args.format {
+            Some(ItemFormat::Csv) => true,
+            Some(ItemFormat::Json) => false,
+            None => args
+                .file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv")),
+        };
+        let format = if csv {
+            ImportFormat::Csv
+        } else {
+            ImportFormat::Json
+        };
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_message(format!("importing {}", args.file.display()));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        let outcome = app.import(&caller, args.project, format, &text).await;
+        spinner.finish_and_clear();
+        let outcome = outcome.map_err(|e| match e {
+            quorum_app::AppError::Invalid { message, details } => {
+                let line = details.get("line").and_then(serde_json::Value::as_u64);
+                anyhow::Error::new(InputError::new(&args.file, line, message))
+            }
+            other => anyhow::Error::new(other),
+        })?;
+        if !outcome.rejected.is_empty() {
+            for rejected in &outcome.rejected {
+                eprintln!(
+                    "{}:{}: {}",
+                    args.file.display(),
+                    rejected.row,
+                    rejected.error
+                );
+            }
+            return Err(InputError::new(
+                &args.file,
+                None,
+                format!(
+                    "{} rows were rejected; nothing was imported",
+                    outcome.rejected.len()
+                ),
+            )
+            .into());
+        }
+        eprintln!(
+            "imported {}: {} created, {} updated",
+            args.file.display(),
+            outcome.created,
+            outcome.updated
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+async fn export_with<S: Store>(store: S, args: ExportArgs) -> anyhow::Result<()> {
+    let store = Arc::new(store);
+    let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
+    let result = async {
+        let format = ExportFormat::parse(&args.format)
+            .with_context(|| format!("unknown format `{}`; use jsonl or csv", args.format))?;
+        let caller = caller(&app, &args.user).await?;
+        let project = app.authorize_export(&caller, args.project).await?;
+        let total = app
+            .store()
+            .stats(project.id, project.overlap, app.now())
+            .await?
+            .responses;
+        let mut out: Box<dyn Write> = match &args.output {
+            Some(path) => Box::new(std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            )),
+            None => Box::new(std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::io::stdout().lock(),
+            )),
+        };
+        let bar = ProgressBar::new(total.max(0) as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{wide_bar} {pos}/{len} responses ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        out.write_all(format.header().as_bytes())?;
+        let mut after = 0;
+        let mut text = String::new();
+        loop {
+            let rows = app
+                .store()
+                .export_responses(project.id, after, EXPORT_PAGE)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.response_id;
+            text.clear();
+            format.render(&rows, &mut text);
+            out.write_all(text.as_bytes())?;
+            bar.inc(rows.len() as u64);
+            if (rows.len() as i64) < EXPORT_PAGE {
+                break;
+            }
+        }
+        out.flush()?;
+        bar.finish_and_clear();
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
