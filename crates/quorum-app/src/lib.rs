@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 pub use error::AppError;
 pub use projects::{
-    AddMember, CreateProject, ImportFormat, ImportOutcome, ParsedRow, Rejected, csv_items,
-    parse_items,
+    AddMember, CreateProject, ImportFormat, ImportOutcome, ImportSession, ParsedRow, Rejected,
+    csv_items, parse_items,
 };
 pub use work::{Assignment, ItemView, SubmitAnswers};
 

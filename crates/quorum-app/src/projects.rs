@@ -1,12 +1,14 @@
 //! Projects, members and items.
 
+use std::collections::HashSet;
+use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
 use quorum_core::Role;
 use quorum_core::item::{Item, ItemInput};
 use quorum_core::schema::Schema;
 use quorum_store::{
-    ImportReport, LocalePolicy, Member, NewItem, NewProject, Project, ProjectStats, Store,
+    ImportReport, ItemBatch, LocalePolicy, Member, NewProject, Project, ProjectStats, Store,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -200,9 +202,8 @@ impl<S: Store> App<S> {
         Ok(member)
     }
 
-    /// Reads an import body (`format`) against the project's schema, validating every row, and
-    /// writes all of them in one transaction only when none is rejected. Rows are turned into
-    /// compact records as they are read, so memory stays proportional to the items' text.
+    /// Reads a whole import body (`format`) against the project's schema and writes all rows
+    /// in one transaction only when none is rejected.
     pub async fn import(
         &self,
         caller: &Caller,
@@ -210,62 +211,53 @@ impl<S: Store> App<S> {
         format: ImportFormat,
         body: &str,
     ) -> Result<ImportOutcome, AppError> {
+        let mut session = self.begin_import(caller, project_id).await?;
+        let rows: Box<dyn Iterator<Item = ParsedRow> + '_> = match format {
+            ImportFormat::Json => parse_items(body)?,
+            ImportFormat::Csv => Box::new(csv_items(body, &session.schema)?.into_iter()),
+        };
+        for (row, parsed) in rows {
+            session.push(row, parsed);
+        }
+        self.finish_import(session).await
+    }
+
+    /// Starts an import that rows are pushed into one at a time (for bodies too large to hold).
+    pub async fn begin_import(
+        &self,
+        caller: &Caller,
+        project_id: i64,
+    ) -> Result<ImportSession, AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
         let schema: Schema =
             serde_json::from_value(project.schema).map_err(|e| AppError::Internal(Box::new(e)))?;
-        let rows: Box<dyn Iterator<Item = ParsedRow> + '_> = match format {
-            ImportFormat::Json => parse_items(body)?,
-            ImportFormat::Csv => Box::new(csv_items(body, &schema)?.into_iter()),
-        };
-        let mut items = Vec::new();
-        let mut rejected = Vec::new();
-        // External ids seen in this import, as 128-bit hashes (two independently keyed
-        // SipHashes): exact for any practical import, and 16 bytes per row instead of a copy of
-        // every id.
-        let keys = (
-            std::collections::hash_map::RandomState::new(),
-            std::collections::hash_map::RandomState::new(),
-        );
-        let mut seen: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
-        for (row, parsed) in rows {
-            let validated =
-                parsed.and_then(|input| Item::validate(input, &schema).map_err(|e| e.to_string()));
-            match validated {
-                Ok(item) => {
-                    if let Some(id) = &item.external_id
-                        && !seen.insert((keys.0.hash_one(id), keys.1.hash_one(id)))
-                    {
-                        rejected.push(Rejected {
-                            row,
-                            error: format!("external_id `{id}` appears twice in this import"),
-                        });
-                        continue;
-                    }
-                    if rejected.is_empty() {
-                        items.push(NewItem::from(item));
-                    }
-                }
-                Err(error) => {
-                    rejected.push(Rejected { row, error });
-                    items = Vec::new();
-                }
-            }
-        }
-        if !rejected.is_empty() {
+        Ok(ImportSession {
+            project_id,
+            schema,
+            items: ItemBatch::default(),
+            rejected: Vec::new(),
+            keys: (RandomState::new(), RandomState::new()),
+            seen: HashSet::new(),
+        })
+    }
+
+    /// Writes the session's items in one transaction, unless a row was rejected.
+    pub async fn finish_import(&self, session: ImportSession) -> Result<ImportOutcome, AppError> {
+        if !session.rejected.is_empty() {
             return Ok(ImportOutcome {
                 created: 0,
                 updated: 0,
-                rejected,
+                rejected: session.rejected,
             });
         }
         let ImportReport { created, updated } = self
             .store()
-            .import_items(project_id, items, self.now())
+            .import_items(session.project_id, session.items, self.now())
             .await?;
         Ok(ImportOutcome {
             created,
             updated,
-            rejected,
+            rejected: Vec::new(),
         })
     }
 
@@ -284,6 +276,69 @@ impl<S: Store> App<S> {
         project_id: i64,
     ) -> Result<Project, AppError> {
         self.require(caller, project_id, Role::Manager).await
+    }
+}
+
+/// An import in progress: rows are validated and packed as they arrive.
+pub struct ImportSession {
+    project_id: i64,
+    schema: Schema,
+    items: ItemBatch,
+    rejected: Vec<Rejected>,
+    /// External ids seen so far, as 128-bit hashes (two independently keyed SipHashes): exact
+    /// for any practical import, 16 bytes per row instead of a copy of every id.
+    keys: (RandomState, RandomState),
+    seen: HashSet<(u64, u64)>,
+}
+
+impl std::fmt::Debug for ImportSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportSession")
+            .field("rows", &self.items.len())
+            .field("rejected", &self.rejected.len())
+            .finish()
+    }
+}
+
+impl ImportSession {
+    /// Validates one row; once a row is rejected, later good rows are only checked.
+    pub fn push(&mut self, row: u64, parsed: Result<ItemInput, String>) {
+        let validated =
+            parsed.and_then(|input| Item::validate(input, &self.schema).map_err(|e| e.to_string()));
+        match validated {
+            Ok(item) => {
+                if let Some(id) = &item.external_id
+                    && !self
+                        .seen
+                        .insert((self.keys.0.hash_one(id), self.keys.1.hash_one(id)))
+                {
+                    self.rejected.push(Rejected {
+                        row,
+                        error: format!("external_id `{id}` appears twice in this import"),
+                    });
+                } else if self.rejected.is_empty() {
+                    self.items.push(&item);
+                }
+            }
+            Err(error) => {
+                self.rejected.push(Rejected { row, error });
+                self.items = ItemBatch::default();
+            }
+        }
+    }
+
+    /// One line of a JSON Lines body (blank lines are skipped).
+    pub fn push_json_line(&mut self, line_number: u64, line: &str) {
+        if !line.trim().is_empty() {
+            self.push(
+                line_number,
+                serde_json::from_str(line).map_err(|e| e.to_string()),
+            );
+        }
+    }
+
+    pub fn rejected(&self) -> usize {
+        self.rejected.len()
     }
 }
 

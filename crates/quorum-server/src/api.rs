@@ -35,7 +35,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .route("/api/v1/projects/{id}/members", post(add_member::<S>))
         .route(
             "/api/v1/projects/{id}/items",
-            post(import_items::<S>).layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
+            post(import_items::<S>).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/v1/projects/{id}/next", post(next::<S>))
         .route("/api/v1/projects/{id}/export", get(export::<S>))
@@ -238,25 +238,73 @@ async fn add_member<S: Store>(
     Ok((StatusCode::CREATED, Json(json!({"member": member}))))
 }
 
+/// Imports a JSON array, JSON Lines or CSV body. JSON Lines is read as it arrives, line by
+/// line, so a large import never holds its whole body in memory.
 async fn import_items<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::invalid("the body is not UTF-8", Value::Null))?;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("imports are limited to {IMPORT_LIMIT} bytes"),
+        )
+    };
+    let not_utf8 = |line: u64| ApiError::invalid("the body is not UTF-8", json!({"line": line}));
     let csv = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/csv"));
-    let format = if csv {
-        ImportFormat::Csv
+    let mut session = state.app.begin_import(&caller, id).await?;
+    let mut chunks = body.into_data_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut received = 0usize;
+    let mut line = 0u64;
+    // Until the first non-blank byte shows the body is JSON Lines, keep everything.
+    let mut streaming = false;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::invalid(format!("the body could not be read: {e}"), Value::Null)
+        })?;
+        received += chunk.len();
+        if received > IMPORT_LIMIT {
+            return Err(too_large());
+        }
+        pending.extend_from_slice(&chunk);
+        if !streaming {
+            match pending.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') if !csv => streaming = true,
+                _ => continue,
+            }
+        }
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|&b| b == b'\n') {
+            line += 1;
+            let text =
+                std::str::from_utf8(&pending[start..start + end]).map_err(|_| not_utf8(line))?;
+            session.push_json_line(line, text);
+            start += end + 1;
+        }
+        pending.drain(..start);
+    }
+    let outcome = if streaming {
+        line += 1;
+        let text = std::str::from_utf8(&pending).map_err(|_| not_utf8(line))?;
+        session.push_json_line(line, text);
+        state.app.finish_import(session).await?
     } else {
-        ImportFormat::Json
+        let text = std::str::from_utf8(&pending).map_err(|_| not_utf8(0))?;
+        let format = if csv {
+            ImportFormat::Csv
+        } else {
+            ImportFormat::Json
+        };
+        state.app.import(&caller, id, format, text).await?
     };
-    let outcome = state.app.import(&caller, id, format, text).await?;
     if !outcome.rejected.is_empty() {
         let mut error = ApiError::invalid(
             format!(

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use quorum_store::{
-    ExportRow, ImportReport, Lease, Member, NewItem, NewProject, NewUser, NextRequest, Project,
+    ExportRow, ImportReport, ItemBatch, Lease, Member, NewProject, NewUser, NextRequest, Project,
     ProjectStats, Result, Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use sqlx::ConnectOptions;
@@ -170,7 +170,7 @@ impl Store for PgStore {
     async fn import_items(
         &self,
         project_id: i64,
-        items: Vec<NewItem>,
+        items: ItemBatch,
         now: i64,
     ) -> Result<ImportReport> {
         // Imports touch only their own new rows: no retry, so the items are never copied.

@@ -3,9 +3,9 @@
 
 use quorum_core::Role;
 use quorum_store::{
-    ExportRow, ImportReport, Lease, LeaseState, LocalePolicy, Member, NewItem, NewProject, NewUser,
-    NextRequest, Project, ProjectStats, Response, Result, StoreError, StoredItem, Submission,
-    SubmitOutcome, User,
+    ExportRow, ImportReport, ItemBatch, ItemRef, Lease, LeaseState, LocalePolicy, Member,
+    NewProject, NewUser, NextRequest, Project, ProjectStats, Response, Result, StoreError,
+    StoredItem, Submission, SubmitOutcome, User,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -288,7 +288,7 @@ const IMPORT_CHUNK: usize = 5000;
 pub async fn import_items(
     conn: &mut PgConnection,
     project_id: i64,
-    items: Vec<NewItem>,
+    items: ItemBatch,
     now: i64,
 ) -> Result<ImportReport> {
     let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = $1")
@@ -298,23 +298,24 @@ pub async fn import_items(
         .map_err(database_error)?;
     exists.ok_or(StoreError::NotFound("project"))?;
     let mut report = ImportReport::default();
-    let mut items = items.into_iter().peekable();
+    let mut items = items.iter().peekable();
     while items.peek().is_some() {
-        let chunk: Vec<NewItem> = items.by_ref().take(IMPORT_CHUNK).collect();
+        let chunk: Vec<ItemRef<'_>> = items.by_ref().take(IMPORT_CHUNK).collect();
         let mut columns: [Vec<Option<String>>; 9] = Default::default();
         let mut priorities = Vec::with_capacity(chunk.len());
         for item in chunk {
-            let (locale_key, language_key) = locale_keys(item.locale.as_deref());
+            let (locale_key, language_key) = locale_keys(item.locale);
+            let own = |text: Option<&str>| text.map(str::to_string);
             for (column, value) in columns.iter_mut().zip([
-                item.external_id,
-                Some(item.fields),
-                Some(item.metadata),
-                item.locale,
+                own(item.external_id),
+                Some(item.fields.to_string()),
+                Some(item.metadata.to_string()),
+                own(item.locale),
                 locale_key,
                 language_key,
-                item.category,
-                item.suggestions,
-                item.gold,
+                own(item.category),
+                own(item.suggestions),
+                own(item.gold),
             ]) {
                 column.push(value);
             }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use quorum_store::{
-    ExportRow, ImportReport, Lease, Member, NewItem, NewProject, NewUser, NextRequest, Project,
+    ExportRow, ImportReport, ItemBatch, Lease, Member, NewProject, NewUser, NextRequest, Project,
     ProjectStats, Result, Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use rusqlite::Connection;
@@ -176,7 +176,7 @@ pub(crate) enum Command {
     UpsertMember(Member, Reply<()>),
     Import {
         project_id: i64,
-        items: Vec<NewItem>,
+        items: ItemBatch,
         now: i64,
         reply: Reply<ImportReport>,
     },
@@ -374,7 +374,7 @@ impl Store for SqliteStore {
     async fn import_items(
         &self,
         project_id: i64,
-        items: Vec<NewItem>,
+        items: ItemBatch,
         now: i64,
     ) -> Result<ImportReport> {
         self.write(|reply| Command::Import {

@@ -3,9 +3,9 @@
 
 use quorum_core::Role;
 use quorum_store::{
-    ExportRow, ImportReport, Lease, LeaseState, LocalePolicy, Member, NewItem, NewProject, NewUser,
-    NextRequest, Project, ProjectStats, Response, Result, StoreError, StoredItem, Submission,
-    SubmitOutcome, User,
+    ExportRow, ImportReport, ItemBatch, Lease, LeaseState, LocalePolicy, Member, NewProject,
+    NewUser, NextRequest, Project, ProjectStats, Response, Result, StoreError, StoredItem,
+    Submission, SubmitOutcome, User,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
@@ -345,15 +345,15 @@ fn locale_keys(locale: Option<&str>) -> (Option<String>, Option<String>) {
 pub fn import_items(
     conn: &Connection,
     project_id: i64,
-    items: Vec<NewItem>,
+    items: ItemBatch,
     now: i64,
 ) -> Result<ImportReport> {
     scalar::<i64>(conn, "SELECT id FROM projects WHERE id = ?1", [project_id])?
         .ok_or(StoreError::NotFound("project"))?;
     let mut report = ImportReport::default();
-    for item in items {
-        let (locale_key, language_key) = locale_keys(item.locale.as_deref());
-        let existing: Option<i64> = match &item.external_id {
+    for item in items.iter() {
+        let (locale_key, language_key) = locale_keys(item.locale);
+        let existing: Option<i64> = match item.external_id {
             Some(external) => scalar(
                 conn,
                 "SELECT id FROM items WHERE project_id = ?1 AND external_id = ?2",

@@ -16,8 +16,8 @@ use quorum_core::schema::Schema;
 use serde_json::json;
 
 use crate::{
-    LeaseState, LocalePolicy, Member, NewItem, NewProject, NewUser, NextRequest, Store, StoreError,
-    Submission, SubmitOutcome,
+    ItemBatch, LeaseState, LocalePolicy, Member, NewProject, NewUser, NextRequest, Store,
+    StoreError, Submission, SubmitOutcome,
 };
 
 /// Generates one `#[tokio::test]` per conformance check for a backend.
@@ -42,6 +42,12 @@ macro_rules! conformance_tests {
 
 const MINUTE: i64 = 60_000;
 
+macro_rules! batch {
+    ($($item:expr),* $(,)?) => {
+        [$($item),*].into_iter().collect::<ItemBatch>()
+    };
+}
+
 fn schema() -> Schema {
     Schema::parse(&json!({
         "fields": [{"name": "text", "kind": "text"}],
@@ -50,7 +56,7 @@ fn schema() -> Schema {
     .expect("a valid schema")
 }
 
-fn item(external_id: &str, priority: i32, locale: Option<&str>) -> NewItem {
+fn item(external_id: &str, priority: i32, locale: Option<&str>) -> Item {
     let mut metadata = serde_json::Map::new();
     if let Some(locale) = locale {
         metadata.insert("locale".into(), json!(locale));
@@ -65,9 +71,7 @@ fn item(external_id: &str, priority: i32, locale: Option<&str>) -> NewItem {
         priority,
         ..ItemInput::default()
     };
-    Item::validate(input, &schema())
-        .expect("a valid item")
-        .into()
+    Item::validate(input, &schema()).expect("a valid item")
 }
 
 async fn user<S: Store>(store: &S, name: &str) -> i64 {
@@ -210,12 +214,12 @@ pub async fn import_creates_then_updates_by_external_id<S: Store>(store: S) {
     let owner = user(&store, "owner").await;
     let p = project(&store, owner, 1, LocalePolicy::Any).await;
     let report = store
-        .import_items(p, vec![item("a", 0, None), item("b", 0, None)], 1)
+        .import_items(p, batch![item("a", 0, None), item("b", 0, None)], 1)
         .await
         .unwrap();
     assert_eq!((report.created, report.updated), (2, 0));
     let report = store
-        .import_items(p, vec![item("b", 5, None), item("c", 0, None)], 2)
+        .import_items(p, batch![item("b", 5, None), item("c", 0, None)], 2)
         .await
         .unwrap();
     assert_eq!((report.created, report.updated), (1, 1));
@@ -232,7 +236,7 @@ pub async fn next_follows_priority_overlap_and_never_repeats<S: Store>(store: S)
     );
     let p = project(&store, owner, 2, LocalePolicy::Any).await;
     store
-        .import_items(p, vec![item("low", 0, None), item("high", 9, None)], 0)
+        .import_items(p, batch![item("low", 0, None), item("high", 9, None)], 0)
         .await
         .unwrap();
     let (lease, first) = store.next_lease(next(p, a, 2, 10)).await.unwrap().unwrap();
@@ -277,7 +281,7 @@ pub async fn expired_leases_free_their_slot<S: Store>(store: S) {
     let (a, b) = (user(&store, "a").await, user(&store, "b").await);
     let p = project(&store, owner, 1, LocalePolicy::Any).await;
     store
-        .import_items(p, vec![item("only", 0, None), item("other", -1, None)], 0)
+        .import_items(p, batch![item("only", 0, None), item("other", -1, None)], 0)
         .await
         .unwrap();
     let (lease_a, _) = store.next_lease(next(p, a, 1, 0)).await.unwrap().unwrap();
@@ -311,7 +315,7 @@ pub async fn expired_leases_free_their_slot<S: Store>(store: S) {
     // A late answer whose slot is still free is accepted.
     let q = project(&store, owner, 1, LocalePolicy::Any).await;
     store
-        .import_items(q, vec![item("x", 0, None)], 0)
+        .import_items(q, batch![item("x", 0, None)], 0)
         .await
         .unwrap();
     let (lease, _) = store.next_lease(next(q, a, 1, 0)).await.unwrap().unwrap();
@@ -331,7 +335,7 @@ pub async fn submissions_are_idempotent_and_checked<S: Store>(store: S) {
     let (a, b) = (user(&store, "a").await, user(&store, "b").await);
     let p = project(&store, owner, 2, LocalePolicy::Any).await;
     store
-        .import_items(p, vec![item("x", 0, None)], 0)
+        .import_items(p, batch![item("x", 0, None)], 0)
         .await
         .unwrap();
     let (lease, _) = store.next_lease(next(p, a, 2, 0)).await.unwrap().unwrap();
@@ -365,7 +369,7 @@ pub async fn skipped_items_are_not_offered_again<S: Store>(store: S) {
     let (a, b) = (user(&store, "a").await, user(&store, "b").await);
     let p = project(&store, owner, 1, LocalePolicy::Any).await;
     store
-        .import_items(p, vec![item("x", 0, None)], 0)
+        .import_items(p, batch![item("x", 0, None)], 0)
         .await
         .unwrap();
     let (lease, _) = store.next_lease(next(p, a, 1, 0)).await.unwrap().unwrap();
@@ -392,7 +396,7 @@ pub async fn locale_routing<S: Store>(store: S) {
     store
         .import_items(
             p,
-            vec![
+            batch![
                 item("ar", 5, Some("ar-QA")),
                 item("en", 0, Some("en-GB")),
                 item("any", -5, None),
@@ -436,7 +440,7 @@ pub async fn export_pages_and_stats<S: Store>(store: S) {
     ];
     let p = project(&store, owner, 3, LocalePolicy::Any).await;
     store
-        .import_items(p, vec![item("x", 0, None), item("y", 0, None)], 0)
+        .import_items(p, batch![item("x", 0, None), item("y", 0, None)], 0)
         .await
         .unwrap();
     for (i, &r) in raters.iter().enumerate() {
@@ -481,7 +485,7 @@ pub async fn concurrent_raters_never_overshoot<S: Store>(store: S) {
     let store = Arc::new(store);
     let owner = user(store.as_ref(), "owner").await;
     let p = project(store.as_ref(), owner, 3, LocalePolicy::Any).await;
-    let items: Vec<NewItem> = (0..40).map(|i| item(&format!("i{i}"), 0, None)).collect();
+    let items: ItemBatch = (0..40).map(|i| item(&format!("i{i}"), 0, None)).collect();
     store.import_items(p, items, 0).await.unwrap();
     let mut raters = Vec::new();
     for r in 0..64 {
