@@ -437,43 +437,41 @@ pub async fn next_lease(
         ref locales,
         now,
     } = request;
-    if let Some(row) = sqlx::query(
-        "SELECT * FROM leases WHERE user_id = $1 AND project_id = $2 AND state = 'active' AND expires_at > $3 LIMIT 1",
+    // In one round trip: make this transaction's commit asynchronous, expire the project's
+    // stale leases (freeing their slots), and look for the rater's own live lease, which is
+    // returned again if there is one. The one-row `config` relation on the outside makes sure
+    // `set_config` runs whether or not a lease is found.
+    //
+    // The commit need not wait for its WAL flush because a lease is not an answer: if the
+    // server crashes first, the item simply returns to the pool, and the next durable commit
+    // (an answer) flushes it anyway, in order.
+    let row = sqlx::query(
+        "WITH expired AS (
+             UPDATE leases SET state = 'expired'
+             WHERE project_id = $1 AND state = 'active' AND expires_at <= $3 RETURNING item_id),
+         freed AS (SELECT item_id, COUNT(*)::INT AS n FROM expired GROUP BY item_id),
+         released AS (
+             UPDATE items SET active_leases = active_leases - freed.n,
+                              open = (responses + active_leases - freed.n < $4)
+             FROM freed WHERE items.id = freed.item_id)
+         SELECT live.* FROM (SELECT set_config('synchronous_commit', 'off', true)) AS config
+         LEFT JOIN LATERAL (
+             SELECT * FROM leases
+             WHERE user_id = $2 AND project_id = $1 AND state = 'active' AND expires_at > $3 LIMIT 1
+         ) AS live ON TRUE",
     )
-    .bind(user_id)
     .bind(project_id)
+    .bind(user_id)
     .bind(now)
-    .fetch_optional(&mut *conn)
+    .bind(overlap)
+    .fetch_one(&mut *conn)
     .await
-    .map_err(database_error)?
-    {
+    .map_err(database_error)?;
+    if get::<Option<i64>>(&row, "id")?.is_some() {
         let lease = lease_from(&row)?;
         let item = item_in(conn, lease.item_id).await?;
         return Ok(Some((lease, item)));
     }
-    // A lease is not an answer: if the server crashes before this commit reaches the disk,
-    // the item simply returns to the pool. So the commit need not wait for its WAL flush;
-    // the next durable commit (an answer) flushes it anyway, in order.
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *conn)
-        .await
-        .map_err(database_error)?;
-    // Expire this project's stale leases and free their slots, in one round trip.
-    sqlx::query(
-        "WITH expired AS (
-             UPDATE leases SET state = 'expired'
-             WHERE project_id = $1 AND state = 'active' AND expires_at <= $2 RETURNING item_id),
-         freed AS (SELECT item_id, COUNT(*)::INT AS n FROM expired GROUP BY item_id)
-         UPDATE items SET active_leases = active_leases - freed.n,
-                          open = (responses + active_leases - freed.n < $3)
-         FROM freed WHERE items.id = freed.item_id",
-    )
-    .bind(project_id)
-    .bind(now)
-    .bind(overlap)
-    .execute(&mut *conn)
-    .await
-    .map_err(database_error)?;
     // Choose, lease and count in one statement. Rows another transaction is assigning are
     // skipped, not waited for: concurrent raters each take a different open item, and the open
     // flag is re-checked after the lock.
@@ -564,7 +562,10 @@ pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutc
     // Lock the lease first: a concurrent retry with the same idempotency key then waits here
     // and afterwards finds the first attempt's response instead of a conflict.
     let mut lease = own_lease(conn, s.lease_id, s.user_id).await?;
-    if let Some(key) = &s.idempotency_key {
+    // A live lease has no response yet, so only an answered one can be a retry to replay.
+    if lease.state != LeaseState::Active
+        && let Some(key) = &s.idempotency_key
+    {
         let row =
             sqlx::query("SELECT * FROM responses WHERE user_id = $1 AND idempotency_key = $2")
                 .bind(s.user_id)

@@ -528,7 +528,10 @@ fn own_lease(conn: &Connection, lease_id: i64, user_id: i64) -> Result<Lease> {
 }
 
 pub fn submit(conn: &Connection, s: Submission) -> Result<SubmitOutcome> {
-    if let Some(key) = &s.idempotency_key
+    let mut lease = own_lease(conn, s.lease_id, s.user_id)?;
+    // A live lease has no response yet, so only an answered one can be a retry to replay.
+    if lease.state != LeaseState::Active
+        && let Some(key) = &s.idempotency_key
         && let Some(response) = one(
             conn,
             "SELECT * FROM responses WHERE user_id = ?1 AND idempotency_key = ?2",
@@ -538,7 +541,6 @@ pub fn submit(conn: &Connection, s: Submission) -> Result<SubmitOutcome> {
     {
         return Ok(SubmitOutcome::Replayed(response));
     }
-    let mut lease = own_lease(conn, s.lease_id, s.user_id)?;
     if lease.state == LeaseState::Active && lease.expires_at <= s.now {
         expire(conn, lease.id, s.overlap)?;
         lease.state = LeaseState::Expired;
