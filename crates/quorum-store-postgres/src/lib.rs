@@ -190,6 +190,13 @@ impl Store for PgStore {
         ops::lease(&self.pool, id).await
     }
     async fn submit(&self, submission: Submission) -> Result<SubmitOutcome> {
+        match ops::submit_live_lease(&self.pool, &submission).await {
+            Ok(Some(response)) => return Ok(SubmitOutcome::Created(response)),
+            // Not a live lease, or the statement lost a race: the full transaction decides.
+            Ok(None) => {}
+            Err(error) if retryable(&error) => {}
+            Err(error) => return Err(error),
+        }
         transaction!(self.pool, |conn| ops::submit(conn, submission.clone())
             .await)
     }
