@@ -476,3 +476,37 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
+    let server = serve(&database, "administrator");
+    let admin = server.token.clone().unwrap();
+    let client = Client::new();
+    let (project, tokens) = setup(&client, &server.base, &database, &admin, 3, 1, 1).await;
+    let answered = rater_loop(
+        client.clone(),
+        vec![server.base.clone()],
+        project,
+        tokens[0].clone(),
+    )
+    .await;
+    assert_eq!(answered.len(), 3);
+    let mut child = server.child;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "SIGTERM ends the server cleanly: {exit:?}");
+    let again = serve(&database, "administrator");
+    assert_eq!(
+        exported(&client, &again.base, &admin, project).await.len(),
+        3
+    );
+    let mut child = again.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
