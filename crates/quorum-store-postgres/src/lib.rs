@@ -183,8 +183,15 @@ impl Store for PgStore {
         ops::item(&self.pool, id).await
     }
     async fn next_lease(&self, request: NextRequest) -> Result<Option<(Lease, StoredItem)>> {
-        transaction!(self.pool, |conn| ops::next_lease(conn, request.clone())
-            .await)
+        // Each statement is atomic; a lost deadlock or serialisation race is simply retried.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match ops::next_lease(&self.pool, request.clone()).await {
+                Err(error) if attempt < 8 && retryable(&error) => continue,
+                other => return other,
+            }
+        }
     }
     async fn lease(&self, id: i64) -> Result<Option<Lease>> {
         ops::lease(&self.pool, id).await
