@@ -1,7 +1,7 @@
 //! The multi-node store: any number of stateless `quorum serve` processes share one
-//! PostgreSQL. Every write is one transaction; assignment takes the item row with
-//! `FOR UPDATE SKIP LOCKED`, so concurrent raters on any server never overshoot the overlap.
-//! Transactions that lose a deadlock or serialisation race are retried.
+//! PostgreSQL. Every write is a single statement or one transaction; assignment takes the item
+//! row with `FOR UPDATE SKIP LOCKED`, so concurrent raters on any server never overshoot the
+//! overlap. Work that loses a deadlock or serialisation race is retried.
 
 mod ops;
 
