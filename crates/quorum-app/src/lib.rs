@@ -87,6 +87,8 @@ pub(crate) struct Caches {
     pub(crate) tokens: Cache<String, User>,
     pub(crate) projects: Cache<i64, quorum_store::Project>,
     pub(crate) members: Cache<(i64, i64), quorum_store::Member>,
+    /// Leases this server granted (immutable facts, so no expiry).
+    pub(crate) leases: std::sync::Mutex<std::collections::HashMap<i64, work::KnownLease>>,
 }
 
 /// The application: a store, a clock and a short-lived cache. Cheap to clone.
@@ -118,6 +120,7 @@ impl<S: Store> App<S> {
             tokens: Cache::new(),
             projects: Cache::new(),
             members: Cache::new(),
+            leases: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         Self {
             store,

@@ -43,7 +43,34 @@ pub struct SubmitAnswers {
     pub time_spent_ms: i64,
 }
 
+/// The immutable facts of a lease: where it was granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KnownLease {
+    pub(crate) project_id: i64,
+    pub(crate) user_id: i64,
+    pub(crate) item_id: i64,
+}
+
 impl<S: Store> App<S> {
+    fn remember_lease(&self, lease: &Lease) {
+        let known = KnownLease {
+            project_id: lease.project_id,
+            user_id: lease.user_id,
+            item_id: lease.item_id,
+        };
+        if let Ok(mut leases) = self.caches().leases.lock() {
+            // Bounded: forgetting costs one read later, never a wrong answer.
+            if leases.len() >= 100_000 {
+                leases.clear();
+            }
+            leases.insert(lease.id, known);
+        }
+    }
+
+    fn known_lease(&self, lease_id: i64) -> Option<KnownLease> {
+        self.caches().leases.lock().ok()?.get(&lease_id).copied()
+    }
+
     pub async fn next(
         &self,
         caller: &Caller,
@@ -65,14 +92,14 @@ impl<S: Store> App<S> {
             locales,
             now: self.now(),
         };
-        Ok(self
-            .store()
-            .next_lease(request)
-            .await?
-            .map(|(lease, item)| Assignment {
-                lease,
-                item: item.into(),
-            }))
+        let assignment = self.store().next_lease(request).await?;
+        if let Some((lease, _)) = &assignment {
+            self.remember_lease(lease);
+        }
+        Ok(assignment.map(|(lease, item)| Assignment {
+            lease,
+            item: item.into(),
+        }))
     }
 
     /// Stores the caller's answers on their lease. Returns whether a new response was created
@@ -84,7 +111,16 @@ impl<S: Store> App<S> {
         body: SubmitAnswers,
         idempotency_key: Option<String>,
     ) -> Result<(bool, Response), AppError> {
-        let lease = self.store().lease(lease_id).await?;
+        // Where a lease was granted (its project, rater and item) never changes: a lease this
+        // server granted needs no read; the store still checks its state and owner when storing.
+        let lease = match self.known_lease(lease_id) {
+            Some(known) => Some(known),
+            None => self.store().lease(lease_id).await?.map(|l| KnownLease {
+                project_id: l.project_id,
+                user_id: l.user_id,
+                item_id: l.item_id,
+            }),
+        };
         let lease = match lease {
             Some(lease) if lease.user_id == caller.user.id => lease,
             _ => return Err(AppError::NotFound("lease")),
