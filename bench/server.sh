@@ -30,6 +30,6 @@ TOKEN="$(awk '/API token:/ {print $3}' "$WORK/out.txt")"
 pkill -TERM -P "$TIME_PID"
 wait "$TIME_PID" || true
 cat "$WORK/time.txt"
-if [ "${BACKEND:-sqlite}" = postgres ]; then
+if [ "${BACKEND:-sqlite}" = postgres ] && [ -z "${KEEP_DATABASE:-}" ]; then
     psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" postgres
 fi

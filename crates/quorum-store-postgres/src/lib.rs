@@ -177,6 +177,14 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await.map_err(database_error)?;
         let report = ops::import_items(&mut tx, project_id, items, now).await?;
         tx.commit().await.map_err(database_error)?;
+        // A large import changes the table's shape at once; refresh the planner's statistics
+        // now rather than when autovacuum gets round to it, so `next` keeps its index plans.
+        if report.created + report.updated >= 1000 {
+            sqlx::query("ANALYZE items")
+                .execute(&self.pool)
+                .await
+                .map_err(database_error)?;
+        }
         Ok(report)
     }
     async fn item(&self, id: i64) -> Result<Option<StoredItem>> {

@@ -686,9 +686,21 @@ pub async fn export_responses(
     after: i64,
     limit: i64,
 ) -> Result<Vec<ExportRow>> {
+    // A page must be read straight off the (project_id, id) index and stop at its limit. On a
+    // young table the planner's statistics lag behind, and it fetched every remaining row and
+    // sorted them, page after page (quadratic in the export). Sorting and bitmap scans are
+    // therefore off for this one read-only transaction. Per-row key lookups for the item and
+    // the user keep a page to its own rows.
+    let mut tx = pool.begin().await.map_err(database_error)?;
+    sqlx::query("SET LOCAL enable_sort = off")
+        .execute(&mut *tx)
+        .await
+        .map_err(database_error)?;
+    sqlx::query("SET LOCAL enable_bitmapscan = off")
+        .execute(&mut *tx)
+        .await
+        .map_err(database_error)?;
     let rows = sqlx::query(
-        // Per-row key lookups for the item and the user: a page touches only its own rows,
-        // whatever plan the statistics of young tables would suggest for a join.
         "SELECT r.id, r.item_id, (SELECT external_id FROM items WHERE id = r.item_id) AS external_id,
                 (SELECT name FROM users WHERE id = r.user_id) AS name, r.answers, r.time_spent_ms, r.created_at
          FROM responses r WHERE r.project_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3",
@@ -696,9 +708,10 @@ pub async fn export_responses(
     .bind(project_id)
     .bind(after)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(database_error)?;
+    tx.commit().await.map_err(database_error)?;
     rows.iter()
         .map(|row| {
             Ok(ExportRow {
