@@ -5,6 +5,7 @@
 #   bench/server.sh --items 1000000 --raters 0                 # import
 #   bench/server.sh --items 20000 --raters 64 --duration 20    # rater loop
 #   BACKEND=postgres bench/server.sh --items 20000 --raters 16
+# KEEP_DATABASE=1 leaves the PostgreSQL database in place afterwards (for EXPLAIN and the like).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quorum-target}"
