@@ -336,10 +336,6 @@ impl ImportSession {
             );
         }
     }
-
-    pub fn rejected(&self) -> usize {
-        self.rejected.len()
-    }
 }
 
 /// How an import body is written.

@@ -80,9 +80,9 @@ impl<S: Store> App<S> {
         let member = self.cached_member(project_id, caller.user.id).await?;
         let locales = match project.locale_policy {
             quorum_store::LocalePolicy::Any => None,
-            quorum_store::LocalePolicy::Match => {
-                Some(member.map(|m| m.locales).unwrap_or_default())
-            }
+            quorum_store::LocalePolicy::Match => Some(quorum_core::LocaleFilter::new(
+                &member.map(|m| m.locales).unwrap_or_default(),
+            )),
         };
         let request = NextRequest {
             project_id,

@@ -50,15 +50,40 @@ pub fn valid_locale(tag: &str) -> bool {
         && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
-/// Whether a rater with `rater_locales` may take an item in `item_locale`: an exact match
-/// (case-insensitive), or a rater locale that is just the item's language (`ar` takes `ar-QA`).
-pub fn locale_matches(rater_locales: &[String], item_locale: &str) -> bool {
-    let item = item_locale.to_ascii_lowercase();
-    let item_language = item.split('-').next().unwrap_or_default();
-    rater_locales.iter().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l == item || (!l.contains('-') && l == item_language)
-    })
+/// A rater's locales as routing keys (lower-cased): full tags match an item's locale exactly,
+/// bare languages (`ar`) match every item in that language (`ar-QA`, `ar-EG`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocaleFilter {
+    pub tags: Vec<String>,
+    pub languages: Vec<String>,
+}
+
+impl LocaleFilter {
+    pub fn new(rater_locales: &[String]) -> Self {
+        let mut filter = LocaleFilter::default();
+        for locale in rater_locales {
+            let key = locale.to_ascii_lowercase();
+            if key.contains('-') {
+                filter.tags.push(key)
+            } else {
+                filter.languages.push(key)
+            }
+        }
+        filter
+    }
+
+    /// Whether an item in `item_locale` passes the filter.
+    pub fn admits(&self, item_locale: &str) -> bool {
+        let (tag, language) = locale_keys(item_locale);
+        self.tags.contains(&tag) || self.languages.contains(&language)
+    }
+}
+
+/// An item locale's routing keys: the lower-cased tag and its primary language.
+pub fn locale_keys(tag: &str) -> (String, String) {
+    let tag = tag.to_ascii_lowercase();
+    let language = tag.split('-').next().unwrap_or_default().to_string();
+    (tag, language)
 }
 
 #[cfg(test)]
@@ -69,9 +94,9 @@ mod tests {
     fn locales() {
         assert!(valid_locale("ar-QA") && valid_locale("en") && valid_locale("zh-Hant-TW"));
         assert!(!valid_locale("") && !valid_locale("english") && !valid_locale("en_GB"));
-        let rater = vec!["ar".to_string(), "en-GB".to_string()];
-        assert!(locale_matches(&rater, "ar-QA"));
-        assert!(locale_matches(&rater, "en-gb"));
-        assert!(!locale_matches(&rater, "en-US"));
+        let rater = LocaleFilter::new(&["ar".to_string(), "en-GB".to_string()]);
+        assert!(rater.admits("ar-QA"));
+        assert!(rater.admits("en-gb"));
+        assert!(!rater.admits("en-US"));
     }
 }

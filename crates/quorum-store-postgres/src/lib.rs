@@ -215,9 +215,8 @@ impl Store for PgStore {
         transaction!(self.pool, |conn| ops::submit(conn, submission.clone())
             .await)
     }
-    async fn skip(&self, lease_id: i64, user_id: i64, now: i64) -> Result<()> {
-        transaction!(self.pool, |conn| ops::skip(conn, lease_id, user_id, now)
-            .await)
+    async fn skip(&self, lease_id: i64, user_id: i64, _now: i64) -> Result<()> {
+        transaction!(self.pool, |conn| ops::skip(conn, lease_id, user_id).await)
     }
     async fn export_responses(
         &self,

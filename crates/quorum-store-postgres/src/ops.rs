@@ -274,12 +274,7 @@ pub async fn member(pool: &PgPool, project_id: i64, user_id: i64) -> Result<Opti
 // ---- items ----
 
 fn locale_keys(locale: Option<&str>) -> (Option<String>, Option<String>) {
-    let key = locale.map(str::to_ascii_lowercase);
-    let language = key
-        .as_ref()
-        .and_then(|k| k.split('-').next())
-        .map(str::to_string);
-    (key, language)
+    locale.map(quorum_core::locale_keys).unzip()
 }
 
 /// Rows sent per `INSERT … SELECT FROM UNNEST(…)` statement.
@@ -475,17 +470,7 @@ pub async fn next_lease(
              SELECT id FROM items i WHERE i.project_id = $1 AND i.open
              AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = $2)",
     );
-    let mut keys = Vec::new();
-    let mut languages = Vec::new();
-    if let Some(locales) = locales {
-        for locale in locales {
-            let key = locale.to_ascii_lowercase();
-            if key.contains('-') {
-                keys.push(key);
-            } else {
-                languages.push(key);
-            }
-        }
+    if locales.is_some() {
         // Arrays keep the statement text the same whatever the number of locales.
         sql.push_str(
             " AND (i.locale_key IS NULL OR i.locale_key = ANY($6) OR i.language_key = ANY($7))",
@@ -511,8 +496,8 @@ pub async fn next_lease(
         .bind(now)
         .bind(now + lease_seconds * 1000)
         .bind(overlap);
-    if locales.is_some() {
-        query = query.bind(keys).bind(languages);
+    if let Some(filter) = locales {
+        query = query.bind(&filter.tags).bind(&filter.languages);
     }
     let row = query.fetch_one(pool).await.map_err(database_error)?;
     if get::<Option<i64>>(&row, "lease_id")?.is_none() {
@@ -656,7 +641,7 @@ pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutc
     Ok(SubmitOutcome::Created(response_from(&row)?))
 }
 
-pub async fn skip(conn: &mut PgConnection, lease_id: i64, user_id: i64, now: i64) -> Result<()> {
+pub async fn skip(conn: &mut PgConnection, lease_id: i64, user_id: i64) -> Result<()> {
     let lease = own_lease(conn, lease_id, user_id).await?;
     if lease.state != LeaseState::Active {
         return Err(StoreError::Conflict(format!(
@@ -669,7 +654,6 @@ pub async fn skip(conn: &mut PgConnection, lease_id: i64, user_id: i64, now: i64
         .fetch_one(&mut *conn)
         .await
         .map_err(database_error)?;
-    let _ = now;
     sqlx::query("UPDATE leases SET state = 'skipped' WHERE id = $1")
         .bind(lease.id)
         .execute(&mut *conn)

@@ -20,14 +20,6 @@ fn parse_json(text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Database(Box::new(e)))
 }
 
-/// Maps a row, keeping JSON parse errors apart from SQLite's.
-fn map<T>(
-    row: &Row<'_>,
-    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<Result<T>>,
-) -> rusqlite::Result<Result<T>> {
-    f(row)
-}
-
 fn user_from(row: &Row<'_>) -> rusqlite::Result<Result<User>> {
     Ok(Ok(User {
         id: row.get("id")?,
@@ -168,7 +160,7 @@ fn one<T>(
 ) -> Result<Option<T>> {
     let mut statement = conn.prepare_cached(sql).map_err(database_error)?;
     statement
-        .query_row(params, |row| map(row, mapper))
+        .query_row(params, mapper)
         .optional()
         .map_err(database_error)?
         .transpose()
@@ -182,7 +174,7 @@ fn all<T>(
 ) -> Result<Vec<T>> {
     let mut statement = conn.prepare_cached(sql).map_err(database_error)?;
     let rows = statement
-        .query_map(params, |row| map(row, mapper))
+        .query_map(params, mapper)
         .map_err(database_error)?;
     rows.map(|r| r.map_err(database_error).and_then(|inner| inner))
         .collect()
@@ -334,12 +326,7 @@ pub fn member(conn: &Connection, project_id: i64, user_id: i64) -> Result<Option
 // ---- items ----
 
 fn locale_keys(locale: Option<&str>) -> (Option<String>, Option<String>) {
-    let key = locale.map(str::to_ascii_lowercase);
-    let language = key
-        .as_ref()
-        .and_then(|k| k.split('-').next())
-        .map(str::to_string);
-    (key, language)
+    locale.map(quorum_core::locale_keys).unzip()
 }
 
 pub fn import_items(
@@ -476,25 +463,19 @@ pub fn next_lease(conn: &Connection, request: NextRequest) -> Result<Option<(Lea
          AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = ?2)",
     );
     let mut values: Vec<rusqlite::types::Value> = vec![project_id.into(), user_id.into()];
-    if let Some(locales) = locales {
-        let (mut keys, mut languages) = (Vec::new(), Vec::new());
-        for locale in locales {
-            let key = locale.to_ascii_lowercase();
-            if key.contains('-') {
-                keys.push(key)
-            } else {
-                languages.push(key)
-            }
-        }
+    if let Some(filter) = locales {
         sql.push_str(" AND (i.locale_key IS NULL");
-        for (column, list) in [("locale_key", keys), ("language_key", languages)] {
+        for (column, list) in [
+            ("locale_key", &filter.tags),
+            ("language_key", &filter.languages),
+        ] {
             if !list.is_empty() {
                 let start = values.len() + 1;
                 let marks: Vec<String> = (start..start + list.len())
                     .map(|n| format!("?{n}"))
                     .collect();
                 sql.push_str(&format!(" OR i.{column} IN ({})", marks.join(", ")));
-                values.extend(list.into_iter().map(rusqlite::types::Value::from));
+                values.extend(list.iter().cloned().map(rusqlite::types::Value::from));
             }
         }
         sql.push(')');

@@ -406,7 +406,9 @@ pub async fn locale_routing<S: Store>(store: S) {
         .await
         .unwrap();
     let ask = |user_id, locales: &[&str]| NextRequest {
-        locales: Some(locales.iter().map(|l| l.to_string()).collect()),
+        locales: Some(quorum_core::LocaleFilter::new(
+            &locales.iter().map(|l| l.to_string()).collect::<Vec<_>>(),
+        )),
         ..next(p, user_id, 1, 1)
     };
     let (_, got) = store

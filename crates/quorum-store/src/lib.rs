@@ -289,8 +289,8 @@ pub struct NextRequest {
     pub user_id: i64,
     pub overlap: i32,
     pub lease_seconds: i64,
-    /// `Some` when the project routes by locale: the rater's locales.
-    pub locales: Option<Vec<String>>,
+    /// `Some` when the project routes by locale: the rater's locales as routing keys.
+    pub locales: Option<quorum_core::LocaleFilter>,
     pub now: i64,
 }
 

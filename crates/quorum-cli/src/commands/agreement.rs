@@ -110,10 +110,9 @@ pub fn run(args: &AgreementArgs) -> anyhow::Result<()> {
             }
             // A group where the statistic is undefined gets an empty value, not a failure,
             // unless it is the whole data set.
-            Err(e @ (AgreementError::NoPairableUnits | AgreementError::NoVariation))
+            Err(AgreementError::NoPairableUnits | AgreementError::NoVariation)
                 if group != OVERALL =>
             {
-                let _ = e;
                 (f64::NAN, None)
             }
             Err(e) => return Err(InputError::new(&args.input, None, e.to_string()).into()),

@@ -167,48 +167,24 @@ async fn imports_are_all_or_nothing_and_update_by_external_id() {
     );
     let csv =
         "external_id,text,category,gold.label\n3,\"three, with a comma\",news,pos\n4,four,,\n";
-    let response = server
-        .client
-        .post(format!("{}/api/v1/projects/{p}/items", server.base))
-        .bearer_auth(&server.admin_token)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["created"], 2);
-    let bad_csv = "external_id,txt\n5,x\n";
-    let response = server
-        .client
-        .post(format!("{}/api/v1/projects/{p}/items", server.base))
-        .bearer_auth(&server.admin_token)
-        .header("content-type", "text/csv")
-        .body(bad_csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("CSV column `txt` is not a field"),
+    let (status, body) = server.import_as(p, "text/csv", csv).await;
+    assert_eq!(
+        (status, body["created"].as_u64()),
+        (StatusCode::OK, Some(2)),
         "{body}"
     );
-    let bad_row = "external_id,text,priority\n6,six,high\n";
-    let response = server
-        .client
-        .post(format!("{}/api/v1/projects/{p}/items", server.base))
-        .bearer_auth(&server.admin_token)
-        .header("content-type", "text/csv")
-        .body(bad_row)
-        .send()
-        .await
-        .unwrap();
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = server
+        .import_as(p, "text/csv", "external_id,txt\n5,x\n")
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("CSV column `txt` is not a field"),
+        "{body}"
+    );
+    let (_, body) = server
+        .import_as(p, "text/csv", "external_id,text,priority\n6,six,high\n")
+        .await;
     assert_eq!(body["error"]["details"]["rejected"][0]["row"], 2, "{body}");
     assert_eq!(
         body["error"]["details"]["rejected"][0]["error"],

@@ -96,11 +96,21 @@ impl Server {
     }
 
     pub async fn import(&self, project: i64, body: &str) -> (StatusCode, Value) {
+        self.import_as(project, "application/x-ndjson", body).await
+    }
+
+    /// Posts an import body with the given content type.
+    pub async fn import_as(
+        &self,
+        project: i64,
+        content_type: &str,
+        body: &str,
+    ) -> (StatusCode, Value) {
         let response = self
             .client
             .post(format!("{}/api/v1/projects/{project}/items", self.base))
             .bearer_auth(&self.admin_token)
-            .header("content-type", "application/x-ndjson")
+            .header("content-type", content_type)
             .body(body.to_string())
             .send()
             .await
