@@ -3,6 +3,7 @@
 //! row with `FOR UPDATE SKIP LOCKED`, so concurrent raters on any server never overshoot the
 //! overlap. Work that loses a deadlock or serialisation race is retried.
 
+mod maintenance;
 mod ops;
 
 use std::str::FromStr;
@@ -17,6 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 pub struct PgStore {
     pool: PgPool,
+    _maintenance: maintenance::Maintenance,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -98,7 +100,16 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(Box::new(e)))?;
-        Ok(Self { pool })
+        let _maintenance = maintenance::Maintenance::start(pool.clone());
+        Ok(Self { pool, _maintenance })
+    }
+
+    /// Vacuums the hot tables whose dead rows have passed the threshold (what the background
+    /// task does every second); returns how many it vacuumed.
+    pub async fn vacuum_hot_tables(&self) -> Result<usize> {
+        maintenance::vacuum_if_needed(&self.pool)
+            .await
+            .map_err(database_error)
     }
 }
 

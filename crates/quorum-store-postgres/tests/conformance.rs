@@ -15,6 +15,11 @@ fn url() -> String {
 }
 
 async fn fresh() -> PgStore {
+    fresh_with_options().await.0
+}
+
+/// A fresh store, and the connection options that reach its schema.
+async fn fresh_with_options() -> (PgStore, PgConnectOptions) {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let schema = format!(
         "quorum_test_{}_{}",
@@ -32,9 +37,61 @@ async fn fresh() -> PgStore {
         .await
         .expect("schema created");
     admin.close().await;
-    PgStore::open_with(options.options([("search_path", schema.as_str())]))
+    let options = options.options([("search_path", schema.as_str())]);
+    let store = PgStore::open_with(options.clone())
         .await
-        .expect("the store opens")
+        .expect("the store opens");
+    (store, options)
 }
 
 quorum_store::conformance_tests!(fresh);
+
+/// Rows left dead by updates to the assignment tables are vacuumed away by the server itself,
+/// whether or not autovacuum is on.
+#[tokio::test]
+async fn dead_rows_in_hot_tables_are_vacuumed() {
+    let (store, options) = fresh_with_options().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("connects");
+    pool.execute(
+        "INSERT INTO users (name, password_hash, created_at) VALUES ('o', '', 0);
+         INSERT INTO projects (name, schema, overlap, lease_seconds, created_at)
+             VALUES ('p', '{}', 1, 60, 0);
+         INSERT INTO items (project_id, fields, created_at)
+             SELECT 1, '{}', 0 FROM generate_series(1, 5000);
+         UPDATE items SET priority = 1;",
+    )
+    .await
+    .expect("rows written");
+    let stats = || async {
+        sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT n_tup_upd, n_dead_tup, vacuum_count FROM pg_stat_user_tables
+             WHERE schemaname = current_schema() AND relname = 'items'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("statistics read")
+    };
+    // The writes reach the shared statistics within about a second, and the server's own
+    // task (checking every second) then vacuums the table.
+    let mut last = (0, 0, 0);
+    for _ in 0..150 {
+        last = stats().await;
+        if last.0 >= 5000 && last.1 == 0 && last.2 > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (updated, dead, vacuums) = last;
+    assert_eq!(updated, 5000, "the updates were counted");
+    assert!(
+        vacuums > 0,
+        "the server never vacuumed items ({dead} dead rows)"
+    );
+    assert_eq!(dead, 0, "the vacuum removed the dead rows");
+    // Nothing is due any more.
+    assert_eq!(store.vacuum_hot_tables().await.expect("runs"), 0);
+}
