@@ -10,10 +10,13 @@
 //!   zero-based skill, Dawid–Skene, one-coin Dawid–Skene, GLAD, MACE, KOS, M-MSR).
 //! * [`pairwise`] — Bradley–Terry and noisy Bradley–Terry from pairwise comparisons.
 //! * [`ratings`] — mean, median and trimmed mean of numeric answers, with dispersion.
+//! * [`arena`] — arena leaderboards: Bradley–Terry on the Elo scale with bootstrap intervals,
+//!   style control, online Elo, and the divergence between two boards.
 //! * [`agreement`] — Krippendorff's alpha, Fleiss' kappa, Cohen's kappa, percent agreement.
 
 pub mod agreement;
 pub mod answers;
+pub mod arena;
 pub mod classification;
 pub mod pairwise;
 pub mod ratings;
