@@ -30,6 +30,9 @@ pub enum Command {
     /// Aggregate crowd answers from a CSV: labels (task,worker,label), pairwise comparisons
     /// (worker,left,right,label) or numeric ratings (task,worker,label).
     Aggregate(AggregateArgs),
+    /// Arena leaderboard from battles (model_a,model_b,winner): Bradley–Terry ratings with
+    /// bootstrap intervals, optional style control, per-slice boards and their divergence.
+    Leaderboard(LeaderboardArgs),
     /// Inter-rater agreement of crowd labels (task,worker,label), overall and per worker group.
     Agreement(AgreementArgs),
     /// Load generator: drives a running server's rater loop, import and export, and reports
@@ -61,6 +64,23 @@ pub enum GenerateCommand {
         output: PathBuf,
         #[arg(long)]
         gold: Option<PathBuf>,
+    },
+    /// Arena battles `model_a,model_b,winner` between models of known ratings (the ratings as
+    /// `model,rating` with --truth).
+    Battles {
+        #[arg(long, default_value_t = 200)]
+        models: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        battles: usize,
+        /// Share of battles that are ties (half of them "both bad").
+        #[arg(long, default_value_t = 0.1)]
+        ties: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long)]
+        truth: Option<PathBuf>,
     },
     /// Pairwise comparisons `worker,left,right,label`.
     Comparisons {
@@ -181,6 +201,49 @@ pub enum Metric {
     Fleiss,
     Cohen,
     Percent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BoardFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LeaderboardArgs {
+    /// Battles CSV with `model_a,model_b,winner` (winner: model_a, model_b, tie or
+    /// `tie (bothbad)`); extra columns may carry style (`len_words_a`, `len_words_b`,
+    /// `header_count_a`, …) and slices.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Bootstrap rounds (resampling battles); 0 turns intervals off.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    #[arg(long, default_value_t = 0, env = "QUORUM_SEED")]
+    pub seed: u64,
+    /// Pin one model's rating, e.g. `gpt-4=1250`, instead of centring the mean on 1000.
+    #[arg(long, value_name = "MODEL=RATING")]
+    pub anchor: Option<String>,
+    /// Take answer length and markdown (headers, lists, bold) out of the ratings, as LMArena
+    /// does, and report their coefficients.
+    #[arg(long)]
+    pub style_control: bool,
+    /// Also compute a board per value of this column (e.g. a rater locale), and how each pair
+    /// of boards diverges.
+    #[arg(long, value_name = "COLUMN")]
+    pub slice_by: Option<String>,
+    /// Models with fewer battles are listed apart and not ranked.
+    #[arg(long, default_value_t = 0)]
+    pub min_battles: u64,
+    #[arg(long, value_enum, default_value_t = BoardFormat::Table)]
+    pub format: BoardFormat,
+    /// Where to write the board (standard output when absent).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Bootstrap threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Debug, clap::Args)]

@@ -115,6 +115,42 @@ impl Interner {
     }
 }
 
+/// A header row's column names: trimmed, without a UTF-8 byte-order mark.
+fn header_names(record: &ByteRecord) -> Vec<String> {
+    record
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let field = if i == 0 {
+                field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field)
+            } else {
+                field
+            };
+            String::from_utf8_lossy(field).trim().to_string()
+        })
+        .collect()
+}
+
+/// The column names of a CSV file's header row (to choose optional columns before reading).
+pub fn read_header(path: &Path) -> Result<Vec<String>, InputError> {
+    let file =
+        File::open(path).map_err(|e| InputError::new(path, None, format!("cannot open: {e}")))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::new(file));
+    let mut record = ByteRecord::new();
+    match reader.read_byte_record(&mut record) {
+        Ok(true) => Ok(header_names(&record)),
+        Ok(false) => Err(InputError::new(path, None, "the file is empty")),
+        Err(e) => Err(InputError::new(
+            path,
+            Some(1),
+            format!("not valid CSV: {e}"),
+        )),
+    }
+}
+
 /// Streams the rows of a CSV file whose header contains `columns` (in any order, other columns
 /// allowed). `on_row` gets the line number and the fields in the order of `columns`.
 pub fn for_each_row(
@@ -147,18 +183,7 @@ pub fn for_each_row(
             ),
         ));
     }
-    let header: Vec<String> = record
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            let field = if i == 0 {
-                field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field)
-            } else {
-                field
-            };
-            String::from_utf8_lossy(field).trim().to_string()
-        })
-        .collect();
+    let header = header_names(&record);
     let mut positions = Vec::with_capacity(columns.len());
     for column in columns {
         match header.iter().position(|h| h == column) {
@@ -187,7 +212,10 @@ pub fn for_each_row(
     } else {
         ProgressBar::hidden()
     };
-    assert!(columns.len() <= 8, "at most eight named columns are read");
+    assert!(
+        columns.len() <= 16,
+        "at most sixteen named columns are read"
+    );
     let mut rows = 0u64;
     while read(&mut reader, &mut record)? {
         let line = record.position().map(|p| p.line()).unwrap_or(0);
@@ -205,7 +233,7 @@ pub fn for_each_row(
                 ),
             ));
         }
-        let mut fields: [&[u8]; 8] = [&[]; 8];
+        let mut fields: [&[u8]; 16] = [&[]; 16];
         for (slot, &p) in fields.iter_mut().zip(&positions) {
             *slot = &record[p];
         }

@@ -8,14 +8,14 @@
 //!
 //! Speed: battles are tallied per unordered pair of models into three cells (first model
 //! wins, second wins, tie). Resampling the battles with replacement is then exactly a
-//! multinomial draw over those cells, so a bootstrap round costs one binomial per cell and a
-//! fit over the pairs, whatever the number of battles; each fit starts from the point
+//! multinomial draw over those cells ([`Resampler`]), so a bootstrap round costs a few
+//! nanoseconds per cell and a fit over the pairs, whatever the number of battles; each fit starts from the point
 //! estimate, and rounds run on every core (each with its own random stream, so the result does
 //! not depend on the number of threads).
 
 use std::fmt;
 
-use crate::rng::SplitMix64;
+use crate::rng::{Resampler, SplitMix64};
 
 /// Who won a battle between `a` and `b`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -426,7 +426,7 @@ pub fn leaderboard(
     anchor(&mut ratings, options.anchor);
 
     let mut samples = vec![f64::NAN; options.rounds * n_models];
-    let total = battles.len() as u64;
+    let resampler = Resampler::new(&tally.cells.iter().map(|&c| c as u64).collect::<Vec<_>>());
     parallel_rounds(
         &mut samples,
         n_models,
@@ -434,7 +434,7 @@ pub fn leaderboard(
         |round, row| {
             let mut rng = SplitMix64::stream(options.seed, round as u64);
             let mut counts = vec![0u64; tally.cells.len()];
-            rng.multinomial(total, &tally.cells, &mut counts);
+            resampler.draw(&mut rng, &mut counts);
             let cells: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
             let resampled = Fit::new(n_models, &tally.pairs, &cells);
             let mut strengths = point_strengths.clone();
@@ -564,15 +564,52 @@ impl StyleFit<'_> {
                 }
             }
             let step = cholesky_solve(&mut hessian, &gradient, p);
-            let mut largest: f64 = 0.0;
-            for (wd, sd) in w.iter_mut().zip(&step) {
-                *wd -= sd;
-                largest = largest.max(sd.abs());
+            // Damped Newton: halve the step until the objective does not rise.
+            let before = self.objective(weights, w);
+            let mut trial = w.to_vec();
+            let mut scale = 1.0;
+            for _ in 0..30 {
+                for ((t, wd), sd) in trial.iter_mut().zip(w.iter()).zip(&step) {
+                    *t = wd - scale * sd;
+                }
+                if self.objective(weights, &trial) <= before {
+                    break;
+                }
+                scale *= 0.5;
             }
+            let largest = w
+                .iter()
+                .zip(&trial)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            w.copy_from_slice(&trial);
             if largest < 1e-10 {
                 break;
             }
         }
+    }
+
+    /// `½‖w‖² + c · Σ weight · (2·softplus(z) − 2·s_a·z)`: the two rows of each battle.
+    fn objective(&self, weights: &[f64], w: &[f64]) -> f64 {
+        let ln10 = std::f64::consts::LN_10;
+        let mut loss = 0.0;
+        for (index, battle) in self.battles.iter().enumerate() {
+            let weight = weights[index];
+            if weight == 0.0 {
+                continue;
+            }
+            let mut z = ln10 * (w[battle.a as usize] - w[battle.b as usize]);
+            for f in 0..self.k {
+                z += w[self.n_models + f] * self.covariates[index * self.k + f];
+            }
+            let softplus = if z > 0.0 {
+                z + (-z).exp().ln_1p()
+            } else {
+                z.exp().ln_1p()
+            };
+            loss += weight * (2.0 * softplus - 2.0 * battle.winner.score_a() * z);
+        }
+        0.5 * w.iter().map(|x| x * x).sum::<f64>() + self.c * loss
     }
 }
 

@@ -171,6 +171,60 @@ pub fn tournament(spec: &ComparisonSpec) -> Tournament {
     }
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArenaSpec {
+    pub models: usize,
+    pub battles: usize,
+    /// Share of battles that end in a tie, whatever the ratings (half of them "both bad").
+    pub tie_share: f64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyntheticArena {
+    pub battles: Vec<crate::arena::Battle>,
+    /// True ratings on the Elo scale, centred on 1000.
+    pub ratings: Vec<f64>,
+}
+
+/// Battles between uniformly drawn pairs of models whose true ratings are normal with a
+/// standard deviation of 100 Elo; the winner of a battle that is not a tie follows
+/// `P(a wins) = 1 / (1 + 10^((R_b − R_a) / 400))`.
+pub fn arena(spec: &ArenaSpec) -> SyntheticArena {
+    use crate::arena::{Battle, Winner};
+    let mut rng = SplitMix64::new(spec.seed);
+    let mut ratings: Vec<f64> = (0..spec.models).map(|_| 100.0 * rng.normal()).collect();
+    let mean = ratings.iter().sum::<f64>() / spec.models.max(1) as f64;
+    for r in &mut ratings {
+        *r += 1000.0 - mean;
+    }
+    let mut battles = Vec::with_capacity(spec.battles);
+    while battles.len() < spec.battles && spec.models > 1 {
+        let a = rng.below(spec.models);
+        let b = rng.below(spec.models);
+        if a == b {
+            continue;
+        }
+        let winner = if rng.next_f64() < spec.tie_share {
+            if rng.next_f64() < 0.5 {
+                Winner::Tie
+            } else {
+                Winner::BothBad
+            }
+        } else if rng.next_f64() < 1.0 / (1.0 + 10f64.powf((ratings[b] - ratings[a]) / 400.0)) {
+            Winner::A
+        } else {
+            Winner::B
+        };
+        battles.push(Battle {
+            a: a as u32,
+            b: b as u32,
+            winner,
+        });
+    }
+    SyntheticArena { battles, ratings }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

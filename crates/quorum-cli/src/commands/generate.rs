@@ -1,6 +1,7 @@
 //! `quorum generate`: seeded synthetic data sets written as the CSVs the other commands read.
 
-use quorum_stats::synthetic::{self, ComparisonSpec, CrowdSpec};
+use quorum_stats::arena::Winner;
+use quorum_stats::synthetic::{self, ArenaSpec, ComparisonSpec, CrowdSpec};
 
 use super::csv_output;
 use crate::cli::GenerateCommand;
@@ -78,6 +79,47 @@ pub fn run(command: &GenerateCommand) -> anyhow::Result<()> {
                 out.write_record([format!("w{}", c.worker), left, right, winner])?;
             }
             out.flush()?;
+        }
+        GenerateCommand::Battles {
+            models,
+            battles,
+            ties,
+            seed,
+            output,
+            truth,
+        } => {
+            if *models < 2 {
+                anyhow::bail!("--models must be at least 2");
+            }
+            if !(0.0..=1.0).contains(ties) {
+                anyhow::bail!("--ties is a share between 0 and 1, got {ties}");
+            }
+            let arena = synthetic::arena(&ArenaSpec {
+                models: *models,
+                battles: *battles,
+                tie_share: *ties,
+                seed: *seed,
+            });
+            let mut out = csv_output(Some(output))?;
+            out.write_record(["model_a", "model_b", "winner"])?;
+            for b in &arena.battles {
+                let winner = match b.winner {
+                    Winner::A => "model_a",
+                    Winner::B => "model_b",
+                    Winner::Tie => "tie",
+                    Winner::BothBad => "tie (bothbad)",
+                };
+                out.write_record([format!("m{}", b.a), format!("m{}", b.b), winner.into()])?;
+            }
+            out.flush()?;
+            if let Some(path) = truth {
+                let mut out = csv_output(Some(path))?;
+                out.write_record(["model", "rating"])?;
+                for (m, rating) in arena.ratings.iter().enumerate() {
+                    out.write_record([format!("m{m}"), format!("{rating:.4}")])?;
+                }
+                out.flush()?;
+            }
         }
     }
     Ok(())

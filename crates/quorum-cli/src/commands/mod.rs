@@ -5,6 +5,7 @@ mod aggregate;
 mod agreement;
 mod bench;
 mod generate;
+mod leaderboard;
 mod serve;
 mod transfer;
 
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => runtime()?.block_on(transfer::export(args)),
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Agreement(args) => agreement::run(&args),
+        Command::Leaderboard(args) => leaderboard::run(&args),
         Command::Generate(command) => generate::run(&command),
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
     }

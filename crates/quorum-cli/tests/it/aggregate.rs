@@ -308,3 +308,142 @@ fn agreement_reports_overall_and_per_group_rows() {
     assert_eq!(ordinal.status.code(), Some(2));
     assert!(stderr(&ordinal).contains("label `bird` is not a number"));
 }
+
+/// A small arena: `x` beats `y` mostly, `z` is weak; raters of two locales.
+fn arena_fixture() -> String {
+    let mut csv = String::from("model_a,model_b,winner,locale\n");
+    for (a, b, winner, locale, times) in [
+        ("x", "y", "model_a", "en-GB", 30),
+        ("x", "y", "model_b", "en-GB", 10),
+        ("y", "z", "model_a", "en-GB", 30),
+        ("y", "z", "tie", "en-GB", 10),
+        ("x", "z", "model_a", "en-GB", 20),
+        // ar-QA raters prefer y to x.
+        ("x", "y", "model_b", "ar-QA", 35),
+        ("x", "y", "model_a", "ar-QA", 5),
+        ("y", "z", "model_a", "ar-QA", 30),
+        ("x", "z", "tie (bothbad)", "ar-QA", 10),
+        ("z", "x", "model_b", "ar-QA", 20),
+    ] {
+        for _ in 0..times {
+            csv.push_str(&format!("{a},{b},{winner},{locale}\n"));
+        }
+    }
+    csv
+}
+
+#[test]
+fn leaderboard_ranks_models_per_slice_and_reports_where_slices_diverge() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "battles.csv", &arena_fixture());
+    let json = quorum(&[
+        "leaderboard",
+        "--input",
+        input.to_str().unwrap(),
+        "--bootstrap",
+        "300",
+        "--slice-by",
+        "locale",
+        "--format",
+        "json",
+    ]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let boards = value["boards"].as_array().unwrap();
+    let slices: Vec<&str> = boards
+        .iter()
+        .map(|b| b["slice"].as_str().unwrap_or("(all)"))
+        .collect();
+    assert_eq!(slices, ["(all)", "ar-QA", "en-GB"]);
+    let top = |b: &serde_json::Value| b["models"][0]["model"].as_str().unwrap().to_string();
+    assert_eq!(top(&boards[1]), "y");
+    assert_eq!(top(&boards[2]), "x");
+    let mean: f64 = boards[0]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["rating"].as_f64().unwrap())
+        .sum::<f64>()
+        / 3.0;
+    assert!((mean - 1000.0).abs() < 1e-6, "{mean}");
+    let divergence = &value["divergence"][0];
+    assert_eq!(divergence["a"], "ar-QA");
+    let x = divergence["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["model"] == "x")
+        .unwrap();
+    assert_eq!(x["significant"], true, "{divergence}");
+    assert!(x["difference"].as_f64().unwrap() < 0.0);
+
+    let table = quorum(&[
+        "leaderboard",
+        "--input",
+        input.to_str().unwrap(),
+        "--bootstrap",
+        "100",
+        "--slice-by",
+        "locale",
+        "--anchor",
+        "z=800",
+    ]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let text = stdout(&table);
+    assert!(text.contains("== ar-QA vs en-GB"), "{text}");
+    assert!(text.contains("rated higher by `en-GB`"), "{text}");
+    assert!(text.contains("800.0"), "the anchor is pinned: {text}");
+}
+
+#[test]
+fn leaderboard_errors_name_the_line_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "b.csv",
+        "model_a,model_b,winner\nx,y,model_a\nx,y,left\n",
+    );
+    let output = quorum(&["leaderboard", "--input", input.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("b.csv:3: `winner` must be model_a"),
+        "{}",
+        stderr(&output)
+    );
+    let output = quorum(&[
+        "leaderboard",
+        "--input",
+        input.to_str().unwrap(),
+        "--style-control",
+    ]);
+    assert!(
+        stderr(&output).contains("--style-control needs style columns"),
+        "{}",
+        stderr(&output)
+    );
+    let good = write(dir.path(), "g.csv", "model_a,model_b,winner\nx,y,model_a\n");
+    let output = quorum(&[
+        "leaderboard",
+        "--input",
+        good.to_str().unwrap(),
+        "--anchor",
+        "w=1",
+    ]);
+    assert!(
+        stderr(&output).contains("model `w` is not in"),
+        "{}",
+        stderr(&output)
+    );
+    let output = quorum(&[
+        "leaderboard",
+        "--input",
+        good.to_str().unwrap(),
+        "--slice-by",
+        "locale",
+    ]);
+    assert!(
+        stderr(&output).contains("no column `locale`"),
+        "{}",
+        stderr(&output)
+    );
+}

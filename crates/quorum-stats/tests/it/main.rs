@@ -6,6 +6,7 @@
     reason = "test helpers fail loudly and say why they skip"
 )]
 
+mod arena;
 mod golden;
 mod properties;
 
