@@ -56,5 +56,27 @@ fn pairwise(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, classification, pairwise);
+/// The arena target: 1,000,000 battles among 200 models, 1,000 bootstrap rounds (every core).
+fn arena(c: &mut Criterion) {
+    let data = quorum_stats::synthetic::arena(&quorum_stats::synthetic::ArenaSpec {
+        models: 200,
+        battles: 1_000_000,
+        tie_share: 0.1,
+        seed: 1,
+    });
+    let mut group = c.benchmark_group("arena");
+    group.sample_size(10);
+    for rounds in [0, 1000] {
+        let options = quorum_stats::arena::ArenaOptions {
+            rounds,
+            ..Default::default()
+        };
+        group.bench_function(format!("bt_1m_battles_200_models_{rounds}_rounds"), |b| {
+            b.iter(|| quorum_stats::arena::leaderboard(200, &data.battles, &options))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, classification, pairwise, arena);
 criterion_main!(benches);
