@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use quorum_store::{
-    ExportRow, ImportReport, ItemBatch, Lease, Member, NewProject, NewUser, NextRequest, Project,
+    BattleSides, BattleVote, ExportRow, Generation, ModelSpec, ImportReport, ItemBatch, Lease, Member, NewProject, NewUser, NextRequest, Project,
     ProjectStats, Result, Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use sqlx::ConnectOptions;
@@ -239,6 +239,43 @@ impl Store for PgStore {
     }
     async fn stats(&self, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {
         ops::stats(&self.pool, project_id, overlap, now).await
+    }
+    async fn upsert_model(&self, model: ModelSpec) -> Result<()> {
+        transaction!(self.pool, |conn| ops::upsert_model(conn, model.clone())
+            .await)
+    }
+    async fn models(&self) -> Result<Vec<ModelSpec>> {
+        ops::models(&self.pool).await
+    }
+    async fn put_generation(&self, generation: Generation) -> Result<()> {
+        transaction!(self.pool, |conn| ops::put_generation(
+            conn,
+            generation.clone()
+        )
+        .await)
+    }
+    async fn generations(&self, project_id: i64) -> Result<Vec<Generation>> {
+        ops::generations(&self.pool, project_id).await
+    }
+    async fn import_battles(
+        &self,
+        project_id: i64,
+        items: ItemBatch,
+        sides: Vec<BattleSides>,
+        now: i64,
+    ) -> Result<ImportReport> {
+        let mut tx = self.pool.begin().await.map_err(database_error)?;
+        let report = ops::import_battles(&mut tx, project_id, items, sides, now).await?;
+        tx.commit().await.map_err(database_error)?;
+        Ok(report)
+    }
+    async fn battle_votes(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<BattleVote>> {
+        ops::battle_votes(&self.pool, project_id, after, limit).await
     }
     async fn close(&self) {
         // Every write commits before it is acknowledged; closing waits for connections in use.

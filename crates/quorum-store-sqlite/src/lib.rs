@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use quorum_store::{
-    ExportRow, ImportReport, ItemBatch, Lease, Member, NewProject, NewUser, NextRequest, Project,
-    ProjectStats, Result, Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
+    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, Member,
+    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, Result, Store, StoreError,
+    StoredItem, Submission, SubmitOutcome, User,
 };
 use rusqlite::Connection;
 use sqlx::ConnectOptions;
@@ -187,6 +188,15 @@ pub(crate) enum Command {
         user_id: i64,
         reply: Reply<()>,
     },
+    UpsertModel(ModelSpec, Reply<()>),
+    PutGeneration(Generation, Reply<()>),
+    ImportBattles {
+        project_id: i64,
+        items: ItemBatch,
+        sides: Vec<BattleSides>,
+        now: i64,
+        reply: Reply<ImportReport>,
+    },
 }
 
 /// A result waiting for its transaction to commit before it is sent.
@@ -236,6 +246,20 @@ fn run(conn: &Connection, command: Command) -> (bool, Pending) {
             user_id,
             reply,
         } => pending(reply, ops::skip(conn, lease_id, user_id)),
+        Command::UpsertModel(model, reply) => pending(reply, ops::upsert_model(conn, model)),
+        Command::PutGeneration(generation, reply) => {
+            pending(reply, ops::put_generation(conn, generation))
+        }
+        Command::ImportBattles {
+            project_id,
+            items,
+            sides,
+            now,
+            reply,
+        } => pending(
+            reply,
+            ops::import_battles(conn, project_id, items, sides, now),
+        ),
     }
 }
 
@@ -250,6 +274,9 @@ fn run_failed(command: Command) -> Pending {
         Command::Next(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::Submit(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::Skip { reply, .. } => pending(reply, Err(StoreError::Closed)),
+        Command::UpsertModel(_, reply) => pending(reply, Err(StoreError::Closed)),
+        Command::PutGeneration(_, reply) => pending(reply, Err(StoreError::Closed)),
+        Command::ImportBattles { reply, .. } => pending(reply, Err(StoreError::Closed)),
     };
     finish
 }
@@ -418,6 +445,47 @@ impl Store for SqliteStore {
     async fn stats(&self, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {
         self.readers
             .run(move |c| ops::stats(c, project_id, overlap, now))
+            .await
+    }
+    async fn upsert_model(&self, model: ModelSpec) -> Result<()> {
+        self.write(|reply| Command::UpsertModel(model, reply)).await
+    }
+    async fn models(&self) -> Result<Vec<ModelSpec>> {
+        self.readers.run(ops::models).await
+    }
+    async fn put_generation(&self, generation: Generation) -> Result<()> {
+        self.write(|reply| Command::PutGeneration(generation, reply))
+            .await
+    }
+    async fn generations(&self, project_id: i64) -> Result<Vec<Generation>> {
+        self.readers
+            .run(move |c| ops::generations(c, project_id))
+            .await
+    }
+    async fn import_battles(
+        &self,
+        project_id: i64,
+        items: ItemBatch,
+        sides: Vec<BattleSides>,
+        now: i64,
+    ) -> Result<ImportReport> {
+        self.write(|reply| Command::ImportBattles {
+            project_id,
+            items,
+            sides,
+            now,
+            reply,
+        })
+        .await
+    }
+    async fn battle_votes(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<BattleVote>> {
+        self.readers
+            .run(move |c| ops::battle_votes(c, project_id, after, limit))
             .await
     }
     async fn close(&self) {

@@ -3,7 +3,7 @@
 
 use quorum_core::Role;
 use quorum_store::{
-    ExportRow, ImportReport, ItemBatch, Lease, LeaseState, LocalePolicy, Member, NewProject,
+    BattleSides, BattleVote, ExportRow, Generation, ModelSpec, ImportReport, ItemBatch, Lease, LeaseState, LocalePolicy, Member, NewProject,
     NewUser, NextRequest, Project, ProjectStats, Response, Result, StoreError, StoredItem,
     Submission, SubmitOutcome, User,
 };
@@ -656,4 +656,187 @@ pub fn stats(conn: &Connection, project_id: i64, overlap: i32, now: i64) -> Resu
         active_leases: active,
         raters,
     })
+}
+
+// ---- model evaluation ----
+
+pub fn upsert_model(conn: &Connection, model: ModelSpec) -> Result<()> {
+    execute(
+        conn,
+        "INSERT INTO models (name, base_url, model_id, api_key_env, parameters, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (name) DO UPDATE SET base_url = excluded.base_url, model_id = excluded.model_id,
+         api_key_env = excluded.api_key_env, parameters = excluded.parameters",
+        params![
+            model.name,
+            model.base_url,
+            model.model_id,
+            model.api_key_env,
+            json_text(&model.parameters),
+            model.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+fn model_from(row: &Row<'_>) -> rusqlite::Result<Result<ModelSpec>> {
+    let parameters: String = row.get("parameters")?;
+    let (name, base_url, model_id, api_key_env, created_at) = (
+        row.get("name")?,
+        row.get("base_url")?,
+        row.get("model_id")?,
+        row.get("api_key_env")?,
+        row.get("created_at")?,
+    );
+    Ok(parse_json(&parameters).map(|parameters| ModelSpec {
+        name,
+        base_url,
+        model_id,
+        api_key_env,
+        parameters,
+        created_at,
+    }))
+}
+
+pub fn models(conn: &Connection) -> Result<Vec<ModelSpec>> {
+    all(conn, "SELECT * FROM models ORDER BY name", [], model_from)
+}
+
+pub fn put_generation(conn: &Connection, g: Generation) -> Result<()> {
+    execute(
+        conn,
+        "INSERT INTO generations (project_id, item_id, model, output, error, latency_ms, prompt_tokens,
+         completion_tokens, attempts, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (item_id, model) DO UPDATE SET output = excluded.output, error = excluded.error,
+         latency_ms = excluded.latency_ms, prompt_tokens = excluded.prompt_tokens,
+         completion_tokens = excluded.completion_tokens, attempts = excluded.attempts,
+         created_at = excluded.created_at",
+        params![
+            g.project_id,
+            g.item_id,
+            g.model,
+            g.output,
+            g.error,
+            g.latency_ms,
+            g.prompt_tokens,
+            g.completion_tokens,
+            g.attempts,
+            g.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+fn generation_from(row: &Row<'_>) -> rusqlite::Result<Result<Generation>> {
+    Ok(Ok(Generation {
+        project_id: row.get("project_id")?,
+        item_id: row.get("item_id")?,
+        model: row.get("model")?,
+        output: row.get("output")?,
+        error: row.get("error")?,
+        latency_ms: row.get("latency_ms")?,
+        prompt_tokens: row.get("prompt_tokens")?,
+        completion_tokens: row.get("completion_tokens")?,
+        attempts: row.get("attempts")?,
+        created_at: row.get("created_at")?,
+    }))
+}
+
+pub fn generations(conn: &Connection, project_id: i64) -> Result<Vec<Generation>> {
+    all(
+        conn,
+        "SELECT * FROM generations WHERE project_id = ?1 ORDER BY item_id, model",
+        [project_id],
+        generation_from,
+    )
+}
+
+pub fn import_battles(
+    conn: &Connection,
+    project_id: i64,
+    items: ItemBatch,
+    sides: Vec<BattleSides>,
+    now: i64,
+) -> Result<ImportReport> {
+    if sides.len() != items.len() {
+        return Err(StoreError::Conflict(format!(
+            "{} items but {} battle sides",
+            items.len(),
+            sides.len()
+        )));
+    }
+    let external: Vec<Option<String>> = items
+        .iter()
+        .map(|i| i.external_id.map(str::to_string))
+        .collect();
+    let report = import_items(conn, project_id, items, now)?;
+    for (external, side) in external.into_iter().zip(sides) {
+        let external = external.ok_or_else(|| {
+            StoreError::Conflict("a battle item needs an external id".into())
+        })?;
+        let item_id: i64 = scalar(
+            conn,
+            "SELECT id FROM items WHERE project_id = ?1 AND external_id = ?2",
+            params![project_id, external],
+        )?
+        .ok_or(StoreError::NotFound("item"))?;
+        execute(
+            conn,
+            "INSERT INTO battles (item_id, project_id, model_a, model_b, prompt_item_id) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (item_id) DO UPDATE SET model_a = excluded.model_a, model_b = excluded.model_b,
+             prompt_item_id = excluded.prompt_item_id",
+            params![item_id, project_id, side.model_a, side.model_b, side.prompt_item_id],
+        )?;
+    }
+    Ok(report)
+}
+
+fn vote_from(row: &Row<'_>) -> rusqlite::Result<Result<BattleVote>> {
+    let answers: String = row.get("answers")?;
+    let locales: Option<String> = row.get("locales")?;
+    let (response_id, item_id, model_a, model_b, user_name, category, item_locale) = (
+        row.get("id")?,
+        row.get("item_id")?,
+        row.get("model_a")?,
+        row.get("model_b")?,
+        row.get("name")?,
+        row.get("category")?,
+        row.get("locale")?,
+    );
+    Ok((|| {
+        let rater_locales = match locales {
+            Some(text) => serde_json::from_str::<Vec<String>>(&text)
+                .map_err(|e| StoreError::Database(Box::new(e)))?,
+            None => Vec::new(),
+        };
+        Ok(BattleVote {
+            response_id,
+            item_id,
+            model_a,
+            model_b,
+            user_name,
+            answers: parse_json(&answers)?,
+            category,
+            item_locale,
+            rater_locales,
+        })
+    })())
+}
+
+pub fn battle_votes(
+    conn: &Connection,
+    project_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<BattleVote>> {
+    all(
+        conn,
+        "SELECT r.id, r.item_id, b.model_a, b.model_b, u.name, r.answers, i.category, i.locale, m.locales
+         FROM responses r JOIN battles b ON b.item_id = r.item_id JOIN items i ON i.id = r.item_id
+         JOIN users u ON u.id = r.user_id
+         LEFT JOIN members m ON m.project_id = r.project_id AND m.user_id = r.user_id
+         WHERE r.project_id = ?1 AND r.id > ?2 ORDER BY r.id LIMIT ?3",
+        [project_id, after, limit],
+        vote_from,
+    )
 }
