@@ -3,6 +3,7 @@
 //! The HTTP handlers and CLI commands parse input, call one function here and present the
 //! result. Nothing here knows about HTTP, HTML or terminals.
 
+pub mod arena;
 pub mod auth;
 mod error;
 pub mod export;

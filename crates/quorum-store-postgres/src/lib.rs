@@ -10,8 +10,9 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use quorum_store::{
-    BattleSides, BattleVote, ExportRow, Generation, ModelSpec, ImportReport, ItemBatch, Lease, Member, NewProject, NewUser, NextRequest, Project,
-    ProjectStats, Result, Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
+    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, Member,
+    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, Result, Store, StoreError,
+    StoredItem, Submission, SubmitOutcome, User,
 };
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -197,6 +198,9 @@ impl Store for PgStore {
                 .map_err(database_error)?;
         }
         Ok(report)
+    }
+    async fn items(&self, project_id: i64, after: i64, limit: i64) -> Result<Vec<StoredItem>> {
+        ops::items(&self.pool, project_id, after, limit).await
     }
     async fn item(&self, id: i64) -> Result<Option<StoredItem>> {
         ops::item(&self.pool, id).await

@@ -3,9 +3,9 @@
 
 use quorum_core::Role;
 use quorum_store::{
-    BattleSides, BattleVote, ExportRow, Generation, ModelSpec, ImportReport, ItemBatch, ItemRef, Lease, LeaseState, LocalePolicy, Member,
-    NewProject, NewUser, NextRequest, Project, ProjectStats, Response, Result, StoreError,
-    StoredItem, Submission, SubmitOutcome, User,
+    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, ItemRef, Lease,
+    LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Project,
+    ProjectStats, Response, Result, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -372,6 +372,23 @@ pub async fn item(pool: &PgPool, id: i64) -> Result<Option<StoredItem>> {
         .await
         .map_err(database_error)?;
     row.as_ref().map(item_from).transpose()
+}
+
+pub async fn items(
+    pool: &PgPool,
+    project_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredItem>> {
+    let rows =
+        sqlx::query("SELECT * FROM items WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+            .bind(project_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(database_error)?;
+    rows.iter().map(item_from).collect()
 }
 
 /// Adds `delta_responses` and `delta_active` to an item's counters and recomputes `open`.
@@ -917,8 +934,9 @@ pub async fn battle_votes(
     rows.iter()
         .map(|row| {
             let rater_locales = match get::<Option<String>>(row, "locales")? {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Database(Box::new(e)))?,
+                Some(text) => {
+                    serde_json::from_str(&text).map_err(|e| StoreError::Database(Box::new(e)))?
+                }
                 None => Vec::new(),
             };
             Ok(BattleVote {

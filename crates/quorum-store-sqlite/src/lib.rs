@@ -412,6 +412,11 @@ impl Store for SqliteStore {
         })
         .await
     }
+    async fn items(&self, project_id: i64, after: i64, limit: i64) -> Result<Vec<StoredItem>> {
+        self.readers
+            .run(move |c| ops::items(c, project_id, after, limit))
+            .await
+    }
     async fn item(&self, id: i64) -> Result<Option<StoredItem>> {
         self.readers.run(move |c| ops::item(c, id)).await
     }

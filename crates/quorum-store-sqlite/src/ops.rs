@@ -3,9 +3,9 @@
 
 use quorum_core::Role;
 use quorum_store::{
-    BattleSides, BattleVote, ExportRow, Generation, ModelSpec, ImportReport, ItemBatch, Lease, LeaseState, LocalePolicy, Member, NewProject,
-    NewUser, NextRequest, Project, ProjectStats, Response, Result, StoreError, StoredItem,
-    Submission, SubmitOutcome, User,
+    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, LeaseState,
+    LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats,
+    Response, Result, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
@@ -397,6 +397,20 @@ pub fn item(conn: &Connection, id: i64) -> Result<Option<StoredItem>> {
     one(conn, "SELECT * FROM items WHERE id = ?1", [id], item_from)
 }
 
+pub fn items(
+    conn: &Connection,
+    project_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredItem>> {
+    all(
+        conn,
+        "SELECT * FROM items WHERE project_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        [project_id, after, limit],
+        item_from,
+    )
+}
+
 /// Adds `delta_responses` and `delta_active` to an item's counters and recomputes `open`.
 fn count(
     conn: &Connection,
@@ -771,9 +785,8 @@ pub fn import_battles(
         .collect();
     let report = import_items(conn, project_id, items, now)?;
     for (external, side) in external.into_iter().zip(sides) {
-        let external = external.ok_or_else(|| {
-            StoreError::Conflict("a battle item needs an external id".into())
-        })?;
+        let external = external
+            .ok_or_else(|| StoreError::Conflict("a battle item needs an external id".into()))?;
         let item_id: i64 = scalar(
             conn,
             "SELECT id FROM items WHERE project_id = ?1 AND external_id = ?2",

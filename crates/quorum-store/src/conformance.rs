@@ -16,8 +16,8 @@ use quorum_core::schema::Schema;
 use serde_json::json;
 
 use crate::{
-    BattleSides, Generation, ItemBatch, ModelSpec, LeaseState, LocalePolicy, Member, NewProject, NewUser, NextRequest, Store,
-    StoreError, Submission, SubmitOutcome,
+    BattleSides, Generation, ItemBatch, LeaseState, LocalePolicy, Member, ModelSpec, NewProject,
+    NewUser, NextRequest, Store, StoreError, Submission, SubmitOutcome,
 };
 
 /// Generates one `#[tokio::test]` per conformance check for a backend.
@@ -549,8 +549,17 @@ pub async fn models_generations_and_battles<S: Store>(store: S) {
     assert_eq!(models.len(), 2);
     assert_eq!(models[1].parameters, json!({"temperature": 0.7}));
 
-    store.import_items(p, batch![item("prompt", 0, None)], 0).await.unwrap();
-    let prompt = store.next_lease(next(p, owner, 1, 0)).await.unwrap().unwrap().1.id;
+    store
+        .import_items(p, batch![item("prompt", 0, None)], 0)
+        .await
+        .unwrap();
+    let prompt = store
+        .next_lease(next(p, owner, 1, 0))
+        .await
+        .unwrap()
+        .unwrap()
+        .1
+        .id;
     let generation = |output: Option<&str>, attempts| Generation {
         project_id: p,
         item_id: prompt,
@@ -564,9 +573,16 @@ pub async fn models_generations_and_battles<S: Store>(store: S) {
         created_at: 9,
     };
     store.put_generation(generation(None, 3)).await.unwrap();
-    store.put_generation(generation(Some("hello"), 1)).await.unwrap();
+    store
+        .put_generation(generation(Some("hello"), 1))
+        .await
+        .unwrap();
     let generations = store.generations(p).await.unwrap();
     assert_eq!(generations, vec![generation(Some("hello"), 1)]);
+    let listed = store.items(p, 0, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, prompt);
+    assert!(store.items(p, prompt, 10).await.unwrap().is_empty());
 
     let sides = |a: &str, b: &str| BattleSides {
         model_a: a.into(),
@@ -578,13 +594,30 @@ pub async fn models_generations_and_battles<S: Store>(store: S) {
     let mut unnamed = item("x", 0, None);
     unnamed.external_id = None;
     let refused = store
-        .import_battles(q, batch![item("b1", 0, None), unnamed], vec![sides("m0", "m1"), sides("m1", "m0")], 1)
+        .import_battles(
+            q,
+            batch![item("b1", 0, None), unnamed],
+            vec![sides("m0", "m1"), sides("m1", "m0")],
+            1,
+        )
         .await;
     assert!(refused.is_err());
-    assert!(store.next_lease(next(q, rater, 1, 1)).await.unwrap().is_none(), "nothing was written");
+    assert!(
+        store
+            .next_lease(next(q, rater, 1, 1))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing was written"
+    );
 
     let report = store
-        .import_battles(q, batch![item("b1", 0, Some("ar-QA"))], vec![sides("m0", "m1")], 1)
+        .import_battles(
+            q,
+            batch![item("b1", 0, Some("ar-QA"))],
+            vec![sides("m0", "m1")],
+            1,
+        )
         .await
         .unwrap();
     assert_eq!(report.created, 1);
@@ -598,7 +631,11 @@ pub async fn models_generations_and_battles<S: Store>(store: S) {
         })
         .await
         .unwrap();
-    let (lease, _) = store.next_lease(next(q, rater, 1, 2)).await.unwrap().unwrap();
+    let (lease, _) = store
+        .next_lease(next(q, rater, 1, 2))
+        .await
+        .unwrap()
+        .unwrap();
     let mut answer = submission(lease.id, rater, 1, 3);
     answer.answers = json!({"preference": "b"});
     store.submit(answer).await.unwrap();
@@ -607,10 +644,19 @@ pub async fn models_generations_and_battles<S: Store>(store: S) {
     let vote = &votes[0];
     assert_eq!((vote.model_a.as_str(), vote.model_b.as_str()), ("m0", "m1"));
     assert_eq!(vote.answers, json!({"preference": "b"}));
-    assert_eq!(vote.rater_locales, vec!["ar-QA".to_string(), "en".to_string()]);
+    assert_eq!(
+        vote.rater_locales,
+        vec!["ar-QA".to_string(), "en".to_string()]
+    );
     assert_eq!(vote.item_locale.as_deref(), Some("ar-QA"));
     assert_eq!(vote.user_name, "rater");
-    assert!(store.battle_votes(q, vote.response_id, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .battle_votes(q, vote.response_id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Responses to ordinary items are not battle votes.
     assert!(store.battle_votes(p, 0, 10).await.unwrap().is_empty());
 }

@@ -442,6 +442,8 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<ImportReport>;
     async fn item(&self, id: i64) -> Result<Option<StoredItem>>;
+    /// A project's items with `id > after`, in id order.
+    async fn items(&self, project_id: i64, after: i64, limit: i64) -> Result<Vec<StoredItem>>;
     /// The rater's current unexpired lease in the project, or a new lease on the best item they
     /// may take: fewer than `overlap` responses plus live leases, never leased to them before,
     /// matching their locales when required; highest priority first, then oldest.
@@ -477,8 +479,12 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<ImportReport>;
     /// Responses to battle items with `id > after`, in id order.
-    async fn battle_votes(&self, project_id: i64, after: i64, limit: i64)
-    -> Result<Vec<BattleVote>>;
+    async fn battle_votes(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<BattleVote>>;
 
     /// Waits until every acknowledged write is durable and stops accepting new ones.
     async fn close(&self);
