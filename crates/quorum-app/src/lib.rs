@@ -6,6 +6,7 @@
 pub mod arena;
 pub mod auth;
 mod error;
+pub mod evaluation;
 pub mod export;
 mod projects;
 mod work;

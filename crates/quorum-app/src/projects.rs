@@ -85,7 +85,7 @@ impl<S: Store> App<S> {
         }
     }
 
-    async fn require(
+    pub(crate) async fn require(
         &self,
         caller: &Caller,
         project_id: i64,

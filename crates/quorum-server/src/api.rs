@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{StreamExt, stream};
+use quorum_app::arena::ReportOptions;
+use quorum_app::evaluation::{BuildBattles, SliceBy};
 use quorum_app::export::{EXPORT_PAGE, ExportFormat};
 use quorum_app::{AddMember, Caller, CreateProject, ImportFormat, SubmitAnswers};
 use quorum_store::Store;
@@ -40,6 +42,12 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .route("/api/v1/projects/{id}/next", post(next::<S>))
         .route("/api/v1/projects/{id}/export", get(export::<S>))
         .route("/api/v1/projects/{id}/stats", get(stats::<S>))
+        .route(
+            "/api/v1/projects/{id}/generations",
+            post(import_generations::<S>).layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
+        )
+        .route("/api/v1/projects/{id}/battles", post(build_battles::<S>))
+        .route("/api/v1/projects/{id}/leaderboard", get(leaderboard::<S>))
         .route("/api/v1/leases/{id}/response", post(submit::<S>))
         .route("/api/v1/leases/{id}/skip", post(skip::<S>))
         .route("/api/v1/me", get(me))
@@ -389,6 +397,103 @@ async fn stats<S: Store>(
     Ok(Json(json!({"stats": state.app.stats(&caller, id).await?})))
 }
 
+async fn import_generations<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::invalid("the body is not UTF-8", Value::Null))?;
+    let outcome = state.app.import_generations(&caller, id, text).await?;
+    if !outcome.rejected.is_empty() {
+        let mut error = ApiError::invalid(
+            format!(
+                "{} lines were rejected; nothing was stored",
+                outcome.rejected.len()
+            ),
+            json!({"rejected": outcome.rejected}),
+        );
+        error.code = "rows_rejected";
+        return Err(error);
+    }
+    Ok(Json(json!({"stored": outcome.stored})))
+}
+
+async fn build_battles<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: BuildBattles = parse_body(&body)?;
+    let project = state.app.build_battles(&caller, id, request).await?;
+    Ok((StatusCode::CREATED, Json(json!({"project": project}))))
+}
+
+#[derive(Debug, Deserialize)]
+struct LeaderboardQuery {
+    #[serde(default = "default_bootstrap")]
+    bootstrap: usize,
+    #[serde(default)]
+    seed: u64,
+    /// `MODEL=RATING`.
+    anchor: Option<String>,
+    #[serde(default)]
+    min_battles: u64,
+    slice_by: Option<SliceBy>,
+}
+
+fn default_bootstrap() -> usize {
+    1000
+}
+
+async fn leaderboard<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    Query(query): Query<LeaderboardQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if query.bootstrap > 10_000 {
+        return Err(ApiError::invalid(
+            "bootstrap is at most 10000 rounds",
+            json!({"field": "bootstrap"}),
+        ));
+    }
+    let anchor = match &query.anchor {
+        None => None,
+        Some(text) => {
+            let parsed = text
+                .rsplit_once('=')
+                .and_then(|(m, r)| Some((m.to_string(), r.trim().parse::<f64>().ok()?)))
+                .filter(|(_, r)| r.is_finite());
+            Some(parsed.ok_or_else(|| {
+                ApiError::invalid("anchor must be MODEL=RATING", json!({"field": "anchor"}))
+            })?)
+        }
+    };
+    let options = ReportOptions {
+        bootstrap: query.bootstrap,
+        seed: query.seed,
+        anchor,
+        min_battles: query.min_battles,
+        threads: 0,
+    };
+    let app = state.app.clone();
+    // The bootstrap is seconds of CPU on large projects: keep it off the async workers.
+    let report = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Handle::current().block_on(app.project_leaderboard(
+            &caller,
+            id,
+            query.slice_by,
+            options,
+        ))
+    })
+    .await
+    .map_err(|e| ApiError::from(quorum_app::AppError::Internal(Box::new(e))))??;
+    Ok(Json(json!({"leaderboard": report})))
+}
+
 #[derive(Debug, Deserialize)]
 struct ExportQuery {
     #[serde(default = "default_format")]
@@ -405,9 +510,22 @@ async fn export<S: Store>(
     Path(id): Path<i64>,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
+    if query.format == "dpo" {
+        let mut text = String::new();
+        for pair in state.app.dpo_pairs(&caller, id).await? {
+            text.push_str(&pair.to_string());
+            text.push('\n');
+        }
+        let mut response = Response::new(Body::from(text));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(ExportFormat::Jsonl.content_type()),
+        );
+        return Ok(response);
+    }
     let format = ExportFormat::parse(&query.format).ok_or_else(|| {
         ApiError::invalid(
-            format!("unknown format `{}`; use jsonl or csv", query.format),
+            format!("unknown format `{}`; use jsonl, csv or dpo", query.format),
             json!({"field": "format"}),
         )
     })?;

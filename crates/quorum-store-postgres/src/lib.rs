@@ -251,12 +251,9 @@ impl Store for PgStore {
     async fn models(&self) -> Result<Vec<ModelSpec>> {
         ops::models(&self.pool).await
     }
-    async fn put_generation(&self, generation: Generation) -> Result<()> {
-        transaction!(self.pool, |conn| ops::put_generation(
-            conn,
-            generation.clone()
-        )
-        .await)
+    async fn put_generations(&self, generations: Vec<Generation>) -> Result<()> {
+        transaction!(self.pool, |conn| ops::put_generations(conn, &generations)
+            .await)
     }
     async fn generations(&self, project_id: i64) -> Result<Vec<Generation>> {
         ops::generations(&self.pool, project_id).await

@@ -807,8 +807,9 @@ pub async fn models(pool: &PgPool) -> Result<Vec<ModelSpec>> {
         .collect()
 }
 
-pub async fn put_generation(conn: &mut PgConnection, g: Generation) -> Result<()> {
-    sqlx::query(
+pub async fn put_generations(conn: &mut PgConnection, generations: &[Generation]) -> Result<()> {
+    for g in generations {
+        sqlx::query(
         "INSERT INTO generations (project_id, item_id, model, output, error, latency_ms, prompt_tokens,
          completion_tokens, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (item_id, model) DO UPDATE SET output = excluded.output, error = excluded.error,
@@ -829,6 +830,7 @@ pub async fn put_generation(conn: &mut PgConnection, g: Generation) -> Result<()
     .execute(&mut *conn)
     .await
     .map_err(database_error)?;
+    }
     Ok(())
 }
 

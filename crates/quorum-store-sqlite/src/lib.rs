@@ -189,7 +189,7 @@ pub(crate) enum Command {
         reply: Reply<()>,
     },
     UpsertModel(ModelSpec, Reply<()>),
-    PutGeneration(Generation, Reply<()>),
+    PutGenerations(Vec<Generation>, Reply<()>),
     ImportBattles {
         project_id: i64,
         items: ItemBatch,
@@ -247,8 +247,8 @@ fn run(conn: &Connection, command: Command) -> (bool, Pending) {
             reply,
         } => pending(reply, ops::skip(conn, lease_id, user_id)),
         Command::UpsertModel(model, reply) => pending(reply, ops::upsert_model(conn, model)),
-        Command::PutGeneration(generation, reply) => {
-            pending(reply, ops::put_generation(conn, generation))
+        Command::PutGenerations(generations, reply) => {
+            pending(reply, ops::put_generations(conn, generations))
         }
         Command::ImportBattles {
             project_id,
@@ -275,7 +275,7 @@ fn run_failed(command: Command) -> Pending {
         Command::Submit(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::Skip { reply, .. } => pending(reply, Err(StoreError::Closed)),
         Command::UpsertModel(_, reply) => pending(reply, Err(StoreError::Closed)),
-        Command::PutGeneration(_, reply) => pending(reply, Err(StoreError::Closed)),
+        Command::PutGenerations(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::ImportBattles { reply, .. } => pending(reply, Err(StoreError::Closed)),
     };
     finish
@@ -458,8 +458,8 @@ impl Store for SqliteStore {
     async fn models(&self) -> Result<Vec<ModelSpec>> {
         self.readers.run(ops::models).await
     }
-    async fn put_generation(&self, generation: Generation) -> Result<()> {
-        self.write(|reply| Command::PutGeneration(generation, reply))
+    async fn put_generations(&self, generations: Vec<Generation>) -> Result<()> {
+        self.write(|reply| Command::PutGenerations(generations, reply))
             .await
     }
     async fn generations(&self, project_id: i64) -> Result<Vec<Generation>> {

@@ -716,8 +716,9 @@ pub fn models(conn: &Connection) -> Result<Vec<ModelSpec>> {
     all(conn, "SELECT * FROM models ORDER BY name", [], model_from)
 }
 
-pub fn put_generation(conn: &Connection, g: Generation) -> Result<()> {
-    execute(
+pub fn put_generations(conn: &Connection, generations: Vec<Generation>) -> Result<()> {
+    for g in generations {
+        execute(
         conn,
         "INSERT INTO generations (project_id, item_id, model, output, error, latency_ms, prompt_tokens,
          completion_tokens, attempts, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -738,6 +739,7 @@ pub fn put_generation(conn: &Connection, g: Generation) -> Result<()> {
             g.created_at
         ],
     )?;
+    }
     Ok(())
 }
 

@@ -572,9 +572,12 @@ pub async fn models_generations_and_battles<S: Store>(store: S) {
         attempts,
         created_at: 9,
     };
-    store.put_generation(generation(None, 3)).await.unwrap();
     store
-        .put_generation(generation(Some("hello"), 1))
+        .put_generations(vec![generation(None, 3)])
+        .await
+        .unwrap();
+    store
+        .put_generations(vec![generation(Some("hello"), 1)])
         .await
         .unwrap();
     let generations = store.generations(p).await.unwrap();

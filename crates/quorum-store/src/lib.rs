@@ -465,8 +465,8 @@ pub trait Store: Send + Sync + 'static {
     /// Registers a model, or updates the one of that name.
     async fn upsert_model(&self, model: ModelSpec) -> Result<()>;
     async fn models(&self) -> Result<Vec<ModelSpec>>;
-    /// Stores a model's answer to a prompt item, replacing an earlier attempt's.
-    async fn put_generation(&self, generation: Generation) -> Result<()>;
+    /// Stores models' answers to prompt items, replacing earlier attempts', in one transaction.
+    async fn put_generations(&self, generations: Vec<Generation>) -> Result<()>;
     /// A project's generations, by item then model.
     async fn generations(&self, project_id: i64) -> Result<Vec<Generation>>;
     /// Imports battle items and records the models behind their sides, all in one transaction.
