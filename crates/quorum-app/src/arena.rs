@@ -89,6 +89,20 @@ pub struct DifferenceRow {
     pub significant: bool,
 }
 
+/// Reads an anchor written `MODEL=RATING` (the model name may itself contain `=`).
+pub fn parse_anchor(text: &str) -> Result<(String, f64), String> {
+    let (model, rating) = text
+        .rsplit_once('=')
+        .ok_or_else(|| format!("anchor must be MODEL=RATING, got `{text}`"))?;
+    let rating: f64 = rating
+        .trim()
+        .parse()
+        .ok()
+        .filter(|r: &f64| r.is_finite())
+        .ok_or_else(|| format!("anchor: `{rating}` is not a number"))?;
+    Ok((model.to_string(), rating))
+}
+
 fn finite(value: f64) -> Option<f64> {
     value.is_finite().then_some(value)
 }

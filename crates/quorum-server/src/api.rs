@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{StreamExt, stream};
-use quorum_app::arena::ReportOptions;
+use quorum_app::arena::{ReportOptions, parse_anchor};
 use quorum_app::evaluation::{BuildBattles, SliceBy};
 use quorum_app::export::{EXPORT_PAGE, ExportFormat};
 use quorum_app::{AddMember, Caller, CreateProject, ImportFormat, SubmitAnswers};
@@ -460,18 +460,12 @@ async fn leaderboard<S: Store>(
             json!({"field": "bootstrap"}),
         ));
     }
-    let anchor = match &query.anchor {
-        None => None,
-        Some(text) => {
-            let parsed = text
-                .rsplit_once('=')
-                .and_then(|(m, r)| Some((m.to_string(), r.trim().parse::<f64>().ok()?)))
-                .filter(|(_, r)| r.is_finite());
-            Some(parsed.ok_or_else(|| {
-                ApiError::invalid("anchor must be MODEL=RATING", json!({"field": "anchor"}))
-            })?)
-        }
-    };
+    let anchor = query
+        .anchor
+        .as_deref()
+        .map(parse_anchor)
+        .transpose()
+        .map_err(|problem| ApiError::invalid(problem, json!({"field": "anchor"})))?;
     let options = ReportOptions {
         bootstrap: query.bootstrap,
         seed: query.seed,

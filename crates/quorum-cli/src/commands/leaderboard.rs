@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
-use quorum_app::arena::{Battles, Report, ReportOptions, report};
+use quorum_app::arena::{Battles, Report, ReportOptions, parse_anchor, report};
 use quorum_stats::arena::{Battle, Winner};
 
 use super::csv_output;
@@ -134,23 +134,18 @@ pub fn run(args: &LeaderboardArgs) -> anyhow::Result<()> {
             table.self_battles
         ));
     }
-    let anchor = match &args.anchor {
-        None => None,
-        Some(text) => {
-            let bad = |problem: String| InputError::new(&args.input, None, problem);
-            let (model, rating) = text
-                .rsplit_once('=')
-                .ok_or_else(|| bad(format!("--anchor must be MODEL=RATING, got `{text}`")))?;
-            let rating: f64 = rating
-                .trim()
-                .parse()
-                .ok()
-                .filter(|r: &f64| r.is_finite())
-                .ok_or_else(|| bad(format!("--anchor: `{rating}` is not a number")))?;
-            if table.models.get(model.as_bytes()).is_none() {
-                return Err(bad(format!("--anchor: model `{model}` is not in the battles")).into());
-            }
-            Some((model.to_string(), rating))
+    let anchor = match args.anchor.as_deref().map(parse_anchor).transpose() {
+        Ok(Some((model, _))) if table.models.get(model.as_bytes()).is_none() => {
+            return Err(InputError::new(
+                &args.input,
+                None,
+                format!("--anchor: model `{model}` is not in the battles"),
+            )
+            .into());
+        }
+        Ok(anchor) => anchor,
+        Err(problem) => {
+            return Err(InputError::new(&args.input, None, format!("--{problem}")).into());
         }
     };
     let style = (!table.style_names.is_empty())
