@@ -79,7 +79,7 @@ pub enum SliceBy {
 }
 
 /// The prompt field of a prompt project: its first text, markdown or chat field.
-fn prompt_field(schema: &Schema) -> Option<(&str, FieldKind)> {
+pub(crate) fn prompt_field(schema: &Schema) -> Option<(&str, FieldKind)> {
     schema
         .fields
         .iter()
@@ -92,7 +92,7 @@ fn prompt_field(schema: &Schema) -> Option<(&str, FieldKind)> {
         .map(|f| (f.name.as_str(), f.kind))
 }
 
-fn schema_of(value: &Value) -> Result<Schema, AppError> {
+pub(crate) fn schema_of(value: &Value) -> Result<Schema, AppError> {
     serde_json::from_value(value.clone()).map_err(|e| AppError::Internal(Box::new(e)))
 }
 
@@ -117,7 +117,7 @@ fn winner(verdict: &str) -> Option<Winner> {
 
 impl<S: Store> App<S> {
     /// Every item of a project, page by page.
-    async fn all_items(&self, project_id: i64) -> Result<Vec<StoredItem>, AppError> {
+    pub(crate) async fn all_items(&self, project_id: i64) -> Result<Vec<StoredItem>, AppError> {
         let mut items = Vec::new();
         loop {
             let after = items.last().map_or(0, |i: &StoredItem| i.id);

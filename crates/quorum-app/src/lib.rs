@@ -8,7 +8,9 @@ pub mod auth;
 mod error;
 pub mod evaluation;
 pub mod export;
+pub mod llm;
 mod projects;
+pub mod runs;
 mod work;
 
 use std::sync::Arc;

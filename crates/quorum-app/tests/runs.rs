@@ -1,0 +1,293 @@
+//! Model runs against a small OpenAI-compatible server on loopback that misbehaves on purpose:
+//! 429 with Retry-After, 500s, a reply slower than the timeout, malformed JSON, a 400. The
+//! production client and run code are what is tested.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use quorum_app::llm::RetryPolicy;
+use quorum_app::runs::RunRequest;
+use quorum_app::{App, Caller, CreateProject, ImportFormat, SystemClock};
+use quorum_store::{ModelSpec, Store};
+use quorum_store_sqlite::SqliteStore;
+
+/// The key comes from an environment variable every test machine has, so the production
+/// lookup is what runs (tests may not set variables: the workspace forbids `unsafe`).
+const KEY_VARIABLE: &str = "HOME";
+
+fn key() -> String {
+    std::env::var(KEY_VARIABLE).unwrap()
+}
+
+/// Requests seen, per (model, prompt text), with when they arrived.
+type Seen = Arc<Mutex<HashMap<(String, String), Vec<Instant>>>>;
+
+async fn completions(
+    State(seen): State<Seen>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let model = body["model"].as_str().unwrap_or_default().to_string();
+    let prompt = body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let count = {
+        let mut seen = seen.lock().unwrap();
+        let times = seen.entry((model.clone(), prompt.clone())).or_default();
+        times.push(Instant::now());
+        times.len()
+    };
+    let expected = format!("Bearer {}", key());
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return (StatusCode::UNAUTHORIZED, "no key").into_response();
+    }
+    assert_eq!(body["temperature"], 0.0, "generation parameters are sent");
+    let ok = || {
+        Json(json!({
+            "choices": [{"message": {"role": "assistant", "content": format!("{model} says: {prompt}")}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 9}
+        }))
+        .into_response()
+    };
+    match (model.as_str(), count) {
+        ("steady", _) => ok(),
+        ("throttled", 1) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            "slow down",
+        )
+            .into_response(),
+        ("flaky", 1 | 2) => (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
+        ("slow", 1) => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            ok()
+        }
+        ("garbled", 1) => (StatusCode::OK, "{\"choices\": [{\"mess").into_response(),
+        ("down", _) => (StatusCode::BAD_GATEWAY, "down").into_response(),
+        ("refused", _) => (StatusCode::BAD_REQUEST, "unknown parameter").into_response(),
+        _ => ok(),
+    }
+}
+
+async fn fake_provider() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let router = axum::Router::new()
+        .route("/v1/chat/completions", post(completions))
+        .with_state(Arc::clone(&seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (base, seen)
+}
+
+async fn app_with_prompts() -> (App<SqliteStore>, Caller, i64, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
+        .await
+        .unwrap();
+    let app = App::new(Arc::new(store), Arc::new(SystemClock));
+    let (admin, _) = app
+        .bootstrap_admin(Some("administrator".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let caller = Caller { user: admin };
+    let project = app
+        .create_project(
+            &caller,
+            CreateProject {
+                name: "prompts".into(),
+                instructions: String::new(),
+                schema: json!({
+                    "fields": [{"name": "question", "kind": "text"}],
+                    "questions": [{"name": "ok", "kind": "label", "options": ["yes", "no"]}]
+                }),
+                overlap: 1,
+                lease_seconds: 60,
+                locale_policy: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let lines: String = (0..3)
+        .map(|i| format!("{{\"external_id\": \"p{i}\", \"fields\": {{\"question\": \"q{i}\"}}}}\n"))
+        .collect();
+    let outcome = app
+        .import(&caller, project.id, ImportFormat::Json, &lines)
+        .await
+        .unwrap();
+    assert_eq!(outcome.created, 3);
+    (app, caller, project.id, dir)
+}
+
+fn model(name: &str, base: &str) -> ModelSpec {
+    ModelSpec {
+        name: name.into(),
+        base_url: Some(base.into()),
+        model_id: None,
+        api_key_env: Some(KEY_VARIABLE.into()),
+        parameters: json!({"temperature": 0.0}),
+        created_at: 0,
+    }
+}
+
+fn policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base: Duration::from_millis(50),
+        max_wait: Duration::from_secs(5),
+        timeout: Duration::from_secs(1),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_retry_what_is_transient_record_what_fails_and_resume() {
+    let (base, seen) = fake_provider().await;
+    let (app, caller, project, _dir) = app_with_prompts().await;
+    let names = [
+        "steady",
+        "throttled",
+        "flaky",
+        "slow",
+        "garbled",
+        "down",
+        "refused",
+    ];
+    for name in names {
+        app.register_model(&caller, model(name, &base))
+            .await
+            .unwrap();
+    }
+    let calls = Arc::new(Mutex::new(0usize));
+    let counter = Arc::clone(&calls);
+    let on_answer = move |_: &str| *counter.lock().unwrap() += 1;
+    let request = RunRequest {
+        models: names.iter().map(|n| n.to_string()).collect(),
+        concurrency: 2,
+        policy: policy(),
+    };
+    let progress = app
+        .run_models(&caller, project, request.clone(), &on_answer)
+        .await
+        .unwrap();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        21,
+        "one progress tick per prompt and model"
+    );
+    let of = |name: &str| progress.iter().find(|p| p.model == name).unwrap().clone();
+    for name in ["steady", "throttled", "flaky", "slow", "garbled"] {
+        assert_eq!(
+            (of(name).answered, of(name).failed),
+            (3, 0),
+            "{name}: {progress:?}"
+        );
+    }
+    assert_eq!((of("down").answered, of("down").failed), (0, 3));
+    assert_eq!((of("refused").answered, of("refused").failed), (0, 3));
+
+    let requests = |model: &str, prompt: &str| {
+        seen.lock().unwrap()[&(model.to_string(), prompt.to_string())].clone()
+    };
+    // Retry-After: 1 was honoured (not the 50 ms backoff).
+    let throttled = requests("throttled", "q0");
+    assert_eq!(throttled.len(), 2);
+    assert!(throttled[1] - throttled[0] >= Duration::from_millis(950));
+    assert_eq!(requests("flaky", "q1").len(), 3, "two 500s, then success");
+    assert_eq!(
+        requests("down", "q2").len(),
+        4,
+        "gave up after max_attempts"
+    );
+    assert_eq!(requests("refused", "q2").len(), 1, "a 400 is not retried");
+    assert_eq!(requests("slow", "q0").len(), 2, "the slow reply timed out");
+
+    let generations = app.store().generations(project).await.unwrap();
+    let flaky = generations.iter().find(|g| g.model == "flaky").unwrap();
+    assert_eq!(flaky.attempts, 3);
+    assert_eq!(
+        (flaky.prompt_tokens, flaky.completion_tokens),
+        (Some(5), Some(9))
+    );
+    assert!(
+        flaky
+            .output
+            .as_deref()
+            .unwrap()
+            .starts_with("flaky says: q")
+    );
+    let down = generations.iter().find(|g| g.model == "down").unwrap();
+    assert!(
+        down.error.as_deref().unwrap().contains("HTTP 502"),
+        "{down:?}"
+    );
+    let refused = generations.iter().find(|g| g.model == "refused").unwrap();
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("unknown parameter")
+    );
+    assert!(
+        !format!("{generations:?}").contains(&key()),
+        "the key is never stored"
+    );
+
+    // Resuming calls only what has no answer: the failed prompts of `down` and `refused`.
+    let before: usize = seen.lock().unwrap().values().map(Vec::len).sum();
+    let progress = app
+        .run_models(&caller, project, request, &|_| {})
+        .await
+        .unwrap();
+    let after: usize = seen.lock().unwrap().values().map(Vec::len).sum();
+    assert_eq!(
+        after - before,
+        3 * 4 + 3,
+        "down: 3 prompts × 4 attempts; refused: 3 × 1"
+    );
+    assert_eq!(progress.iter().map(|p| p.calls).sum::<usize>(), 6);
+}
+
+#[tokio::test]
+async fn a_missing_key_or_endpoint_is_refused_before_any_call() {
+    let (base, seen) = fake_provider().await;
+    let (app, caller, project, _dir) = app_with_prompts().await;
+    let mut keyless = model("keyless", &base);
+    keyless.api_key_env = Some("QUORUM_TEST_NO_SUCH_VARIABLE".into());
+    app.register_model(&caller, keyless).await.unwrap();
+    let mut imported = model("imported", &base);
+    imported.base_url = None;
+    app.register_model(&caller, imported).await.unwrap();
+    for name in ["keyless", "imported", "unknown"] {
+        let request = RunRequest {
+            models: vec![name.into()],
+            concurrency: 1,
+            policy: policy(),
+        };
+        let error = app
+            .run_models(&caller, project, request, &|_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, quorum_app::AppError::Invalid { .. }),
+            "{name}: {error}"
+        );
+    }
+    assert!(seen.lock().unwrap().is_empty());
+    let mut bad = model("bad", &base);
+    bad.api_key_env = Some("sk-live-1234".into());
+    let error = app.register_model(&caller, bad).await.unwrap_err();
+    assert!(error.to_string().contains("not the key"), "{error}");
+}
