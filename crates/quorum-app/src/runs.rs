@@ -128,15 +128,15 @@ impl<S: Store> App<S> {
         Ok(progress)
     }
 
-    /// Calls each model on every prompt it has no answer to yet; `on_answer(model)` is called
-    /// after each call (for progress). Managers of the project.
-    pub async fn run_models(
+    /// Checks a run can start: the caller manages the project, it has a prompt field, and every
+    /// model is registered with an endpoint and its key in the environment. Returns the prompt
+    /// field and the models.
+    pub async fn check_run(
         &self,
         caller: &Caller,
         project_id: i64,
-        request: RunRequest,
-        on_answer: &(dyn Fn(&str) + Send + Sync),
-    ) -> Result<Vec<ModelProgress>, AppError> {
+        request: &RunRequest,
+    ) -> Result<(String, FieldKind, Vec<ModelSpec>), AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
         let schema = schema_of(&project.schema)?;
         let (field, kind) = prompt_field(&schema).ok_or_else(|| {
@@ -167,6 +167,20 @@ impl<S: Store> App<S> {
             ChatClient::api_key(model).map_err(AppError::invalid)?;
             models.push(model.clone());
         }
+        Ok((field.to_string(), kind, models))
+    }
+
+    /// Calls each model on every prompt it has no answer to yet; `on_answer(model)` is called
+    /// after each call (for progress). Managers of the project.
+    pub async fn run_models(
+        &self,
+        caller: &Caller,
+        project_id: i64,
+        request: RunRequest,
+        on_answer: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Vec<ModelProgress>, AppError> {
+        let (field, kind, models) = self.check_run(caller, project_id, &request).await?;
+        let field = field.as_str();
         let items = self.all_items(project_id).await?;
         let answered: HashSet<(i64, String)> = self
             .store()
@@ -179,9 +193,11 @@ impl<S: Store> App<S> {
         let client = ChatClient::new();
         let concurrency = request.concurrency.max(1);
         let runs = models.iter().map(|model| {
-            let todo: Vec<&StoredItem> = items
+            // Owned items: a closure over borrowed ones is not `Send` enough for `tokio::spawn`.
+            let todo: Vec<StoredItem> = items
                 .iter()
                 .filter(|i| !answered.contains(&(i.id, model.name.clone())))
+                .cloned()
                 .collect();
             let calls = AtomicUsize::new(0);
             let client = &client;
@@ -191,7 +207,7 @@ impl<S: Store> App<S> {
                     .map(|item| {
                         let calls = &calls;
                         async move {
-                            let Some(messages) = messages(item, field, kind) else {
+                            let Some(messages) = messages(&item, field, kind) else {
                                 return Ok::<(), AppError>(());
                             };
                             calls.fetch_add(1, Ordering::Relaxed);

@@ -14,7 +14,10 @@ use futures_util::{StreamExt, stream};
 use quorum_app::arena::{ReportOptions, parse_anchor};
 use quorum_app::evaluation::{BuildBattles, SliceBy};
 use quorum_app::export::{EXPORT_PAGE, ExportFormat};
+use quorum_app::llm::RetryPolicy;
+use quorum_app::runs::RunRequest;
 use quorum_app::{AddMember, Caller, CreateProject, ImportFormat, SubmitAnswers};
+use quorum_store::ModelSpec;
 use quorum_store::Store;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -48,6 +51,14 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         )
         .route("/api/v1/projects/{id}/battles", post(build_battles::<S>))
         .route("/api/v1/projects/{id}/leaderboard", get(leaderboard::<S>))
+        .route(
+            "/api/v1/projects/{id}/runs",
+            post(start_run::<S>).get(run_progress::<S>),
+        )
+        .route(
+            "/api/v1/models",
+            post(register_model::<S>).get(list_models::<S>),
+        )
         .route("/api/v1/leases/{id}/response", post(submit::<S>))
         .route("/api/v1/leases/{id}/skip", post(skip::<S>))
         .route("/api/v1/me", get(me))
@@ -429,6 +440,76 @@ async fn build_battles<S: Store>(
     let request: BuildBattles = parse_body(&body)?;
     let project = state.app.build_battles(&caller, id, request).await?;
     Ok((StatusCode::CREATED, Json(json!({"project": project}))))
+}
+
+async fn register_model<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let model: ModelSpec = parse_body(&body)?;
+    let name = model.name.clone();
+    state.app.register_model(&caller, model).await?;
+    Ok((StatusCode::CREATED, Json(json!({"model": name}))))
+}
+
+async fn list_models<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"models": state.app.models(&caller).await?})))
+}
+
+#[derive(Debug, Deserialize)]
+struct StartRun {
+    models: Vec<String>,
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+/// Starts a run in the background (it can take hours); progress is read from the store, so
+/// any server can report it. A run interrupted by a restart is resumed by starting it again.
+async fn start_run<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: StartRun = parse_body(&body)?;
+    if !(1..=64).contains(&request.concurrency) {
+        return Err(ApiError::invalid(
+            "concurrency must be 1 to 64",
+            json!({"field": "concurrency"}),
+        ));
+    }
+    let run = RunRequest {
+        models: request.models,
+        concurrency: request.concurrency,
+        policy: RetryPolicy::default(),
+    };
+    // Check everything that can be checked before answering: the project, the models, keys.
+    state.app.check_run(&caller, id, &run).await?;
+    let app = state.app.clone();
+    tokio::spawn(async move {
+        if let Err(error) = app.run_models(&caller, id, run, &|_| {}).await {
+            tracing::warn!(project = id, %error, "a model run stopped");
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({"started": true}))))
+}
+
+async fn run_progress<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"models": state.app.run_progress(&caller, id).await?}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

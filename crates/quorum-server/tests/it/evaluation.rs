@@ -247,3 +247,113 @@ async fn answers_become_battles_votes_become_boards_per_locale_and_dpo_pairs() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// A provider that answers every prompt, on loopback.
+async fn provider() -> String {
+    let router = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|axum::Json(body): axum::Json<Value>| async move {
+            let prompt = body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            axum::Json(json!({
+                "choices": [{"message": {"role": "assistant", "content": format!("re: {prompt}")}}],
+                "usage": {"prompt_tokens": 2, "completion_tokens": 3}
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn models_are_registered_and_runs_collect_their_answers_in_the_background() {
+    let server = Server::start().await;
+    let base = provider().await;
+    let prompts = server
+        .project(
+            json!({
+                "fields": [{"name": "chat", "kind": "chat"}],
+                "questions": [{"name": "ok", "kind": "label", "options": ["yes", "no"]}]
+            }),
+            1,
+        )
+        .await;
+    let items: String = (0..5)
+        .map(|i| format!("{{\"external_id\": \"c{i}\", \"fields\": {{\"chat\": [{{\"role\": \"user\", \"content\": \"hello {i}\"}}]}}}}\n"))
+        .collect();
+    assert_eq!(server.import(prompts, &items).await.0, StatusCode::OK);
+    let register = |body: Value| {
+        server.call(
+            &server.admin_token,
+            Method::POST,
+            "/api/v1/models",
+            Some(body),
+        )
+    };
+    let (status, body) = register(json!({"name": "echo", "base_url": base, "api_key_env": "HOME", "parameters": {"max_tokens": 8}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) =
+        register(json!({"name": "nokey", "base_url": base, "api_key_env": "QUORUM_NO_SUCH_KEY"}))
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = register(json!({"name": "x", "base_url": "ftp://nope"})).await;
+    assert_eq!(
+        (status, &body["error"]["details"]["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("base_url"))
+    );
+    let (_, body) = server
+        .call(&server.admin_token, Method::GET, "/api/v1/models", None)
+        .await;
+    assert_eq!(body["models"].as_array().unwrap().len(), 2);
+    let home = std::env::var("HOME").unwrap();
+    assert!(
+        !body.to_string().contains(&home),
+        "the key's value is never shown"
+    );
+
+    let runs = format!("/api/v1/projects/{prompts}/runs");
+    let run = |models: Value| {
+        server.call(
+            &server.admin_token,
+            Method::POST,
+            &runs,
+            Some(json!({"models": models, "concurrency": 2})),
+        )
+    };
+    let (status, body) = run(json!(["nokey"])).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a missing key is refused up front: {body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("QUORUM_NO_SUCH_KEY")
+    );
+    let (status, body) = run(json!(["echo"])).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let mut answered = 0;
+    for _ in 0..100 {
+        let (_, body) = server
+            .call(
+                &server.admin_token,
+                Method::GET,
+                &format!("/api/v1/projects/{prompts}/runs"),
+                None,
+            )
+            .await;
+        answered = body["models"][0]["answered"].as_i64().unwrap_or(0);
+        if answered == 5 {
+            assert_eq!(body["models"][0]["prompts"], 5);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(answered, 5, "the background run answered every prompt");
+}
