@@ -24,6 +24,14 @@ pub enum Command {
     Import(ImportArgs),
     /// Exports a project's responses as JSON Lines or CSV, streamed page by page.
     Export(ExportArgs),
+    /// The model registry: register models (an OpenAI-compatible endpoint, or answers imported)
+    /// and list them.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Collects registered models' answers to a project of prompts: bounded concurrency,
+    /// retries with backoff; only prompts without an answer are called, so running it again
+    /// resumes.
+    Run(RunArgs),
     /// Accounts: create users and API tokens, list users.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -367,6 +375,59 @@ pub enum ItemFormat {
     Json,
     /// CSV with a header (see the README for the columns).
     Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Registers a model, or updates the one of that name.
+    Add {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        name: String,
+        /// The OpenAI-compatible endpoint, e.g. `https://host/v1` (none: answers are imported).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// The provider's model id (default: the name).
+        #[arg(long)]
+        model_id: Option<String>,
+        /// The environment variable that holds the API key on the machines that call it (the
+        /// key itself is never stored).
+        #[arg(long)]
+        api_key_env: Option<String>,
+        /// A generation parameter, `KEY=VALUE` (JSON values: `temperature=0.2`); repeatable.
+        #[arg(long)]
+        param: Vec<String>,
+        #[arg(long = "as", default_value = "admin")]
+        user: String,
+    },
+    /// Lists the registry: name, endpoint, model id, key variable, parameters.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The project of prompts.
+    #[arg(long)]
+    pub project: i64,
+    /// Models to run, by registered name.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub models: Vec<String>,
+    /// Requests in flight per model.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Attempts per prompt (429, 5xx, timeouts and malformed replies are retried).
+    #[arg(long, default_value_t = 6)]
+    pub max_attempts: u32,
+    /// Seconds per attempt.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    #[arg(long = "as", default_value = "admin")]
+    pub user: String,
 }
 
 #[derive(Debug, clap::Args)]

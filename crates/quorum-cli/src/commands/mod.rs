@@ -6,6 +6,7 @@ mod agreement;
 mod bench;
 mod generate;
 mod leaderboard;
+mod models;
 mod serve;
 mod transfer;
 
@@ -21,6 +22,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime()?.block_on(serve::run(args)),
         Command::Admin(command) => runtime()?.block_on(admin::run(command)),
+        Command::Models(command) => runtime()?.block_on(models::models(command)),
+        Command::Run(args) => runtime()?.block_on(models::run(args)),
         Command::Import(args) => runtime()?.block_on(transfer::import(args)),
         Command::Export(args) => runtime()?.block_on(transfer::export(args)),
         Command::Aggregate(args) => aggregate::run(&args),

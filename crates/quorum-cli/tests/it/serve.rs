@@ -510,3 +510,100 @@ async fn sigterm_drains_and_exits_cleanly() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `quorum models add`, `quorum models list` and `quorum run` against a provider on loopback;
+/// a second run calls nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_registers_models_and_runs_them_resumably() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
+    let server = serve(&database, "administrator");
+    let admin = server.token.clone().unwrap();
+    let client = Client::new();
+    let (project, _) = setup(&client, &server.base, &database, &admin, 4, 0, 1).await;
+    let router = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|axum::Json(body): axum::Json<Value>| async move {
+            let prompt = body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            axum::Json(json!({"choices": [{"message": {"content": format!("re: {prompt}")}}]}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let quorum = |args: Vec<String>| {
+        let database = database.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(env!("CARGO_BIN_EXE_quorum"))
+                    .args(&args)
+                    .args(["--database", &database])
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let output = quorum(args(&[
+        "models",
+        "add",
+        "echo",
+        "--base-url",
+        &provider,
+        "--api-key-env",
+        "HOME",
+        "--param",
+        "temperature=0.2",
+    ]))
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let output = quorum(args(&["models", "list"])).await;
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        listed.contains("echo") && listed.contains("\"temperature\":0.2"),
+        "{listed}"
+    );
+    let project_arg = project.to_string();
+    let output = quorum(args(&[
+        "run",
+        "--project",
+        &project_arg,
+        "--models",
+        "echo",
+    ]))
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("echo: 4/4 answered, 0 failed, 4 calls this run"),
+        "{stderr}"
+    );
+    let output = quorum(args(&[
+        "run",
+        "--project",
+        &project_arg,
+        "--models",
+        "echo",
+    ]))
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("echo: 4/4 answered, 0 failed, 0 calls this run"),
+        "{stderr}"
+    );
+    let output = quorum(args(&[
+        "run",
+        "--project",
+        &project_arg,
+        "--models",
+        "ghost",
+    ]))
+    .await;
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no model named `ghost`"));
+}
