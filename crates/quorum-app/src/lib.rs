@@ -8,6 +8,7 @@ pub mod auth;
 mod error;
 pub mod evaluation;
 pub mod export;
+pub mod judges;
 pub mod llm;
 mod projects;
 pub mod runs;

@@ -1,6 +1,7 @@
-//! Model runs against a small OpenAI-compatible server on loopback that misbehaves on purpose:
-//! 429 with Retry-After, 500s, a reply slower than the timeout, malformed JSON, a 400. The
-//! production client and run code are what is tested.
+//! Model runs and LLM judges against small OpenAI-compatible servers on loopback: one that
+//! misbehaves on purpose (429 with Retry-After, 500s, a reply slower than the timeout,
+//! malformed JSON, a 400) and judges that are fair, position-biased or never give a verdict.
+//! The production client, run and judge code are what is tested.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
@@ -290,4 +291,134 @@ async fn a_missing_key_or_endpoint_is_refused_before_any_call() {
     bad.api_key_env = Some("sk-live-1234".into());
     let error = app.register_model(&caller, bad).await.unwrap_err();
     assert!(error.to_string().contains("not the key"), "{error}");
+}
+
+/// A judge provider: `fair` prefers the answer that says "good" whichever side it is on,
+/// `lazy` always says the first answer, `rambling` never gives a verdict token.
+async fn judge_provider() -> String {
+    let router = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(|Json(body): Json<Value>| async move {
+            let model = body["model"].as_str().unwrap_or_default().to_string();
+            let text = body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let first_is_good = text
+                .split("[The start of assistant A's answer]")
+                .nth(1)
+                .is_some_and(|rest| rest.trim_start().starts_with("good"));
+            let reply = match model.as_str() {
+                "fair" if first_is_good => "A is clearly better. [[A]]",
+                "fair" => "B is better. [[B]]",
+                "lazy" => "[[A]]",
+                _ => "Both have merits; it depends.",
+            };
+            Json(json!({"choices": [{"message": {"content": reply}}]}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judges_answer_both_orders_and_are_measured_against_humans() {
+    use quorum_app::evaluation::{BuildBattles, Sampling};
+    use quorum_app::judges::JudgeRequest;
+    let base = judge_provider().await;
+    let (app, caller, prompts, _dir) = app_with_prompts().await;
+    let lines: String = (0..3)
+        .flat_map(|i| {
+            [
+                format!("{{\"prompt_id\": \"p{i}\", \"model\": \"m-good\", \"response\": \"good {i}\"}}\n"),
+                format!("{{\"prompt_id\": \"p{i}\", \"model\": \"m-poor\", \"response\": \"poor {i}\"}}\n"),
+            ]
+        })
+        .collect();
+    let outcome = app
+        .import_generations(&caller, prompts, &lines)
+        .await
+        .unwrap();
+    assert_eq!(outcome.stored, 6);
+    let arena = app
+        .build_battles(
+            &caller,
+            prompts,
+            BuildBattles {
+                name: "arena".into(),
+                models: vec![],
+                sampling: Sampling::AllPairs,
+                seed: 1,
+                overlap: 1,
+                locale_policy: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    // One human votes on every battle, for the good answer.
+    let rater = caller.clone();
+    while let Some(assignment) = app.next(&rater, arena.id).await.unwrap() {
+        let item = serde_json::to_value(&assignment.item).unwrap();
+        let a = item["fields"]["responses"][0]["content"].as_str().unwrap();
+        let verdict = if a.starts_with("good") { "a" } else { "b" };
+        app.submit(
+            &rater,
+            assignment.lease.id,
+            quorum_app::SubmitAnswers {
+                answers: json!({"preference": verdict}).as_object().unwrap().clone(),
+                time_spent_ms: 1,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    for name in ["fair", "lazy", "rambling"] {
+        app.register_model(&caller, model(name, &base))
+            .await
+            .unwrap();
+        let request = JudgeRequest {
+            model: name.into(),
+            template: None,
+            concurrency: 2,
+            policy: policy(),
+        };
+        let calls = app
+            .run_judge(&caller, arena.id, request.clone(), &|| {})
+            .await
+            .unwrap();
+        assert_eq!(calls, 6, "{name}: 3 battles × 2 orders");
+        let again = app
+            .run_judge(&caller, arena.id, request, &|| {})
+            .await
+            .unwrap();
+        assert_eq!(again, 0, "{name}: resumed runs call nothing new");
+    }
+    let reports = app.judge_reports(&caller, arena.id).await.unwrap();
+    let of = |name: &str| reports.iter().find(|r| r.judge == name).unwrap().clone();
+    let fair = of("fair");
+    assert_eq!((fair.battles, fair.judged, fair.unparseable), (3, 3, 0));
+    assert_eq!(fair.consistency, Some(1.0));
+    assert_eq!(fair.position_bias, Some(0.5));
+    assert_eq!(
+        (fair.compared_with_humans, fair.percent_agreement),
+        (3, Some(1.0))
+    );
+    let lazy = of("lazy");
+    assert_eq!(lazy.position_bias, Some(1.0), "always the first answer");
+    assert_eq!(lazy.consistency, Some(0.0), "its two orders never agree");
+    assert_eq!(
+        lazy.percent_agreement,
+        Some(0.0),
+        "an order-inconsistent verdict is a tie"
+    );
+    let rambling = of("rambling");
+    assert_eq!(
+        (rambling.judged, rambling.unparseable),
+        (0, 6),
+        "never guessed"
+    );
+    assert_eq!(rambling.percent_agreement, None);
 }

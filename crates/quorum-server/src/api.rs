@@ -14,6 +14,7 @@ use futures_util::{StreamExt, stream};
 use quorum_app::arena::{ReportOptions, parse_anchor};
 use quorum_app::evaluation::{BuildBattles, SliceBy};
 use quorum_app::export::{EXPORT_PAGE, ExportFormat};
+use quorum_app::judges::JudgeRequest;
 use quorum_app::llm::RetryPolicy;
 use quorum_app::runs::RunRequest;
 use quorum_app::{AddMember, Caller, CreateProject, ImportFormat, SubmitAnswers};
@@ -58,6 +59,10 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .route(
             "/api/v1/models",
             post(register_model::<S>).get(list_models::<S>),
+        )
+        .route(
+            "/api/v1/projects/{id}/judges",
+            post(start_judge::<S>).get(judge_reports::<S>),
         )
         .route("/api/v1/leases/{id}/response", post(submit::<S>))
         .route("/api/v1/leases/{id}/skip", post(skip::<S>))
@@ -509,6 +514,55 @@ async fn run_progress<S: Store>(
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
         json!({"models": state.app.run_progress(&caller, id).await?}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartJudge {
+    model: String,
+    template: Option<String>,
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+}
+
+/// Starts an LLM judge on a battle project in the background; starting it again resumes.
+async fn start_judge<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: StartJudge = parse_body(&body)?;
+    if !(1..=64).contains(&request.concurrency) {
+        return Err(ApiError::invalid(
+            "concurrency must be 1 to 64",
+            json!({"field": "concurrency"}),
+        ));
+    }
+    let judge = JudgeRequest {
+        model: request.model,
+        template: request.template,
+        concurrency: request.concurrency,
+        policy: RetryPolicy::default(),
+    };
+    state.app.check_judge(&caller, id, &judge).await?;
+    let app = state.app.clone();
+    tokio::spawn(async move {
+        if let Err(error) = app.run_judge(&caller, id, judge, &|| {}).await {
+            tracing::warn!(project = id, %error, "a judge run stopped");
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({"started": true}))))
+}
+
+async fn judge_reports<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"judges": state.app.judge_reports(&caller, id).await?}),
     ))
 }
 

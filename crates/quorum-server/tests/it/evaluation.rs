@@ -236,6 +236,51 @@ async fn answers_become_battles_votes_become_boards_per_locale_and_dpo_pairs() {
         assert_eq!(pair["confidence"], 1.0);
         assert!(pair["prompt"].as_str().unwrap().starts_with("question"));
     }
+    // An LLM judge on the same battles, over the API, in the background.
+    let base = provider().await;
+    let (status, body) = server
+        .call(
+            &server.admin_token,
+            Method::POST,
+            "/api/v1/models",
+            Some(json!({"name": "judge", "base_url": base, "api_key_env": "HOME"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let judges = format!("/api/v1/projects/{arena}/judges");
+    let (status, body) = server
+        .call(
+            &server.admin_token,
+            Method::POST,
+            &judges,
+            Some(json!({"model": "judge"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let mut report = Value::Null;
+    for _ in 0..100 {
+        let (_, body) = server
+            .call(&server.admin_token, Method::GET, &judges, None)
+            .await;
+        report = body["judges"][0].clone();
+        if report["judged"] == 18 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(report["judged"], 18, "{report}");
+    assert_eq!(report["position_bias"], 1.0, "{report}");
+    assert_eq!(report["consistency"], 0.0, "{report}");
+    let (status, _) = server
+        .call(
+            &server.admin_token,
+            Method::POST,
+            &judges,
+            Some(json!({"model": "judge", "template": "no sides"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
     // A rater may not see the board.
     let (status, _) = server
         .call(
@@ -257,8 +302,14 @@ async fn provider() -> String {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
+            // Asked to judge, it always picks the first answer shown.
+            let content = if prompt.contains("assistant A's answer") {
+                "[[A]]".to_string()
+            } else {
+                format!("re: {prompt}")
+            };
             axum::Json(json!({
-                "choices": [{"message": {"role": "assistant", "content": format!("re: {prompt}")}}],
+                "choices": [{"message": {"role": "assistant", "content": content}}],
                 "usage": {"prompt_tokens": 2, "completion_tokens": 3}
             }))
         }),
