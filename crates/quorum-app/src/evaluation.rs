@@ -96,6 +96,15 @@ pub(crate) fn schema_of(value: &Value) -> Result<Schema, AppError> {
     serde_json::from_value(value.clone()).map_err(|e| AppError::Internal(Box::new(e)))
 }
 
+/// The name of a project's responses field.
+fn responses_field(schema: &Schema) -> Option<String> {
+    schema
+        .fields
+        .iter()
+        .find(|f| f.kind == FieldKind::Responses)
+        .map(|f| f.name.clone())
+}
+
 /// The name of a battle project's pairwise question.
 fn pairwise_question(schema: &Schema) -> Option<&str> {
     schema
@@ -113,6 +122,71 @@ fn winner(verdict: &str) -> Option<Winner> {
         "both_bad" => Some(Winner::BothBad),
         _ => None,
     }
+}
+
+/// FNV-1a: a stable hash (the same on every platform and release) for choosing sides.
+fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// One line of a preference-pair file (the DPO layout).
+#[derive(Debug, Clone, Deserialize)]
+struct PreferencePair {
+    #[serde(default)]
+    id: Option<String>,
+    prompt: Value,
+    chosen: String,
+    rejected: String,
+}
+
+/// Reads preference pairs (JSON Lines of `{id, prompt, chosen, rejected}`, as the DPO export
+/// writes them) as items of a pairwise project: the prompt, the two answers as responses A and
+/// B — the chosen one on a side drawn from a hash of the id, so position gives nothing away —
+/// and the known preference as the item's gold answer. `id` becomes the external id.
+pub fn dpo_items(body: &str, schema: &Schema) -> Result<Vec<crate::ParsedRow>, AppError> {
+    let (prompt, _) = prompt_field(schema).ok_or_else(|| {
+        AppError::invalid("the project needs a text, markdown or chat field for the prompt")
+    })?;
+    let responses = responses_field(schema)
+        .ok_or_else(|| AppError::invalid("the project needs a responses field for the pair"))?;
+    let question = pairwise_question(schema)
+        .ok_or_else(|| AppError::invalid("the project needs a pairwise question"))?
+        .to_string();
+    Ok(body
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            let row = (i + 1) as u64;
+            let parsed = serde_json::from_str::<PreferencePair>(line)
+                .map_err(|e| format!("not a preference pair (id, prompt, chosen, rejected): {e}"))
+                .map(|pair| {
+                    let chosen_first = pair.id.as_deref().map_or(row, stable_hash) % 2 == 0;
+                    let (a, b, preferred) = if chosen_first {
+                        (pair.chosen, pair.rejected, "a")
+                    } else {
+                        (pair.rejected, pair.chosen, "b")
+                    };
+                    let mut fields = serde_json::Map::new();
+                    fields.insert(prompt.to_string(), pair.prompt);
+                    fields.insert(
+                        responses.clone(),
+                        json!([{"name": "A", "content": a}, {"name": "B", "content": b}]),
+                    );
+                    let mut gold = serde_json::Map::new();
+                    gold.insert(question.clone(), json!(preferred));
+                    ItemInput {
+                        external_id: pair.id,
+                        fields,
+                        gold: Some(gold),
+                        ..ItemInput::default()
+                    }
+                });
+            (row, parsed)
+        })
+        .collect())
 }
 
 impl<S: Store> App<S> {
@@ -442,9 +516,10 @@ impl<S: Store> App<S> {
         report(&data, &options)
     }
 
-    /// Preference pairs for DPO training from a battle project: per item with at least one
-    /// decisive vote, the majority side as `chosen` and `confidence` = the share of decisive
-    /// votes that picked it (ties and "both bad" are not decisive; a split vote is left out).
+    /// Preference pairs for DPO training from a pairwise project: per item, the majority side
+    /// of the decisive votes as `chosen` with `confidence` = the share of those votes that
+    /// picked it (ties and "both bad" are not decisive); an item without a majority falls back
+    /// to its gold preference (`source: "gold"`, no confidence), else is left out.
     pub async fn dpo_pairs(
         &self,
         caller: &Caller,
@@ -455,6 +530,11 @@ impl<S: Store> App<S> {
         let question = pairwise_question(&schema)
             .ok_or_else(|| AppError::invalid("the project has no pairwise question"))?
             .to_string();
+        let prompt_name = prompt_field(&schema)
+            .map_or("prompt", |(name, _)| name)
+            .to_string();
+        let responses_name = responses_field(&schema)
+            .ok_or_else(|| AppError::invalid("the project has no responses field"))?;
         let mut tally: BTreeMap<i64, (u32, u32)> = BTreeMap::new();
         let mut after = 0;
         loop {
@@ -478,13 +558,27 @@ impl<S: Store> App<S> {
         }
         let mut pairs = Vec::new();
         for item in self.all_items(project_id).await? {
-            let Some(&(a, b)) = tally.get(&item.id) else {
-                continue;
+            let (a, b) = tally.get(&item.id).copied().unwrap_or((0, 0));
+            // Votes decide; without a decisive majority, a known (gold) preference does.
+            let gold = item
+                .gold
+                .as_ref()
+                .and_then(|g| g.get(&question))
+                .and_then(Value::as_str);
+            let (first_wins, confidence, source) = if a != b {
+                (
+                    a > b,
+                    json!(f64::from(a.max(b)) / f64::from(a + b)),
+                    "votes",
+                )
+            } else {
+                match gold {
+                    Some("a") => (true, Value::Null, "gold"),
+                    Some("b") => (false, Value::Null, "gold"),
+                    _ => continue,
+                }
             };
-            if a == b {
-                continue;
-            }
-            let responses = item.fields.get("responses").and_then(Value::as_array);
+            let responses = item.fields.get(&responses_name).and_then(Value::as_array);
             let content = |i: usize| {
                 responses
                     .and_then(|r| r.get(i))
@@ -492,20 +586,118 @@ impl<S: Store> App<S> {
                     .cloned()
                     .unwrap_or(Value::Null)
             };
-            let (chosen, rejected) = if a > b {
+            let (chosen, rejected) = if first_wins {
                 (content(0), content(1))
             } else {
                 (content(1), content(0))
             };
             pairs.push(json!({
                 "id": item.external_id,
-                "prompt": item.fields.get("prompt").cloned().unwrap_or(Value::Null),
+                "prompt": item.fields.get(&prompt_name).cloned().unwrap_or(Value::Null),
                 "chosen": chosen,
                 "rejected": rejected,
-                "confidence": f64::from(a.max(b)) / f64::from(a + b),
+                "confidence": confidence,
                 "votes": a + b,
+                "source": source,
             }));
         }
         Ok(pairs)
+    }
+}
+
+impl<S: Store> App<S> {
+    /// Supervised fine-tuning conversations from a project with a free-text question (e.g.
+    /// demonstration writing): one per response, the prompt's turns (or its text as a user
+    /// turn) followed by the rater's text as the assistant's turn.
+    pub async fn sft_conversations(
+        &self,
+        caller: &Caller,
+        project_id: i64,
+    ) -> Result<Vec<Value>, AppError> {
+        let project = self.require(caller, project_id, Role::Manager).await?;
+        let schema = schema_of(&project.schema)?;
+        let (prompt, kind) = prompt_field(&schema).ok_or_else(|| {
+            AppError::invalid("the project has no text, markdown or chat field for the prompt")
+        })?;
+        let question = schema
+            .questions
+            .iter()
+            .find(|q| matches!(q.kind, QuestionKind::Text { .. }))
+            .map(|q| q.name.clone())
+            .ok_or_else(|| AppError::invalid("the project has no free-text question"))?;
+        let items: HashMap<i64, StoredItem> = self
+            .all_items(project_id)
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect();
+        let mut conversations = Vec::new();
+        let mut after = 0;
+        loop {
+            let rows = self
+                .store()
+                .export_responses(project_id, after, PAGE)
+                .await?;
+            let done = (rows.len() as i64) < PAGE;
+            for row in &rows {
+                after = row.response_id;
+                let (Some(text), Some(item)) = (
+                    row.answers.get(&question).and_then(Value::as_str),
+                    items.get(&row.item_id),
+                ) else {
+                    continue;
+                };
+                let Some(mut messages) = crate::runs::messages(item, prompt, kind) else {
+                    continue;
+                };
+                messages.push(json!({"role": "assistant", "content": text}));
+                conversations.push(json!({
+                    "id": item.external_id,
+                    "messages": messages,
+                    "user": row.user_name,
+                }));
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(conversations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairwise_schema() -> Schema {
+        Schema::parse(&json!({
+            "fields": [{"name": "q", "kind": "text"}, {"name": "answers", "kind": "responses"}],
+            "questions": [{"name": "better", "kind": "pairwise"}]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn preference_pairs_become_gold_items_with_the_chosen_side_balanced() {
+        let body: String = (0..1000)
+            .map(|i| format!("{{\"id\": \"x{i}\", \"prompt\": \"p{i}\", \"chosen\": \"good\", \"rejected\": \"bad\"}}\n"))
+            .collect();
+        let rows = dpo_items(&body, &pairwise_schema()).unwrap_or_default();
+        assert_eq!(rows.len(), 1000);
+        let mut first = 0;
+        for (_, parsed) in &rows {
+            let item = parsed.clone().unwrap_or_default();
+            let gold = item.gold.unwrap_or_default();
+            let side = gold["better"].as_str().unwrap_or_default().to_string();
+            let index = usize::from(side == "b");
+            assert_eq!(item.fields["answers"][index]["content"], "good");
+            first += usize::from(side == "a");
+        }
+        assert!(
+            (430..=570).contains(&first),
+            "chosen first {first} times of 1000"
+        );
+        let bad = dpo_items("{\"prompt\": \"p\"}\n", &pairwise_schema()).unwrap_or_default();
+        assert!(bad[0].1.as_ref().is_err_and(|e| e.contains("chosen")));
     }
 }

@@ -215,6 +215,9 @@ impl<S: Store> App<S> {
         let rows: Box<dyn Iterator<Item = ParsedRow> + '_> = match format {
             ImportFormat::Json => parse_items(body)?,
             ImportFormat::Csv => Box::new(csv_items(body, &session.schema)?.into_iter()),
+            ImportFormat::Dpo => {
+                Box::new(crate::evaluation::dpo_items(body, &session.schema)?.into_iter())
+            }
         };
         for (row, parsed) in rows {
             session.push(row, parsed);
@@ -346,6 +349,9 @@ pub enum ImportFormat {
     Json,
     /// CSV with a header; see [`csv_items`].
     Csv,
+    /// Preference pairs (`{id, prompt, chosen, rejected}` per line) into a pairwise project;
+    /// see [`crate::evaluation::dpo_items`].
+    Dpo,
 }
 
 /// Parses a JSON import body: a JSON array of items, or JSON Lines (one item per line; blank

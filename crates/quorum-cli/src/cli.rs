@@ -375,6 +375,9 @@ pub enum ItemFormat {
     Json,
     /// CSV with a header (see the README for the columns).
     Csv,
+    /// Preference pairs `{id, prompt, chosen, rejected}` per line, into a pairwise project
+    /// (the preference becomes the item's gold answer).
+    Dpo,
 }
 
 #[derive(Debug, Subcommand)]
@@ -454,7 +457,8 @@ pub struct ExportArgs {
     /// The project's id.
     #[arg(long)]
     pub project: i64,
-    /// `jsonl` or `csv`.
+    /// `jsonl` or `csv` (every response), `dpo` (preference pairs of a pairwise project) or
+    /// `sft` (conversations from a free-text question).
     #[arg(long, default_value = "jsonl")]
     pub format: String,
     /// Where to write (standard output when absent).

@@ -264,13 +264,30 @@ async fn add_member<S: Store>(
 
 /// Imports a JSON array, JSON Lines or CSV body. JSON Lines is read as it arrives, line by
 /// line, so a large import never holds its whole body in memory.
+#[derive(Debug, Deserialize)]
+struct ImportQuery {
+    /// `dpo`: preference pairs `{id, prompt, chosen, rejected}` per line.
+    format: Option<String>,
+}
+
 async fn import_items<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
+    Query(query): Query<ImportQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let dpo = match query.format.as_deref() {
+        None => false,
+        Some("dpo") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                format!("unknown import format `{other}`; leave it out, or use dpo"),
+                json!({"field": "format"}),
+            ));
+        }
+    };
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -301,7 +318,7 @@ async fn import_items<S: Store>(
         pending.extend_from_slice(&chunk);
         if !streaming {
             match pending.iter().find(|b| !b.is_ascii_whitespace()) {
-                Some(b'{') if !csv => streaming = true,
+                Some(b'{') if !csv && !dpo => streaming = true,
                 _ => continue,
             }
         }
@@ -322,7 +339,9 @@ async fn import_items<S: Store>(
         state.app.finish_import(session).await?
     } else {
         let text = std::str::from_utf8(&pending).map_err(|_| not_utf8(0))?;
-        let format = if csv {
+        let format = if dpo {
+            ImportFormat::Dpo
+        } else if csv {
             ImportFormat::Csv
         } else {
             ImportFormat::Json
@@ -639,9 +658,14 @@ async fn export<S: Store>(
     Path(id): Path<i64>,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    if query.format == "dpo" {
+    if query.format == "dpo" || query.format == "sft" {
+        let lines = if query.format == "dpo" {
+            state.app.dpo_pairs(&caller, id).await?
+        } else {
+            state.app.sft_conversations(&caller, id).await?
+        };
         let mut text = String::new();
-        for pair in state.app.dpo_pairs(&caller, id).await? {
+        for pair in lines {
             text.push_str(&pair.to_string());
             text.push('\n');
         }
@@ -654,7 +678,10 @@ async fn export<S: Store>(
     }
     let format = ExportFormat::parse(&query.format).ok_or_else(|| {
         ApiError::invalid(
-            format!("unknown format `{}`; use jsonl, csv or dpo", query.format),
+            format!(
+                "unknown format `{}`; use jsonl, csv, dpo or sft",
+                query.format
+            ),
             json!({"field": "format"}),
         )
     })?;

@@ -44,18 +44,18 @@ async fn import_with<S: Store>(store: S, args: ImportArgs) -> anyhow::Result<()>
         let caller = caller(&app, &args.user).await?;
         let text = std::fs::read_to_string(&args.file)
             .map_err(|e| InputError::new(&args.file, None, format!("cannot read: {e}")))?;
-        let csv = match args.format {
-            Some(ItemFormat::Csv) => true,
-            Some(ItemFormat::Json) => false,
-            None => args
+        let format = match args.format {
+            Some(ItemFormat::Csv) => ImportFormat::Csv,
+            Some(ItemFormat::Json) => ImportFormat::Json,
+            Some(ItemFormat::Dpo) => ImportFormat::Dpo,
+            None if args
                 .file
                 .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("csv")),
-        };
-        let format = if csv {
-            ImportFormat::Csv
-        } else {
-            ImportFormat::Json
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv")) =>
+            {
+                ImportFormat::Csv
+            }
+            None => ImportFormat::Json,
         };
         let spinner = ProgressBar::new_spinner();
         spinner.set_message(format!("importing {}", args.file.display()));
@@ -105,9 +105,31 @@ async fn export_with<S: Store>(store: S, args: ExportArgs) -> anyhow::Result<()>
     let store = Arc::new(store);
     let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
     let result = async {
-        let format = ExportFormat::parse(&args.format)
-            .with_context(|| format!("unknown format `{}`; use jsonl or csv", args.format))?;
         let caller = caller(&app, &args.user).await?;
+        if args.format == "dpo" || args.format == "sft" {
+            let lines = if args.format == "dpo" {
+                app.dpo_pairs(&caller, args.project).await?
+            } else {
+                app.sft_conversations(&caller, args.project).await?
+            };
+            let mut text = String::new();
+            for line in lines {
+                text.push_str(&line.to_string());
+                text.push('\n');
+            }
+            match &args.output {
+                Some(path) => std::fs::write(path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => std::io::stdout().lock().write_all(text.as_bytes())?,
+            }
+            return anyhow::Ok(());
+        }
+        let format = ExportFormat::parse(&args.format).with_context(|| {
+            format!(
+                "unknown format `{}`; use jsonl, csv, dpo or sft",
+                args.format
+            )
+        })?;
         let project = app.authorize_export(&caller, args.project).await?;
         let total = app
             .store()

@@ -607,3 +607,88 @@ async fn cli_registers_models_and_runs_them_resumably() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no model named `ghost`"));
 }
+
+/// The real preference pairs of `hh_rlhf_harmless_base_test` go in with `quorum import
+/// --format dpo` and come out of `quorum export --format dpo` unchanged (id, prompt, chosen,
+/// rejected).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hh_rlhf_pairs_round_trip_through_dpo_import_and_export() {
+    let Some(root) = crate::support::datasets() else {
+        return;
+    };
+    let pairs = root.join("hh_rlhf_harmless_base_test/pairs.jsonl");
+    if !pairs.is_file() {
+        eprintln!("skipping: {} not found", pairs.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
+    let server = serve(&database, "administrator");
+    let admin = server.token.clone().unwrap();
+    let client = Client::new();
+    let schema = json!({
+        "fields": [{"name": "prompt", "kind": "text"}, {"name": "responses", "kind": "responses"}],
+        "questions": [{"name": "preference", "kind": "pairwise", "allow_both_bad": true, "required": true}]
+    });
+    let (status, body) = call(
+        &client,
+        &admin,
+        reqwest::Method::POST,
+        format!("{}/api/v1/projects", server.base),
+        Some(json!({"name": "hh", "schema": schema})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let project = body["project"]["id"].as_i64().unwrap().to_string();
+    let quorum = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_quorum"))
+            .args(args)
+            .args(["--database", &database])
+            .output()
+            .unwrap()
+    };
+    let output = quorum(&[
+        "import",
+        "--project",
+        &project,
+        "--format",
+        "dpo",
+        pairs.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let exported = dir.path().join("dpo.jsonl");
+    let output = quorum(&[
+        "export",
+        "--project",
+        &project,
+        "--format",
+        "dpo",
+        "--output",
+        exported.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let key = |v: &Value| {
+        (
+            v["id"].clone(),
+            v["prompt"].clone(),
+            v["chosen"].clone(),
+            v["rejected"].clone(),
+        )
+    };
+    let read = |path: &std::path::Path| -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let original = read(&pairs);
+    let back = read(&exported);
+    assert_eq!(original.len(), 2312);
+    let mut want: Vec<_> = original.iter().map(key).collect();
+    let mut got: Vec<_> = back.iter().map(key).collect();
+    want.sort_by_key(|k| k.0.to_string());
+    got.sort_by_key(|k| k.0.to_string());
+    assert!(want == got, "the pairs changed on the way through");
+    assert!(back.iter().all(|v| v["source"] == "gold"));
+}

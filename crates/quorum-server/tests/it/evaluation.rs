@@ -408,3 +408,68 @@ async fn models_are_registered_and_runs_collect_their_answers_in_the_background(
     }
     assert_eq!(answered, 5, "the background run answered every prompt");
 }
+
+#[tokio::test]
+async fn demonstrations_export_as_sft_conversations() {
+    let server = Server::start().await;
+    let project = server
+        .project(
+            json!({
+                "fields": [{"name": "chat", "kind": "chat"}],
+                "questions": [{"name": "reply", "kind": "text", "required": true, "min_length": 2}]
+            }),
+            1,
+        )
+        .await;
+    let items = "{\"external_id\": \"d1\", \"fields\": {\"chat\": [{\"role\": \"system\", \"content\": \"be brief\"}, {\"role\": \"user\", \"content\": \"hi\"}]}}\n";
+    assert_eq!(server.import(project, items).await.0, StatusCode::OK);
+    let writer = server.rater("wendy", project, "annotator", &[]).await;
+    let (_, body) = server
+        .call(
+            &writer,
+            Method::POST,
+            &format!("/api/v1/projects/{project}/next"),
+            None,
+        )
+        .await;
+    let lease = body["lease"]["id"].as_i64().unwrap();
+    let (status, body) = server
+        .call(
+            &writer,
+            Method::POST,
+            &format!("/api/v1/leases/{lease}/response"),
+            Some(json!({"answers": {"reply": "Hello! How can I help?"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let text = server
+        .client
+        .get(format!(
+            "{}/api/v1/projects/{project}/export?format=sft",
+            server.base
+        ))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(
+        lines[0]["messages"],
+        json!([
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello! How can I help?"}
+        ])
+    );
+    assert_eq!(
+        (lines[0]["id"].as_str(), lines[0]["user"].as_str()),
+        (Some("d1"), Some("wendy"))
+    );
+}
