@@ -39,6 +39,17 @@ pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
+/// The CSRF token that goes with a web session: derived from the session's secret, so it
+/// needs no storage, and unknowable to a page on another origin.
+pub fn csrf_token(session: &str) -> String {
+    hex(&Sha256::digest(format!("quorum-csrf:{session}").as_bytes()))
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -156,6 +167,23 @@ impl<S: Store> App<S> {
             .create_token(user.id, name, &hash, self.now())
             .await?;
         Ok(token)
+    }
+
+    /// Signs a person in with their password; returns them and a new session secret (an API
+    /// token named `web session`, stored hashed like any other).
+    pub async fn sign_in(&self, name: &str, password: &str) -> Result<(Caller, String), AppError> {
+        let caller = self.authenticate_password(name, password).await?;
+        let session = self.create_token_for(&caller.user, "web session").await?;
+        Ok((caller, session))
+    }
+
+    /// Ends a web session: the secret stops working here at once, on other servers within
+    /// the authorisation cache's lifetime.
+    pub async fn sign_out(&self, session: &str) -> Result<(), AppError> {
+        let hash = token_hash(session);
+        self.store().delete_token(&hash).await?;
+        self.caches().tokens.forget(&hash);
+        Ok(())
     }
 
     /// The first start: when there are no users, creates the administrator `admin`.

@@ -111,19 +111,39 @@ pub struct Authenticated(pub Caller);
 impl<S: Store> FromRequestParts<AppState<S>> for Authenticated {
     type Rejection = ApiError;
 
+    /// A bearer token, or the web session cookie — then a request that changes anything must
+    /// also carry the session's CSRF token in `X-CSRF-Token`.
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if let Some(token) = bearer {
+            return Ok(Authenticated(
+                state.app.authenticate_token(token.trim()).await?,
+            ));
+        }
+        let session = crate::web::session_cookie(&parts.headers)
             .ok_or_else(|| ApiError::from(quorum_app::AppError::Unauthenticated))?;
-        Ok(Authenticated(
-            state.app.authenticate_token(token.trim()).await?,
-        ))
+        if !parts.method.is_safe() {
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !quorum_app::auth::same_secret(sent, &quorum_app::auth::csrf_token(&session)) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf",
+                    "this request needs the page's CSRF token (X-CSRF-Token)",
+                ));
+            }
+        }
+        Ok(Authenticated(state.app.authenticate_token(&session).await?))
     }
 }
 

@@ -11,8 +11,8 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, Member,
-    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, Result, Store, StoreError,
-    StoredItem, Submission, SubmitOutcome, User,
+    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, RaterActivity, Result,
+    Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -153,6 +153,14 @@ impl Store for PgStore {
         )
         .await
     }
+    async fn delete_token(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(database_error)?;
+        Ok(())
+    }
     async fn create_project(&self, project: NewProject, now: i64) -> Result<Project> {
         transaction!(self.pool, |conn| ops::create_project(
             conn,
@@ -277,6 +285,9 @@ impl Store for PgStore {
         limit: i64,
     ) -> Result<Vec<BattleVote>> {
         ops::battle_votes(&self.pool, project_id, after, limit).await
+    }
+    async fn rater_activity(&self, project_id: i64, since: i64) -> Result<Vec<RaterActivity>> {
+        ops::rater_activity(&self.pool, project_id, since).await
     }
     async fn close(&self) {
         // Every write commits before it is acknowledged; closing waits for connections in use.

@@ -5,7 +5,8 @@ use quorum_core::Role;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, ItemRef, Lease,
     LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Project,
-    ProjectStats, Response, Result, StoreError, StoredItem, Submission, SubmitOutcome, User,
+    ProjectStats, RaterActivity, Response, Result, StoreError, StoredItem, Submission,
+    SubmitOutcome, User,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -680,6 +681,41 @@ pub async fn skip(conn: &mut PgConnection, lease_id: i64, user_id: i64) -> Resul
 }
 
 // ---- reports ----
+
+pub async fn rater_activity(
+    pool: &PgPool,
+    project_id: i64,
+    since: i64,
+) -> Result<Vec<RaterActivity>> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.name,
+  (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = $1) AS responses,
+  (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = $1 AND r.created_at >= $2) AS responses_since,
+  (SELECT COUNT(*) FROM leases l WHERE l.user_id = u.id AND l.project_id = $1 AND l.state = 'skipped') AS skips,
+  (SELECT MAX(r.created_at) FROM responses r WHERE r.user_id = u.id AND r.project_id = $1) AS last_active
+FROM users u
+WHERE u.id IN (SELECT user_id FROM members WHERE project_id = $1
+               UNION SELECT user_id FROM responses WHERE project_id = $1)
+ORDER BY u.name",
+    )
+    .bind(project_id)
+    .bind(since)
+    .fetch_all(pool)
+    .await
+    .map_err(database_error)?;
+    rows.iter()
+        .map(|row| {
+            Ok(RaterActivity {
+                user_id: get(row, "id")?,
+                name: get(row, "name")?,
+                responses: get(row, "responses")?,
+                responses_since: get(row, "responses_since")?,
+                skips: get(row, "skips")?,
+                last_active: get(row, "last_active")?,
+            })
+        })
+        .collect()
+}
 
 pub async fn export_responses(
     pool: &PgPool,

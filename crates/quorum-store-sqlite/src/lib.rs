@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, Member,
-    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, Result, Store, StoreError,
-    StoredItem, Submission, SubmitOutcome, User,
+    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, RaterActivity, Result,
+    Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use rusqlite::Connection;
 use sqlx::ConnectOptions;
@@ -189,6 +189,7 @@ pub(crate) enum Command {
         reply: Reply<()>,
     },
     UpsertModel(ModelSpec, Reply<()>),
+    DeleteToken(String, Reply<()>),
     PutGenerations(Vec<Generation>, Reply<()>),
     ImportBattles {
         project_id: i64,
@@ -247,6 +248,7 @@ fn run(conn: &Connection, command: Command) -> (bool, Pending) {
             reply,
         } => pending(reply, ops::skip(conn, lease_id, user_id)),
         Command::UpsertModel(model, reply) => pending(reply, ops::upsert_model(conn, model)),
+        Command::DeleteToken(hash, reply) => pending(reply, ops::delete_token(conn, &hash)),
         Command::PutGenerations(generations, reply) => {
             pending(reply, ops::put_generations(conn, generations))
         }
@@ -275,6 +277,7 @@ fn run_failed(command: Command) -> Pending {
         Command::Submit(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::Skip { reply, .. } => pending(reply, Err(StoreError::Closed)),
         Command::UpsertModel(_, reply) => pending(reply, Err(StoreError::Closed)),
+        Command::DeleteToken(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::PutGenerations(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::ImportBattles { reply, .. } => pending(reply, Err(StoreError::Closed)),
     };
@@ -371,6 +374,10 @@ impl Store for SqliteStore {
                 ops::user_where(c, "SELECT * FROM users WHERE id = (SELECT user_id FROM api_tokens WHERE token_hash = ?1)", &hash)
             })
             .await
+    }
+    async fn delete_token(&self, token_hash: &str) -> Result<()> {
+        let hash = token_hash.to_string();
+        self.write(|reply| Command::DeleteToken(hash, reply)).await
     }
     async fn create_project(&self, project: NewProject, now: i64) -> Result<Project> {
         self.write(|reply| Command::CreateProject(project, now, reply))
@@ -491,6 +498,11 @@ impl Store for SqliteStore {
     ) -> Result<Vec<BattleVote>> {
         self.readers
             .run(move |c| ops::battle_votes(c, project_id, after, limit))
+            .await
+    }
+    async fn rater_activity(&self, project_id: i64, since: i64) -> Result<Vec<RaterActivity>> {
+        self.readers
+            .run(move |c| ops::rater_activity(c, project_id, since))
             .await
     }
     async fn close(&self) {

@@ -5,7 +5,7 @@ use quorum_core::Role;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, LeaseState,
     LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats,
-    Response, Result, StoreError, StoredItem, Submission, SubmitOutcome, User,
+    RaterActivity, Response, Result, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
@@ -237,6 +237,11 @@ pub fn create_token(
         params![user_id, name, hash, now],
     )?
     .ok_or(StoreError::NotFound("token"))
+}
+
+pub fn delete_token(conn: &Connection, hash: &str) -> Result<()> {
+    execute(conn, "DELETE FROM api_tokens WHERE token_hash = ?1", [hash])?;
+    Ok(())
 }
 
 // ---- projects and members ----
@@ -631,6 +636,36 @@ pub fn export_responses(
                 answers,
                 time_spent_ms,
                 created_at,
+            }))
+        },
+    )
+}
+
+pub fn rater_activity(
+    conn: &Connection,
+    project_id: i64,
+    since: i64,
+) -> Result<Vec<RaterActivity>> {
+    all(
+        conn,
+        "SELECT u.id, u.name,
+  (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = ?1) AS responses,
+  (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = ?1 AND r.created_at >= ?2) AS responses_since,
+  (SELECT COUNT(*) FROM leases l WHERE l.user_id = u.id AND l.project_id = ?1 AND l.state = 'skipped') AS skips,
+  (SELECT MAX(r.created_at) FROM responses r WHERE r.user_id = u.id AND r.project_id = ?1) AS last_active
+FROM users u
+WHERE u.id IN (SELECT user_id FROM members WHERE project_id = ?1
+               UNION SELECT user_id FROM responses WHERE project_id = ?1)
+ORDER BY u.name",
+        [project_id, since],
+        |row| {
+            Ok(Ok(RaterActivity {
+                user_id: row.get("id")?,
+                name: row.get("name")?,
+                responses: row.get("responses")?,
+                responses_since: row.get("responses_since")?,
+                skips: row.get("skips")?,
+                last_active: row.get("last_active")?,
             }))
         },
     )

@@ -163,6 +163,12 @@ pub async fn users_and_tokens<S: Store>(store: S) {
     );
     assert!(store.user_by_token_hash("hash-2").await.unwrap().is_none());
     assert_eq!(store.list_users().await.unwrap().len(), 1);
+    store.delete_token("hash-1").await.unwrap();
+    assert!(
+        store.user_by_token_hash("hash-1").await.unwrap().is_none(),
+        "revoked"
+    );
+    store.delete_token("hash-1").await.unwrap();
 }
 
 pub async fn projects_and_members<S: Store>(store: S) {
@@ -388,6 +394,20 @@ pub async fn skipped_items_are_not_offered_again<S: Store>(store: S) {
         store.skip(lease.id, a, 4).await,
         Err(StoreError::Conflict(_))
     ));
+    // Activity lists members (raters reach `next` only as members).
+    store
+        .upsert_member(Member {
+            project_id: lease.project_id,
+            user_id: a,
+            role: Role::Annotator,
+            locales: vec![],
+            skills: vec![],
+        })
+        .await
+        .unwrap();
+    let activity = store.rater_activity(lease.project_id, 0).await.unwrap();
+    let skipper = activity.iter().find(|r| r.user_id == a).unwrap();
+    assert!(skipper.skips >= 1, "{activity:?}");
 }
 
 pub async fn locale_routing<S: Store>(store: S) {
@@ -479,6 +499,17 @@ pub async fn export_pages_and_stats<S: Store>(store: S) {
     assert_eq!(
         (stats.responses, stats.raters, stats.active_leases),
         (3, 3, 0)
+    );
+    let activity = store.rater_activity(p, 0).await.unwrap();
+    assert_eq!(activity.iter().map(|a| a.responses).sum::<i64>(), 3);
+    assert!(activity.iter().all(|a| a.skips == 0));
+    let later = store.rater_activity(p, i64::MAX).await.unwrap();
+    assert!(later.iter().all(|a| a.responses_since == 0));
+    assert!(
+        activity
+            .iter()
+            .filter(|a| a.responses > 0)
+            .all(|a| a.last_active.is_some())
     );
 }
 

@@ -343,6 +343,19 @@ pub struct ProjectStats {
     pub raters: i64,
 }
 
+/// What one rater has done in a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RaterActivity {
+    pub user_id: i64,
+    pub name: String,
+    pub responses: i64,
+    /// Responses created at or after the `since` asked for.
+    pub responses_since: i64,
+    pub skips: i64,
+    /// When their last response was created.
+    pub last_active: Option<i64>,
+}
+
 /// A registered model: how to call it (an OpenAI-compatible chat-completions endpoint), or
 /// nothing when its answers are imported. The API key is never stored: only the name of the
 /// environment variable that holds it.
@@ -420,6 +433,8 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<i64>;
     async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>>;
+    /// Revokes a token (a signed-out session); revoking an unknown token is not an error.
+    async fn delete_token(&self, token_hash: &str) -> Result<()>;
 
     async fn create_project(&self, project: NewProject, now: i64) -> Result<Project>;
     async fn project(&self, id: i64) -> Result<Option<Project>>;
@@ -461,6 +476,8 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<ExportRow>>;
     async fn stats(&self, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats>;
+    /// Each member's (and each past responder's) activity in a project, by name.
+    async fn rater_activity(&self, project_id: i64, since: i64) -> Result<Vec<RaterActivity>>;
 
     /// Registers a model, or updates the one of that name.
     async fn upsert_model(&self, model: ModelSpec) -> Result<()>;
