@@ -5,6 +5,7 @@
 
 pub mod arena;
 pub mod auth;
+pub mod dashboard;
 mod error;
 pub mod evaluation;
 pub mod export;

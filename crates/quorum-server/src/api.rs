@@ -72,6 +72,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::<S>))
+        .merge(crate::web::routes::<S>())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     api.layer(middleware::from_fn_with_state(state.clone(), observe::<S>))
@@ -101,8 +102,17 @@ async fn observe<S: Store>(
     response
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+/// Unknown API paths answer in JSON; anything else gets the web app's 404 page.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
+    } else {
+        crate::web::error_page(
+            StatusCode::NOT_FOUND,
+            "There is no page at this address.",
+            None,
+        )
+    }
 }
 
 /// The caller, from `Authorization: Bearer <token>`.
@@ -400,10 +410,18 @@ async fn next<S: Store>(
     }
 }
 
+#[derive(Debug, Deserialize)]
+struct SubmitQuery {
+    /// Also lease the rater's next item in the same project and return it as `next`.
+    #[serde(default)]
+    next: bool,
+}
+
 async fn submit<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
+    Query(query): Query<SubmitQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -428,11 +446,15 @@ async fn submit<S: Store>(
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        Json(json!({"response": response, "replayed": !created})),
-    )
-        .into_response())
+    let mut reply = json!({"response": response, "replayed": !created});
+    if query.next {
+        let next = state.app.next(&caller, response.project_id).await?;
+        if next.is_some() {
+            state.metrics.leases_granted.fetch_add(1, Ordering::Relaxed);
+        }
+        reply["next"] = json!(next);
+    }
+    Ok((status, Json(reply)).into_response())
 }
 
 async fn skip<S: Store>(

@@ -4,6 +4,8 @@
 mod api;
 mod error;
 mod metrics;
+mod svg;
+mod web;
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub struct AppState<S> {
     pub app: App<S>,
     pub metrics: Arc<Metrics>,
+    pub sign_ins: Arc<web::SignInLimiter>,
 }
 
 impl<S> std::fmt::Debug for AppState<S> {
@@ -34,6 +37,7 @@ impl<S> Clone for AppState<S> {
         Self {
             app: self.app.clone(),
             metrics: Arc::clone(&self.metrics),
+            sign_ins: Arc::clone(&self.sign_ins),
         }
     }
 }
@@ -43,6 +47,7 @@ pub fn router<S: Store>(app: App<S>) -> Router {
     let state = AppState {
         app,
         metrics: Arc::new(Metrics::default()),
+        sign_ins: Arc::new(web::SignInLimiter::default()),
     };
     api::routes(state)
 }

@@ -7,6 +7,7 @@
 )]
 
 mod aggregate;
+mod browser;
 mod datasets;
 mod serve;
 mod support;

@@ -12,18 +12,18 @@ use serde_json::{Value, json};
 use sqlx::Executor;
 
 /// A running `quorum serve` child process.
-struct Served {
-    child: Child,
-    base: String,
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     /// The API token printed on the first start, if this start printed one.
-    token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 #[allow(
     clippy::zombie_processes,
     reason = "each test kills and waits for the servers it starts"
 )]
-fn serve(database: &str, admin_password: &str) -> Served {
+pub(crate) fn serve(database: &str, admin_password: &str) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_quorum"))
         .args(["serve", "--bind", "127.0.0.1:0", "--database", database])
         .env("QUORUM_ADMIN_PASSWORD", admin_password)
@@ -51,7 +51,7 @@ fn serve(database: &str, admin_password: &str) -> Served {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     client: &Client,
     token: &str,
     method: reqwest::Method,

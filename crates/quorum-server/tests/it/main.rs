@@ -9,3 +9,4 @@
 mod api;
 mod evaluation;
 mod support;
+mod web;

@@ -1,0 +1,110 @@
+//! Small SVG charts drawn on the server: no script, no external library, text escaped.
+
+use std::fmt::Write as _;
+
+const WIDTH: f64 = 360.0;
+const HEIGHT: f64 = 180.0;
+const LEFT: f64 = 36.0;
+const BOTTOM: f64 = 34.0;
+const TOP: f64 = 12.0;
+
+/// Text safe inside SVG/XML.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn empty() -> String {
+    format!(
+        "<svg viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"no data yet\"><text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no data yet</text></svg>",
+        WIDTH / 2.0,
+        HEIGHT / 2.0
+    )
+}
+
+/// A bar chart of labelled values (at most 48 bars are legible; the caller picks them).
+pub fn bars(values: &[(String, f64)]) -> String {
+    if values.is_empty() || values.iter().all(|(_, v)| *v <= 0.0) {
+        return empty();
+    }
+    let max = values.iter().map(|(_, v)| *v).fold(0.0, f64::max);
+    let plot_w = WIDTH - LEFT - 8.0;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let slot = plot_w / values.len() as f64;
+    let bar = (slot * 0.75).max(1.0);
+    let mut svg = format!(
+        "<svg viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"bar chart\">\
+         <line x1=\"{LEFT}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"#c5cad3\"/>\
+         <text x=\"{tx}\" y=\"{ty}\" text-anchor=\"end\">{max}</text>",
+        y = TOP + plot_h,
+        x2 = WIDTH - 8.0,
+        tx = LEFT - 4.0,
+        ty = TOP + 8.0,
+        max = max.round()
+    );
+    let every = (values.len() / 8).max(1);
+    for (i, (label, value)) in values.iter().enumerate() {
+        let h = if max > 0.0 { value / max * plot_h } else { 0.0 };
+        let x = LEFT + i as f64 * slot + (slot - bar) / 2.0;
+        let _ = write!(
+            svg,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{h:.1}\" rx=\"2\" fill=\"#3b5bdb\"><title>{}: {}</title></rect>",
+            TOP + plot_h - h,
+            escape(label),
+            value
+        );
+        if i % every == 0 {
+            let short: String = label.chars().take(12).collect();
+            let _ = write!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                x + bar / 2.0,
+                HEIGHT - BOTTOM + 14.0,
+                escape(&short)
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A histogram of `values` in `bins` equal-width bins from 0 to the 99th percentile (the rest
+/// goes in the last bin, so one slow item does not flatten the chart).
+pub fn histogram(values: &[f64], bins: usize) -> String {
+    if values.is_empty() || bins == 0 {
+        return empty();
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let top = sorted[(sorted.len() - 1) * 99 / 100].max(f64::MIN_POSITIVE);
+    let width = top / bins as f64;
+    let mut counts = vec![0.0; bins];
+    for v in values {
+        let bin = ((v / width) as usize).min(bins - 1);
+        counts[bin] += 1.0;
+    }
+    let labelled: Vec<(String, f64)> = counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (format!("{:.0}", i as f64 * width), c))
+        .collect();
+    bars(&labelled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped_and_bars_scale_to_the_largest() {
+        let svg = bars(&[("<b>&".into(), 10.0), ("x".into(), 5.0)]);
+        assert!(svg.contains("&lt;b&gt;&amp;") && !svg.contains("<b>"));
+        assert!(svg.contains(&format!("height=\"{:.1}\"", HEIGHT - TOP - BOTTOM)));
+        assert!(bars(&[]).contains("no data yet"));
+        let h = histogram(&[1.0, 2.0, 3.0, 100.0], 4);
+        assert_eq!(h.matches("<rect").count(), 4);
+    }
+}

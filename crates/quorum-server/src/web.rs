@@ -1,0 +1,695 @@
+//! The web app: server-rendered pages (askama templates bound to the structs below), a little
+//! hand-written JavaScript that talks to `/api/v1`, no build step and nothing from a CDN.
+//!
+//! Sessions are API tokens named `web session` carried in an HttpOnly, SameSite=Lax cookie;
+//! every state-changing request made with the cookie must carry the session's CSRF token (a
+//! form field, or `X-CSRF-Token` from scripts). Failed sign-ins are limited per name.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use quorum_app::auth::{csrf_token, same_secret};
+use quorum_app::{AppError, Caller};
+use quorum_core::Role;
+use quorum_store::{ProjectStats, Store};
+use serde::Deserialize;
+
+use crate::AppState;
+
+const COOKIE: &str = "quorum_session";
+/// Failed sign-ins allowed per name within [`WINDOW`].
+const MAX_FAILURES: u32 = 5;
+const WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Failed sign-in attempts per (lower-cased) name, in this process.
+#[derive(Debug, Default)]
+pub struct SignInLimiter {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl SignInLimiter {
+    /// `Some(wait)` when the name has used up its attempts.
+    fn blocked(&self, name: &str) -> Option<Duration> {
+        let failures = self.failures.lock().ok()?;
+        let (count, since) = failures.get(&name.to_lowercase())?;
+        let elapsed = since.elapsed();
+        (*count >= MAX_FAILURES && elapsed < WINDOW).then(|| WINDOW - elapsed)
+    }
+
+    fn failed(&self, name: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            if failures.len() > 100_000 {
+                failures.retain(|_, (_, since)| since.elapsed() < WINDOW);
+            }
+            let entry = failures
+                .entry(name.to_lowercase())
+                .or_insert((0, Instant::now()));
+            if entry.1.elapsed() >= WINDOW {
+                *entry = (0, Instant::now());
+            }
+            entry.0 += 1;
+        }
+    }
+
+    fn succeeded(&self, name: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&name.to_lowercase());
+        }
+    }
+}
+
+/// The session secret in the request's cookie, if any.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            pair.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_string)
+        })
+        .filter(|v| !v.is_empty())
+}
+
+fn session_set_cookie(session: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A signed-in person on a page: who, and the CSRF token their forms carry.
+pub(crate) struct Page {
+    caller: Caller,
+    session: String,
+    csrf: String,
+}
+
+async fn page<S: Store>(state: &AppState<S>, headers: &HeaderMap) -> Result<Page, Response> {
+    let session = session_cookie(headers).ok_or_else(|| Redirect::to("/login").into_response())?;
+    let caller = state
+        .app
+        .authenticate_token(&session)
+        .await
+        .map_err(|_| Redirect::to("/login").into_response())?;
+    let csrf = csrf_token(&session);
+    Ok(Page {
+        caller,
+        session,
+        csrf,
+    })
+}
+
+fn render(template: &impl Template, status: StatusCode) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be shown",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    user: Option<String>,
+    csrf: String,
+    title: String,
+    message: String,
+}
+
+/// An error page that says what happened and nothing of the internals.
+pub(crate) fn error_page(status: StatusCode, message: &str, who: Option<&Page>) -> Response {
+    let title = match status {
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        _ => "Something went wrong",
+    };
+    let message = if status.is_server_error() {
+        "The server could not complete this request. Try again; if it keeps happening, tell your administrator.".to_string()
+    } else {
+        message.to_string()
+    };
+    render(
+        &ErrorPage {
+            user: who.map(|p| p.caller.user.name.clone()),
+            csrf: who.map(|p| p.csrf.clone()).unwrap_or_default(),
+            title: title.into(),
+            message,
+        },
+        status,
+    )
+}
+
+fn app_error(error: AppError, who: &Page) -> Response {
+    let status = match &error {
+        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::NotFound(_) => StatusCode::NOT_FOUND,
+        AppError::Unauthenticated => return Redirect::to("/login").into_response(),
+        AppError::Invalid { .. } | AppError::Conflict(_) | AppError::LeaseExpired => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal(source) => {
+            tracing::error!(error = %source, "internal error on a page");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    error_page(status, &error.to_string(), Some(who))
+}
+
+pub fn routes<S: Store>() -> axum::Router<AppState<S>> {
+    axum::Router::new()
+        .route("/", get(|| async { Redirect::to("/home") }))
+        .route("/login", get(login_form::<S>).post(login::<S>))
+        .route("/logout", post(logout::<S>))
+        .route("/home", get(home::<S>))
+        .route("/projects/new", get(new_project::<S>))
+        .route("/projects/{id}", get(dashboard::<S>))
+        .route("/projects/{id}/work", get(work::<S>))
+        .route("/assets/{file}", get(asset))
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "app.css" => (include_str!("../assets/app.css"), "text/css; charset=utf-8"),
+        "work.js" => (
+            include_str!("../assets/work.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "manage.js" => (
+            include_str!("../assets/manage.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return error_page(StatusCode::NOT_FOUND, "There is no such file.", None),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    user: Option<String>,
+    csrf: String,
+    name: String,
+    message: Option<String>,
+}
+
+async fn login_form<S: Store>(State(state): State<AppState<S>>, headers: HeaderMap) -> Response {
+    if page(&state, &headers).await.is_ok() {
+        return Redirect::to("/home").into_response();
+    }
+    render(
+        &LoginPage {
+            user: None,
+            csrf: String::new(),
+            name: String::new(),
+            message: None,
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    name: String,
+    password: String,
+}
+
+async fn login<S: Store>(
+    State(state): State<AppState<S>>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let again = |message: String, status| {
+        render(
+            &LoginPage {
+                user: None,
+                csrf: String::new(),
+                name: form.name.clone(),
+                message: Some(message),
+            },
+            status,
+        )
+    };
+    if let Some(wait) = state.sign_ins.blocked(&form.name) {
+        return again(
+            format!(
+                "Too many failed attempts for this name. Try again in {} minute(s).",
+                wait.as_secs().div_ceil(60)
+            ),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    match state.app.sign_in(form.name.trim(), &form.password).await {
+        Ok((_, session)) => {
+            state.sign_ins.succeeded(&form.name);
+            let mut response = Redirect::to("/home").into_response();
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, session_set_cookie(&session));
+            response
+        }
+        Err(AppError::Unauthenticated) => {
+            state.sign_ins.failed(&form.name);
+            again("Wrong name or password.".into(), StatusCode::UNAUTHORIZED)
+        }
+        Err(error) => {
+            tracing::error!(%error, "sign-in failed");
+            again(
+                "Signing in is not possible right now; try again shortly.".into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout<S: Store>(
+    State(state): State<AppState<S>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let who = match page(&state, &headers).await {
+        Ok(who) => who,
+        Err(redirect) => return redirect,
+    };
+    if !same_secret(&form.csrf, &who.csrf) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form is out of date (its security token does not match). Reload the page and try again.",
+            Some(&who),
+        );
+    }
+    if let Err(error) = state.app.sign_out(&who.session).await {
+        return app_error(error, &who);
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("quorum_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    response
+}
+
+struct HomeRow {
+    id: i64,
+    name: String,
+    role: &'static str,
+    open_items: i64,
+    mine_today: i64,
+    mine_total: i64,
+    can_manage: bool,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    user: Option<String>,
+    csrf: String,
+    is_admin: bool,
+    projects: Vec<HomeRow>,
+}
+
+async fn home<S: Store>(State(state): State<AppState<S>>, headers: HeaderMap) -> Response {
+    let who = match page(&state, &headers).await {
+        Ok(who) => who,
+        Err(redirect) => return redirect,
+    };
+    let now = state.app.now();
+    let midnight = now - now.rem_euclid(86_400_000);
+    match state.app.home(&who.caller, midnight).await {
+        Ok(projects) => render(
+            &HomePage {
+                user: Some(who.caller.user.name.clone()),
+                csrf: who.csrf.clone(),
+                is_admin: who.caller.user.is_admin,
+                projects: projects
+                    .into_iter()
+                    .map(|p| HomeRow {
+                        id: p.id,
+                        name: p.name,
+                        role: p.role.as_str(),
+                        open_items: p.open_items,
+                        mine_today: p.mine_since,
+                        mine_total: p.mine_total,
+                        can_manage: p.role >= Role::Reviewer,
+                    })
+                    .collect(),
+            },
+            StatusCode::OK,
+        ),
+        Err(error) => app_error(error, &who),
+    }
+}
+
+/// JSON for a `<script type="application/json">` block: `<` escaped so nothing in the data
+/// can close the element.
+fn script_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_else(|_| "null".into())
+        .replace('<', "\\u003c")
+}
+
+#[derive(Template)]
+#[template(path = "work.html")]
+struct WorkPage {
+    user: Option<String>,
+    csrf: String,
+    project_id: i64,
+    name: String,
+    instructions: String,
+    schema_json: String,
+}
+
+async fn work<S: Store>(
+    State(state): State<AppState<S>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let who = match page(&state, &headers).await {
+        Ok(who) => who,
+        Err(redirect) => return redirect,
+    };
+    match state.app.project(&who.caller, id).await {
+        Ok((project, _)) => render(
+            &WorkPage {
+                user: Some(who.caller.user.name.clone()),
+                csrf: who.csrf.clone(),
+                project_id: project.id,
+                name: project.name,
+                instructions: project.instructions,
+                schema_json: script_json(&project.schema),
+            },
+            StatusCode::OK,
+        ),
+        Err(error) => app_error(error, &who),
+    }
+}
+
+/// Templates for new projects: a name and a schema each.
+fn templates() -> Vec<(&'static str, &'static str, serde_json::Value)> {
+    use serde_json::json;
+    vec![
+        (
+            "classification",
+            "Classification",
+            json!({
+                "fields": [{"name": "text", "kind": "text"}],
+                "questions": [{"name": "label", "kind": "label", "options": ["positive", "negative", "neutral"], "required": true, "instructions": "Choose the label that fits the text best."}]
+            }),
+        ),
+        (
+            "multi_label",
+            "Multi-label",
+            json!({
+                "fields": [{"name": "text", "kind": "text"}],
+                "questions": [{"name": "topics", "kind": "multi_label", "options": ["politics", "sport", "science", "culture"], "required": true}]
+            }),
+        ),
+        (
+            "rubric",
+            "Rating rubric",
+            json!({
+                "fields": [{"name": "prompt", "kind": "text"}, {"name": "answer", "kind": "markdown"}],
+                "questions": [
+                    {"name": "correctness", "kind": "rating", "min": 1, "max": 5, "required": true},
+                    {"name": "helpfulness", "kind": "rating", "min": 1, "max": 5, "required": true},
+                    {"name": "comment", "kind": "text"}
+                ]
+            }),
+        ),
+        (
+            "pairwise",
+            "Pairwise preference (two model responses)",
+            json!({
+                "fields": [{"name": "prompt", "kind": "chat"}, {"name": "responses", "kind": "responses"}],
+                "questions": [{"name": "preference", "kind": "pairwise", "allow_both_bad": true, "required": true, "instructions": "Which response is better? Tie when equally good; both bad when neither is acceptable."}]
+            }),
+        ),
+        (
+            "ranking",
+            "Ranking of N responses",
+            json!({
+                "fields": [{"name": "prompt", "kind": "text"}, {"name": "responses", "kind": "responses"}],
+                "questions": [{"name": "ranking", "kind": "ranking", "field": "responses", "required": true}]
+            }),
+        ),
+        (
+            "demonstration",
+            "Demonstration writing",
+            json!({
+                "fields": [{"name": "conversation", "kind": "chat"}],
+                "questions": [{"name": "reply", "kind": "text", "min_length": 1, "required": true, "instructions": "Write the reply an excellent assistant would give."}]
+            }),
+        ),
+        (
+            "ner",
+            "Named-entity spans",
+            json!({
+                "fields": [{"name": "text", "kind": "text"}],
+                "questions": [{"name": "entities", "kind": "spans", "field": "text", "labels": ["PERSON", "ORG", "PLACE", "DATE"]}]
+            }),
+        ),
+    ]
+}
+
+#[derive(Template)]
+#[template(path = "new_project.html")]
+struct NewProjectPage {
+    user: Option<String>,
+    csrf: String,
+    templates: Vec<(&'static str, &'static str)>,
+    templates_json: String,
+}
+
+async fn new_project<S: Store>(State(state): State<AppState<S>>, headers: HeaderMap) -> Response {
+    let who = match page(&state, &headers).await {
+        Ok(who) => who,
+        Err(redirect) => return redirect,
+    };
+    if !who.caller.user.is_admin {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Only administrators create projects.",
+            Some(&who),
+        );
+    }
+    let all = templates();
+    let schemas: serde_json::Map<String, serde_json::Value> = all
+        .iter()
+        .map(|(id, _, schema)| (id.to_string(), schema.clone()))
+        .collect();
+    render(
+        &NewProjectPage {
+            user: Some(who.caller.user.name.clone()),
+            csrf: who.csrf.clone(),
+            templates: all.iter().map(|(id, name, _)| (*id, *name)).collect(),
+            templates_json: script_json(&schemas),
+        },
+        StatusCode::OK,
+    )
+}
+
+struct RaterLine {
+    name: String,
+    responses: i64,
+    skips: i64,
+    median: String,
+    last_active: String,
+}
+
+#[derive(Template)]
+#[template(path = "project.html")]
+struct DashboardPage {
+    user: Option<String>,
+    csrf: String,
+    project_id: i64,
+    name: String,
+    stats: ProjectStats,
+    complete_percent: i64,
+    items_by_state: String,
+    over_time: String,
+    per_rater: String,
+    time_per_item: String,
+    raters: Vec<RaterLine>,
+    can_manage: bool,
+    pairwise: bool,
+    free_text: bool,
+}
+
+fn seconds(ms: i64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) of a Unix time in milliseconds.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let (hour, minute) = (secs.rem_euclid(86_400) / 3600, secs.rem_euclid(3600) / 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
+async fn dashboard<S: Store>(
+    State(state): State<AppState<S>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let who = match page(&state, &headers).await {
+        Ok(who) => who,
+        Err(redirect) => return redirect,
+    };
+    let (project, role) = match state.app.project(&who.caller, id).await {
+        Ok(found) => found,
+        Err(error) => return app_error(error, &who),
+    };
+    let data = match state.app.dashboard(&who.caller, id).await {
+        Ok(data) => data,
+        Err(error) => return app_error(error, &who),
+    };
+    let stats = data.stats;
+    let kinds: Vec<&str> = project.schema["questions"]
+        .as_array()
+        .map(|qs| qs.iter().filter_map(|q| q["kind"].as_str()).collect())
+        .unwrap_or_default();
+    let labels = |v: &[(String, f64)]| crate::svg::bars(v);
+    let hours: Vec<(String, f64)> = data
+        .per_hour
+        .iter()
+        .rev()
+        .take(48)
+        .rev()
+        .map(|(hour, n)| (utc(*hour)[11..16].to_string(), *n as f64))
+        .collect();
+    let by_rater: Vec<(String, f64)> = data
+        .raters
+        .iter()
+        .filter(|r| r.activity.responses > 0)
+        .map(|r| (r.activity.name.clone(), r.activity.responses as f64))
+        .collect();
+    render(
+        &DashboardPage {
+            user: Some(who.caller.user.name.clone()),
+            csrf: who.csrf.clone(),
+            project_id: id,
+            name: project.name.clone(),
+            complete_percent: if stats.items > 0 {
+                stats.items_complete * 100 / stats.items
+            } else {
+                0
+            },
+            items_by_state: labels(&[
+                ("complete".into(), stats.items_complete as f64),
+                ("in progress".into(), stats.items_in_progress as f64),
+                ("untouched".into(), stats.items_untouched as f64),
+            ]),
+            over_time: labels(&hours),
+            per_rater: labels(&by_rater),
+            time_per_item: crate::svg::histogram(
+                &data
+                    .times_ms
+                    .iter()
+                    .map(|ms| *ms as f64 / 1000.0)
+                    .collect::<Vec<_>>(),
+                12,
+            ),
+            raters: data
+                .raters
+                .iter()
+                .map(|r| RaterLine {
+                    name: r.activity.name.clone(),
+                    responses: r.activity.responses,
+                    skips: r.activity.skips,
+                    median: r.median_time_ms.map(seconds).unwrap_or_else(|| "–".into()),
+                    last_active: r
+                        .activity
+                        .last_active
+                        .map(utc)
+                        .unwrap_or_else(|| "–".into()),
+                })
+                .collect(),
+            stats,
+            can_manage: role >= Role::Manager,
+            pairwise: kinds.contains(&"pairwise"),
+            free_text: kinds.contains(&"text"),
+        },
+        StatusCode::OK,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_795_000_000_000), "2026-11-18 11:06 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00 UTC");
+    }
+
+    #[test]
+    fn script_json_cannot_close_the_script_element() {
+        let text = script_json(&serde_json::json!({"x": "</script><script>alert(1)</script>"}));
+        assert!(!text.contains("</script>"));
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; quorum_session=qrm_abc; b=2"),
+        );
+        assert_eq!(session_cookie(&headers).as_deref(), Some("qrm_abc"));
+    }
+
+    #[test]
+    fn sign_ins_are_limited_per_name() {
+        let limiter = SignInLimiter::default();
+        for _ in 0..MAX_FAILURES {
+            assert!(limiter.blocked("Ann").is_none());
+            limiter.failed("ann");
+        }
+        assert!(limiter.blocked("ANN").is_some());
+        assert!(limiter.blocked("bob").is_none());
+        limiter.succeeded("ann");
+        assert!(limiter.blocked("ann").is_none());
+    }
+}
