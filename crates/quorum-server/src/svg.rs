@@ -94,6 +94,76 @@ pub fn histogram(values: &[f64], bins: usize) -> String {
     bars(&labelled)
 }
 
+/// Points with horizontal intervals, one row per label (a leaderboard's ratings with their
+/// 95% intervals, or differences between two boards around a zero line when `zero` is set).
+pub fn intervals(rows: &[(String, f64, Option<f64>, Option<f64>)], zero: bool) -> String {
+    if rows.is_empty() {
+        return empty();
+    }
+    let row_h = 22.0;
+    let label_w = 170.0;
+    let width = 560.0;
+    let height = TOP + row_h * rows.len() as f64 + 24.0;
+    let values = rows
+        .iter()
+        .flat_map(|(_, v, lo, hi)| [Some(*v), *lo, *hi])
+        .flatten()
+        .chain(zero.then_some(0.0));
+    let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    let pad = ((max - min) * 0.05).max(1.0);
+    let (min, max) = (min - pad, max + pad);
+    let x = |v: f64| label_w + (v - min) / (max - min) * (width - label_w - 16.0);
+    let mut svg = format!(
+        "<svg viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"ratings with 95% intervals\">"
+    );
+    if zero {
+        let _ = write!(
+            svg,
+            "<line x1=\"{z:.1}\" y1=\"{TOP}\" x2=\"{z:.1}\" y2=\"{:.1}\" stroke=\"#adb5bd\" stroke-dasharray=\"3 3\"/>",
+            height - 24.0,
+            z = x(0.0)
+        );
+    }
+    for (i, (label, value, lower, upper)) in rows.iter().enumerate() {
+        let y = TOP + row_h * i as f64 + row_h / 2.0;
+        let short: String = label.chars().take(28).collect();
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            label_w - 8.0,
+            y + 4.0,
+            escape(&short)
+        );
+        if let (Some(lo), Some(hi)) = (lower, upper) {
+            let _ = write!(
+                svg,
+                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#748ffc\" stroke-width=\"3\" stroke-linecap=\"round\"/>",
+                x(*lo),
+                x(*hi)
+            );
+        }
+        let _ = write!(
+            svg,
+            "<circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"4.5\" fill=\"#1c2330\"><title>{}: {:.1}</title></circle>",
+            x(*value),
+            escape(label),
+            value
+        );
+    }
+    let _ = write!(
+        svg,
+        "<text x=\"{label_w}\" y=\"{:.1}\">{:.0}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}</text></svg>",
+        height - 6.0,
+        min,
+        width - 16.0,
+        height - 6.0,
+        max
+    );
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -281,6 +281,28 @@ async fn answers_become_battles_votes_become_boards_per_locale_and_dpo_pairs() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
+    // The leaderboard page: boards per locale, interval plots and the divergence view.
+    let cookie = crate::web::sign_in(&server, "admin", "administrator")
+        .await
+        .unwrap();
+    let (status, page) = crate::web::get(
+        &server,
+        &cookie,
+        &format!("/projects/{arena}/leaderboard?slice_by=rater_locale"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    for needle in [
+        "ar-QA",
+        "en-GB",
+        "m-local",
+        "Where do the slices disagree?",
+        "<svg",
+        "<circle",
+    ] {
+        assert!(page.contains(needle), "the page lacks {needle}");
+    }
+
     // A rater may not see the board.
     let (status, _) = server
         .call(

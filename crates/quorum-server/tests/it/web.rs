@@ -13,7 +13,7 @@ fn no_redirects() -> reqwest::Client {
 }
 
 /// Signs in; returns the session cookie (`quorum_session=…`).
-async fn sign_in(
+pub(crate) async fn sign_in(
     server: &Server,
     name: &str,
     password: &str,
@@ -46,7 +46,7 @@ async fn sign_in(
     }
 }
 
-async fn get(server: &Server, cookie: &str, path: &str) -> (StatusCode, String) {
+pub(crate) async fn get(server: &Server, cookie: &str, path: &str) -> (StatusCode, String) {
     let response = no_redirects()
         .get(format!("{}{path}", server.base))
         .header("cookie", cookie)
