@@ -745,10 +745,7 @@ async fn leaderboard<S: Store>(
         .iter()
         .flat_map(|r| r.boards.iter())
         .map(|b| BoardView {
-            title: b
-                .slice
-                .clone()
-                .map_or_else(|| "All raters".to_string(), |s| s),
+            title: b.slice.clone().unwrap_or_else(|| "All raters".to_string()),
             battles: b.battles,
             plot: crate::svg::intervals(
                 &b.models
