@@ -24,6 +24,9 @@ use serde::Deserialize;
 use crate::AppState;
 
 const COOKIE: &str = "quorum_session";
+/// The sign-in form's own CSRF token, set with the form (double-submit: a page on another
+/// origin can neither read nor set it).
+const LOGIN_COOKIE: &str = "quorum_login";
 /// Failed sign-ins allowed per name within [`WINDOW`].
 const MAX_FAILURES: u32 = 5;
 const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -65,8 +68,7 @@ impl SignInLimiter {
     }
 }
 
-/// The session secret in the request's cookie, if any.
-pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -74,10 +76,15 @@ pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|pair| {
             pair.trim()
-                .strip_prefix(&format!("{COOKIE}="))
+                .strip_prefix(&format!("{name}="))
                 .map(str::to_string)
         })
         .filter(|v| !v.is_empty())
+}
+
+/// The session secret in the request's cookie, if any.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
 }
 
 fn session_set_cookie(session: &str) -> HeaderValue {
@@ -214,46 +221,60 @@ async fn asset(Path(file): Path<String>) -> Response {
 struct LoginPage {
     user: Option<String>,
     csrf: String,
+    login_csrf: String,
     name: String,
     message: Option<String>,
+}
+
+/// The sign-in page, with a fresh form token in a cookie and in the form.
+fn login_page(name: &str, message: Option<String>, status: StatusCode) -> Response {
+    let token = quorum_app::auth::new_password();
+    let mut response = render(
+        &LoginPage {
+            user: None,
+            csrf: String::new(),
+            login_csrf: token.clone(),
+            name: name.to_string(),
+            message,
+        },
+        status,
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600"
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
 }
 
 async fn login_form<S: Store>(State(state): State<AppState<S>>, headers: HeaderMap) -> Response {
     if page(&state, &headers).await.is_ok() {
         return Redirect::to("/home").into_response();
     }
-    render(
-        &LoginPage {
-            user: None,
-            csrf: String::new(),
-            name: String::new(),
-            message: None,
-        },
-        StatusCode::OK,
-    )
+    login_page("", None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
     name: String,
     password: String,
+    #[serde(default)]
+    login_csrf: String,
 }
 
 async fn login<S: Store>(
     State(state): State<AppState<S>>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let again = |message: String, status| {
-        render(
-            &LoginPage {
-                user: None,
-                csrf: String::new(),
-                name: form.name.clone(),
-                message: Some(message),
-            },
-            status,
-        )
-    };
+    let again = |message: String, status| login_page(&form.name, Some(message), status);
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same_secret(&form.login_csrf, &expected) {
+        return again(
+            "This sign-in form is out of date; please sign in again.".into(),
+            StatusCode::FORBIDDEN,
+        );
+    }
     if let Some(wait) = state.sign_ins.blocked(&form.name) {
         return again(
             format!(
@@ -520,6 +541,7 @@ async fn new_project<S: Store>(State(state): State<AppState<S>>, headers: Header
 
 struct RaterLine {
     name: String,
+    role: String,
     responses: i64,
     skips: i64,
     median: String,
@@ -635,6 +657,11 @@ async fn dashboard<S: Store>(
                 .iter()
                 .map(|r| RaterLine {
                     name: r.activity.name.clone(),
+                    role: r
+                        .activity
+                        .role
+                        .clone()
+                        .unwrap_or_else(|| "former member".into()),
                     responses: r.activity.responses,
                     skips: r.activity.skips,
                     median: r.median_time_ms.map(seconds).unwrap_or_else(|| "–".into()),

@@ -692,7 +692,8 @@ pub async fn rater_activity(
   (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = $1) AS responses,
   (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = $1 AND r.created_at >= $2) AS responses_since,
   (SELECT COUNT(*) FROM leases l WHERE l.user_id = u.id AND l.project_id = $1 AND l.state = 'skipped') AS skips,
-  (SELECT MAX(r.created_at) FROM responses r WHERE r.user_id = u.id AND r.project_id = $1) AS last_active
+  (SELECT MAX(r.created_at) FROM responses r WHERE r.user_id = u.id AND r.project_id = $1) AS last_active,
+  (SELECT m.role FROM members m WHERE m.user_id = u.id AND m.project_id = $1) AS role
 FROM users u
 WHERE u.id IN (SELECT user_id FROM members WHERE project_id = $1
                UNION SELECT user_id FROM responses WHERE project_id = $1)
@@ -712,6 +713,7 @@ ORDER BY u.name",
                 responses_since: get(row, "responses_since")?,
                 skips: get(row, "skips")?,
                 last_active: get(row, "last_active")?,
+                role: get(row, "role")?,
             })
         })
         .collect()

@@ -652,7 +652,8 @@ pub fn rater_activity(
   (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = ?1) AS responses,
   (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = ?1 AND r.created_at >= ?2) AS responses_since,
   (SELECT COUNT(*) FROM leases l WHERE l.user_id = u.id AND l.project_id = ?1 AND l.state = 'skipped') AS skips,
-  (SELECT MAX(r.created_at) FROM responses r WHERE r.user_id = u.id AND r.project_id = ?1) AS last_active
+  (SELECT MAX(r.created_at) FROM responses r WHERE r.user_id = u.id AND r.project_id = ?1) AS last_active,
+  (SELECT m.role FROM members m WHERE m.user_id = u.id AND m.project_id = ?1) AS role
 FROM users u
 WHERE u.id IN (SELECT user_id FROM members WHERE project_id = ?1
                UNION SELECT user_id FROM responses WHERE project_id = ?1)
@@ -666,6 +667,7 @@ ORDER BY u.name",
                 responses_since: row.get("responses_since")?,
                 skips: row.get("skips")?,
                 last_active: row.get("last_active")?,
+                role: row.get("role")?,
             }))
         },
     )

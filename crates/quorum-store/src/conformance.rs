@@ -408,6 +408,7 @@ pub async fn skipped_items_are_not_offered_again<S: Store>(store: S) {
     let activity = store.rater_activity(lease.project_id, 0).await.unwrap();
     let skipper = activity.iter().find(|r| r.user_id == a).unwrap();
     assert!(skipper.skips >= 1, "{activity:?}");
+    assert_eq!(skipper.role.as_deref(), Some("annotator"));
 }
 
 pub async fn locale_routing<S: Store>(store: S) {

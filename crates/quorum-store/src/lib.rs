@@ -354,6 +354,8 @@ pub struct RaterActivity {
     pub skips: i64,
     /// When their last response was created.
     pub last_active: Option<i64>,
+    /// Their role in the project (`None` for a past responder who is no longer a member).
+    pub role: Option<String>,
 }
 
 /// A registered model: how to call it (an OpenAI-compatible chat-completions endpoint), or

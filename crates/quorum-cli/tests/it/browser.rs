@@ -63,14 +63,17 @@ fn driver() -> Option<Driver> {
 
 async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
     let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     format!("--window-size={width},{height}")]
-        }),
-    );
+    let mut options = json!({
+        "binary": CHROMIUM,
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 format!("--window-size={width},{height}")]
+    });
+    // Narrow viewports are emulated (a desktop window cannot be made 360 px wide).
+    if width < 500 {
+        options["mobileEmulation"] =
+            json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}});
+    }
+    capabilities.insert("goog:chromeOptions".into(), options);
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
         .connect(&driver.url)
@@ -434,16 +437,30 @@ async fn two_raters_fill_an_overlap_of_two_and_the_dashboard_shows_it_complete()
     }
     let mut seen: Vec<Vec<String>> = vec![Vec::new(), Vec::new()];
     let mut last = [String::new(), String::new()];
-    for _ in 0..5 {
+    for round in 0..5 {
         for (r, rater) in [&ann, &bob].into_iter().enumerate() {
             last[r] = next_item(rater, &last[r]).await;
             seen[r].push(last[r].clone());
+            if round == 0 && r == 1 {
+                screenshot(rater, "workspace-phone").await;
+            }
             press(rater, &['1', Key::Enter.into()]).await;
         }
     }
-    screenshot(&bob, "workspace-phone").await;
     for r in 0..2 {
         wait_for_text([&ann, &bob][r], "#item", "All done").await;
+        let form_shown = [&ann, &bob][r]
+            .execute(
+                "return document.getElementById('answers').offsetParent !== null",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            form_shown,
+            json!(false),
+            "no questions are left on screen when all is done"
+        );
         let mut distinct = seen[r].clone();
         distinct.sort();
         distinct.dedup();

@@ -18,9 +18,34 @@ pub(crate) async fn sign_in(
     name: &str,
     password: &str,
 ) -> Result<String, (StatusCode, String)> {
+    // The form comes with its token, in a cookie and in a hidden field.
+    let form = no_redirects()
+        .get(format!("{}/login", server.base))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = form.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = form.text().await.unwrap();
+    let token = page
+        .split("name=\"login_csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
     let response = no_redirects()
         .post(format!("{}/login", server.base))
-        .form(&[("name", name), ("password", password)])
+        .header("cookie", login_cookie)
+        .form(&[
+            ("name", name),
+            ("password", password),
+            ("login_csrf", &token),
+        ])
         .send()
         .await
         .unwrap();
@@ -78,6 +103,15 @@ async fn sessions_csrf_sign_out_and_the_limit_on_failed_sign_ins() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()["location"], "/login");
+
+    // A sign-in posted from elsewhere (without the form's token) is refused.
+    let forged = no_redirects()
+        .post(format!("{}/login", server.base))
+        .form(&[("name", "ann"), ("password", "password123")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 
     let (status, page) = sign_in(&server, "ann", "wrong").await.unwrap_err();
     assert_eq!(status, StatusCode::UNAUTHORIZED);
