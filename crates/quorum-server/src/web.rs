@@ -565,6 +565,9 @@ struct DashboardPage {
     can_manage: bool,
     pairwise: bool,
     free_text: bool,
+    models: Vec<quorum_app::runs::ModelProgress>,
+    /// Judge, judged, unparseable, consistency, position bias, agreement, kappa (as text).
+    judges: Vec<(String, usize, usize, String, String, String, String)>,
 }
 
 fn seconds(ms: i64) -> String {
@@ -607,6 +610,36 @@ async fn dashboard<S: Store>(
         Err(error) => return app_error(error, &who),
     };
     let stats = data.stats;
+    // Model runs (prompt projects) and judges (battle projects), when there are any; judge
+    // outputs are kept as `judge:` generations, so they are not listed as models.
+    let models: Vec<_> = state
+        .app
+        .run_progress(&who.caller, id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| !m.model.starts_with("judge:"))
+        .collect();
+    let percent = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{:.0}%", v * 100.0));
+    let judges = state
+        .app
+        .judge_reports(&who.caller, id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|j| {
+            (
+                j.judge,
+                j.judged,
+                j.unparseable,
+                percent(j.consistency),
+                percent(j.position_bias),
+                percent(j.percent_agreement),
+                j.cohen_kappa
+                    .map_or_else(|| "–".into(), |k| format!("{k:.2}")),
+            )
+        })
+        .collect();
     let kinds: Vec<&str> = project.schema["questions"]
         .as_array()
         .map(|qs| qs.iter().filter_map(|q| q["kind"].as_str()).collect())
@@ -676,6 +709,8 @@ async fn dashboard<S: Store>(
             can_manage: role >= Role::Manager,
             pairwise: kinds.contains(&"pairwise"),
             free_text: kinds.contains(&"text"),
+            models,
+            judges,
         },
         StatusCode::OK,
     )

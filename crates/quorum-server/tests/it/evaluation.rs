@@ -303,6 +303,12 @@ async fn answers_become_battles_votes_become_boards_per_locale_and_dpo_pairs() {
         assert!(page.contains(needle), "the page lacks {needle}");
     }
 
+    let (_, dashboard) = crate::web::get(&server, &cookie, &format!("/projects/{arena}")).await;
+    assert!(
+        dashboard.contains("LLM judges") && dashboard.contains("100%"),
+        "{dashboard}"
+    );
+
     // A rater may not see the board.
     let (status, _) = server
         .call(
@@ -429,6 +435,16 @@ async fn models_are_registered_and_runs_collect_their_answers_in_the_background(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(answered, 5, "the background run answered every prompt");
+    // The run's progress is on the project's dashboard.
+    let cookie = crate::web::sign_in(&server, "admin", "administrator")
+        .await
+        .unwrap();
+    let (status, page) = crate::web::get(&server, &cookie, &format!("/projects/{prompts}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Model answers") && page.contains("5 / 5"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
