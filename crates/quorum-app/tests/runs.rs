@@ -422,3 +422,89 @@ async fn judges_answer_both_orders_and_are_measured_against_humans() {
     );
     assert_eq!(rambling.percent_agreement, None);
 }
+
+/// Balanced sampling gives every model about the same number of battles, and sides are drawn
+/// at random: each model is shown first about half the time.
+#[tokio::test]
+async fn balanced_battles_spread_models_evenly_with_random_sides() {
+    use quorum_app::evaluation::{BuildBattles, Sampling};
+    let (app, caller, _, _dir) = app_with_prompts().await;
+    let project = app
+        .create_project(
+            &caller,
+            CreateProject {
+                name: "many prompts".into(),
+                instructions: String::new(),
+                schema: json!({
+                    "fields": [{"name": "question", "kind": "text"}],
+                    "questions": [{"name": "ok", "kind": "label", "options": ["yes", "no"]}]
+                }),
+                overlap: 1,
+                lease_seconds: 60,
+                locale_policy: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let prompts: String = (0..60)
+        .map(|i| format!("{{\"external_id\": \"q{i}\", \"fields\": {{\"question\": \"q{i}\"}}}}\n"))
+        .collect();
+    app.import(&caller, project.id, ImportFormat::Json, &prompts)
+        .await
+        .unwrap();
+    let models = ["m1", "m2", "m3", "m4"];
+    let answers: String = (0..60)
+        .flat_map(|i| models.map(|m| format!("{{\"prompt_id\": \"q{i}\", \"model\": \"{m}\", \"response\": \"{m} on {i}\"}}\n")))
+        .collect();
+    app.import_generations(&caller, project.id, &answers)
+        .await
+        .unwrap();
+    let arena = app
+        .build_battles(
+            &caller,
+            project.id,
+            BuildBattles {
+                name: "balanced".into(),
+                models: vec![],
+                sampling: Sampling::Balanced { per_prompt: 2 },
+                seed: 9,
+                overlap: 1,
+                locale_policy: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let items = app.store().items(arena.id, 0, 1000).await.unwrap();
+    assert_eq!(items.len(), 120, "2 battles for each of 60 prompts");
+    let mut appearances = HashMap::new();
+    let mut first = HashMap::new();
+    for item in &items {
+        let responses = item.fields["responses"].as_array().unwrap();
+        for (side, r) in responses.iter().enumerate() {
+            let model = r["content"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string();
+            *appearances.entry(model.clone()).or_insert(0) += 1;
+            if side == 0 {
+                *first.entry(model).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(responses[0]["name"], "A", "raters see sides, not models");
+    }
+    for m in models {
+        let n = appearances[m];
+        assert!(
+            (58..=62).contains(&n),
+            "{m} battles {n} times: {appearances:?}"
+        );
+        let share = f64::from(first[m]) / f64::from(n);
+        assert!(
+            (0.3..=0.7).contains(&share),
+            "{m} is shown first {share:.2} of the time"
+        );
+    }
+}
