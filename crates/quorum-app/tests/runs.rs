@@ -92,21 +92,11 @@ async fn fake_provider() -> (String, Seen) {
     (base, seen)
 }
 
-async fn app_with_prompts() -> (App<SqliteStore>, Caller, i64, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
-        .await
-        .unwrap();
-    let app = App::new(Arc::new(store), Arc::new(SystemClock));
-    let (admin, _) = app
-        .bootstrap_admin(Some("administrator".into()))
-        .await
-        .unwrap()
-        .unwrap();
-    let caller = Caller { user: admin };
+/// A project of `n` prompts (`q0`…, external ids `p0`…) owned by the administrator.
+async fn prompt_project(app: &App<SqliteStore>, caller: &Caller, n: usize) -> i64 {
     let project = app
         .create_project(
-            &caller,
+            caller,
             CreateProject {
                 name: "prompts".into(),
                 instructions: String::new(),
@@ -121,15 +111,31 @@ async fn app_with_prompts() -> (App<SqliteStore>, Caller, i64, tempfile::TempDir
         )
         .await
         .unwrap();
-    let lines: String = (0..3)
+    let lines: String = (0..n)
         .map(|i| format!("{{\"external_id\": \"p{i}\", \"fields\": {{\"question\": \"q{i}\"}}}}\n"))
         .collect();
     let outcome = app
-        .import(&caller, project.id, ImportFormat::Json, &lines)
+        .import(caller, project.id, ImportFormat::Json, &lines)
         .await
         .unwrap();
-    assert_eq!(outcome.created, 3);
-    (app, caller, project.id, dir)
+    assert_eq!(outcome.created as usize, n);
+    project.id
+}
+
+async fn app_with_prompts() -> (App<SqliteStore>, Caller, i64, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
+        .await
+        .unwrap();
+    let app = App::new(Arc::new(store), Arc::new(SystemClock));
+    let (admin, _) = app
+        .bootstrap_admin(Some("administrator".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let caller = Caller { user: admin };
+    let project = prompt_project(&app, &caller, 3).await;
+    (app, caller, project, dir)
 }
 
 fn model(name: &str, base: &str) -> ModelSpec {
@@ -429,40 +435,18 @@ async fn judges_answer_both_orders_and_are_measured_against_humans() {
 async fn balanced_battles_spread_models_evenly_with_random_sides() {
     use quorum_app::evaluation::{BuildBattles, Sampling};
     let (app, caller, _, _dir) = app_with_prompts().await;
-    let project = app
-        .create_project(
-            &caller,
-            CreateProject {
-                name: "many prompts".into(),
-                instructions: String::new(),
-                schema: json!({
-                    "fields": [{"name": "question", "kind": "text"}],
-                    "questions": [{"name": "ok", "kind": "label", "options": ["yes", "no"]}]
-                }),
-                overlap: 1,
-                lease_seconds: 60,
-                locale_policy: Default::default(),
-            },
-        )
-        .await
-        .unwrap();
-    let prompts: String = (0..60)
-        .map(|i| format!("{{\"external_id\": \"q{i}\", \"fields\": {{\"question\": \"q{i}\"}}}}\n"))
-        .collect();
-    app.import(&caller, project.id, ImportFormat::Json, &prompts)
-        .await
-        .unwrap();
+    let project = prompt_project(&app, &caller, 60).await;
     let models = ["m1", "m2", "m3", "m4"];
     let answers: String = (0..60)
-        .flat_map(|i| models.map(|m| format!("{{\"prompt_id\": \"q{i}\", \"model\": \"{m}\", \"response\": \"{m} on {i}\"}}\n")))
+        .flat_map(|i| models.map(|m| format!("{{\"prompt_id\": \"p{i}\", \"model\": \"{m}\", \"response\": \"{m} on {i}\"}}\n")))
         .collect();
-    app.import_generations(&caller, project.id, &answers)
+    app.import_generations(&caller, project, &answers)
         .await
         .unwrap();
     let arena = app
         .build_battles(
             &caller,
-            project.id,
+            project,
             BuildBattles {
                 name: "balanced".into(),
                 models: vec![],

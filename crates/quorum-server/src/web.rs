@@ -101,19 +101,28 @@ pub(crate) struct Page {
     csrf: String,
 }
 
-async fn page<S: Store>(state: &AppState<S>, headers: &HeaderMap) -> Result<Page, Response> {
-    let session = session_cookie(headers).ok_or_else(|| Redirect::to("/login").into_response())?;
-    let caller = state
-        .app
-        .authenticate_token(&session)
-        .await
-        .map_err(|_| Redirect::to("/login").into_response())?;
-    let csrf = csrf_token(&session);
-    Ok(Page {
-        caller,
-        session,
-        csrf,
-    })
+impl<S: Store> axum::extract::FromRequestParts<AppState<S>> for Page {
+    /// Not signed in (or the session ended): to the sign-in page.
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let session =
+            session_cookie(&parts.headers).ok_or_else(|| Redirect::to("/login").into_response())?;
+        let caller = state
+            .app
+            .authenticate_token(&session)
+            .await
+            .map_err(|_| Redirect::to("/login").into_response())?;
+        let csrf = csrf_token(&session);
+        Ok(Page {
+            caller,
+            session,
+            csrf,
+        })
+    }
 }
 
 fn render(template: &impl Template, status: StatusCode) -> Response {
@@ -248,7 +257,9 @@ fn login_page(name: &str, message: Option<String>, status: StatusCode) -> Respon
 }
 
 async fn login_form<S: Store>(State(state): State<AppState<S>>, headers: HeaderMap) -> Response {
-    if page(&state, &headers).await.is_ok() {
+    if let Some(session) = session_cookie(&headers)
+        && state.app.authenticate_token(&session).await.is_ok()
+    {
         return Redirect::to("/home").into_response();
     }
     login_page("", None, StatusCode::OK)
@@ -315,13 +326,9 @@ struct CsrfForm {
 
 async fn logout<S: Store>(
     State(state): State<AppState<S>>,
-    headers: HeaderMap,
+    who: Page,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let who = match page(&state, &headers).await {
-        Ok(who) => who,
-        Err(redirect) => return redirect,
-    };
     if !same_secret(&form.csrf, &who.csrf) {
         return error_page(
             StatusCode::FORBIDDEN,
@@ -359,11 +366,7 @@ struct HomePage {
     projects: Vec<HomeRow>,
 }
 
-async fn home<S: Store>(State(state): State<AppState<S>>, headers: HeaderMap) -> Response {
-    let who = match page(&state, &headers).await {
-        Ok(who) => who,
-        Err(redirect) => return redirect,
-    };
+async fn home<S: Store>(State(state): State<AppState<S>>, who: Page) -> Response {
     let now = state.app.now();
     let midnight = now - now.rem_euclid(86_400_000);
     match state.app.home(&who.caller, midnight).await {
@@ -412,13 +415,9 @@ struct WorkPage {
 
 async fn work<S: Store>(
     State(state): State<AppState<S>>,
-    headers: HeaderMap,
+    who: Page,
     Path(id): Path<i64>,
 ) -> Response {
-    let who = match page(&state, &headers).await {
-        Ok(who) => who,
-        Err(redirect) => return redirect,
-    };
     match state.app.project(&who.caller, id).await {
         Ok((project, _)) => render(
             &WorkPage {
@@ -511,11 +510,7 @@ struct NewProjectPage {
     templates_json: String,
 }
 
-async fn new_project<S: Store>(State(state): State<AppState<S>>, headers: HeaderMap) -> Response {
-    let who = match page(&state, &headers).await {
-        Ok(who) => who,
-        Err(redirect) => return redirect,
-    };
+async fn new_project<S: Store>(State(_): State<AppState<S>>, who: Page) -> Response {
     if !who.caller.user.is_admin {
         return error_page(
             StatusCode::FORBIDDEN,
@@ -594,13 +589,9 @@ fn utc(ms: i64) -> String {
 
 async fn dashboard<S: Store>(
     State(state): State<AppState<S>>,
-    headers: HeaderMap,
+    who: Page,
     Path(id): Path<i64>,
 ) -> Response {
-    let who = match page(&state, &headers).await {
-        Ok(who) => who,
-        Err(redirect) => return redirect,
-    };
     let (project, role) = match state.app.project(&who.caller, id).await {
         Ok(found) => found,
         Err(error) => return app_error(error, &who),
@@ -766,15 +757,11 @@ struct LeaderboardQuery {
 /// A battle project's leaderboard: the board, a board per slice, and where slices diverge.
 async fn leaderboard<S: Store>(
     State(state): State<AppState<S>>,
-    headers: HeaderMap,
+    who: Page,
     Path(id): Path<i64>,
     axum::extract::Query(query): axum::extract::Query<LeaderboardQuery>,
 ) -> Response {
     use quorum_app::evaluation::SliceBy;
-    let who = match page(&state, &headers).await {
-        Ok(who) => who,
-        Err(redirect) => return redirect,
-    };
     let (project, _) = match state.app.project(&who.caller, id).await {
         Ok(found) => found,
         Err(error) => return app_error(error, &who),
