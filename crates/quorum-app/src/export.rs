@@ -90,6 +90,7 @@ mod tests {
             response_id: 1,
             item_id: 2,
             external_id: Some("a,b".into()),
+            user_id: 3,
             user_name: "ann".into(),
             answers: json!({"q": "say \"hi\""}),
             time_spent_ms: 5,

@@ -52,6 +52,8 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         )
         .route("/api/v1/projects/{id}/battles", post(build_battles::<S>))
         .route("/api/v1/projects/{id}/leaderboard", get(leaderboard::<S>))
+        .route("/api/v1/projects/{id}/consensus", get(consensus::<S>))
+        .route("/api/v1/projects/{id}/agreement", get(agreement::<S>))
         .route(
             "/api/v1/projects/{id}/runs",
             post(start_run::<S>).get(run_progress::<S>),
@@ -628,6 +630,50 @@ async fn judge_reports<S: Store>(
 }
 
 #[derive(Debug, Deserialize)]
+struct ConsensusQuery {
+    /// The truth-inference method for label questions (`ds` by default).
+    method: Option<String>,
+}
+
+fn label_method(name: Option<&str>) -> Result<quorum_stats::classification::Method, ApiError> {
+    use quorum_stats::classification::Method;
+    match name {
+        None => Ok(Method::DawidSkene),
+        Some(name) => Method::ALL
+            .into_iter()
+            .find(|m| m.short_name() == name)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    format!("unknown method `{name}`; use mv, wawa, zbs, ds, onecoin, glad, mace, kos or mmsr"),
+                    json!({"field": "method"}),
+                )
+            }),
+    }
+}
+
+async fn consensus<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    Query(query): Query<ConsensusQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let method = label_method(query.method.as_deref())?;
+    Ok(Json(
+        json!({"consensus": state.app.consensus(&caller, id, method).await?}),
+    ))
+}
+
+async fn agreement<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"agreement": state.app.agreement(&caller, id).await?}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
 struct LeaderboardQuery {
     #[serde(default = "default_bootstrap")]
     bootstrap: usize,
@@ -700,11 +746,24 @@ async fn export<S: Store>(
     Path(id): Path<i64>,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    if query.format == "dpo" || query.format == "sft" {
-        let lines = if query.format == "dpo" {
-            state.app.dpo_pairs(&caller, id).await?
-        } else {
-            state.app.sft_conversations(&caller, id).await?
+    if ["dpo", "sft", "consensus"].contains(&query.format.as_str()) {
+        let lines = match query.format.as_str() {
+            "dpo" => state.app.dpo_pairs(&caller, id).await?,
+            "sft" => state.app.sft_conversations(&caller, id).await?,
+            _ => {
+                state.app.authorize_export(&caller, id).await?;
+                state
+                    .app
+                    .consensus(
+                        &caller,
+                        id,
+                        quorum_stats::classification::Method::DawidSkene,
+                    )
+                    .await?
+                    .into_iter()
+                    .map(|c| json!(c))
+                    .collect()
+            }
         };
         let mut text = String::new();
         for pair in lines {

@@ -534,6 +534,11 @@ async fn new_project<S: Store>(State(_): State<AppState<S>>, who: Page) -> Respo
     )
 }
 
+struct AgreementPlot {
+    plot: String,
+    caption: String,
+}
+
 struct RaterLine {
     name: String,
     role: String,
@@ -561,6 +566,7 @@ struct DashboardPage {
     pairwise: bool,
     free_text: bool,
     models: Vec<quorum_app::runs::ModelProgress>,
+    agreement: Vec<AgreementPlot>,
     /// Judge, judged, unparseable, consistency, position bias, agreement, kappa (as text).
     judges: Vec<(String, usize, usize, String, String, String, String)>,
 }
@@ -629,6 +635,32 @@ async fn dashboard<S: Store>(
                 j.cohen_kappa
                     .map_or_else(|| "–".into(), |k| format!("{k:.2}")),
             )
+        })
+        .collect();
+    // Krippendorff's alpha per rater locale (and overall), one chart per question.
+    let agreement = state
+        .app
+        .agreement(&who.caller, id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|q| {
+            let rows: Vec<(String, f64, Option<f64>, Option<f64>)> = q
+                .groups
+                .iter()
+                .filter_map(|g| g.alpha.map(|a| (format!("{} ({})", g.group, g.raters), a, g.lower, g.upper)))
+                .collect();
+            let pct = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{:.0}%", v * 100.0));
+            AgreementPlot {
+                plot: crate::svg::intervals(&rows, true),
+                caption: format!(
+                    "{}: Krippendorff's alpha ({}) by rater locale, with 95% intervals. Raters agree {} of the time with raters of their own locale, {} across locales.",
+                    q.question,
+                    q.level,
+                    pct(q.within_locale),
+                    pct(q.across_locales)
+                ),
+            }
         })
         .collect();
     let kinds: Vec<&str> = project.schema["questions"]
@@ -702,6 +734,7 @@ async fn dashboard<S: Store>(
             free_text: kinds.contains(&"text"),
             models,
             judges,
+            agreement,
         },
         StatusCode::OK,
     )

@@ -741,7 +741,7 @@ pub async fn export_responses(
         .map_err(database_error)?;
     let rows = sqlx::query(
         "SELECT r.id, r.item_id, (SELECT external_id FROM items WHERE id = r.item_id) AS external_id,
-                (SELECT name FROM users WHERE id = r.user_id) AS name, r.answers, r.time_spent_ms, r.created_at
+                r.user_id, (SELECT name FROM users WHERE id = r.user_id) AS name, r.answers, r.time_spent_ms, r.created_at
          FROM responses r WHERE r.project_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3",
     )
     .bind(project_id)
@@ -757,6 +757,7 @@ pub async fn export_responses(
                 response_id: get(row, "id")?,
                 item_id: get(row, "item_id")?,
                 external_id: get(row, "external_id")?,
+                user_id: get(row, "user_id")?,
                 user_name: get(row, "name")?,
                 answers: parse_json(&get::<String>(row, "answers")?)?,
                 time_spent_ms: get(row, "time_spent_ms")?,

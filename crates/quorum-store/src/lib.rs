@@ -324,6 +324,7 @@ pub struct ExportRow {
     pub response_id: i64,
     pub item_id: i64,
     pub external_id: Option<String>,
+    pub user_id: i64,
     pub user_name: String,
     pub answers: Value,
     pub time_spent_ms: i64,

@@ -8,5 +8,6 @@
 
 mod api;
 mod evaluation;
+mod quality;
 mod support;
 mod web;

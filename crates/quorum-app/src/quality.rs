@@ -1,0 +1,555 @@
+//! Consensus and agreement over a project's collected responses, per question, computed by the
+//! engine.
+//!
+//! Consensus per question kind:
+//! - `label`: a truth-inference method over every rater's answers (Dawid–Skene by default, so a
+//!   careful rater counts for more than a careless one); confidence = the posterior of the
+//!   chosen label.
+//! - `pairwise`: Bradley–Terry between the two sides, ties (and "both bad") as half a win each:
+//!   `p = (A wins + ½ ties) / votes`; the answer is `a` above ½, `b` below, `tie` at ½;
+//!   confidence = `max(p, 1 − p)`. When "both bad" is the most frequent verdict it is the answer.
+//! - `rating`: the median; confidence = the share of ratings within one point of it.
+//! - `multi_label`: each option chosen by more than half of the raters; confidence = the mean
+//!   over options of the share of raters on the winning side.
+//!
+//! Free text, ranking and spans have no single consensus value and are not listed.
+//!
+//! Agreement per question: Krippendorff's alpha (nominal for labels and pairwise verdicts,
+//! interval for ratings) with a bootstrap interval, overall and within each rater locale, plus
+//! the mean pairwise percent agreement of raters from the same locale and from different
+//! locales, so a manager sees whether countries disagree with each other more than within.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use quorum_core::Role;
+use quorum_core::schema::{QuestionKind, Schema};
+use quorum_stats::DuplicatePolicy;
+use quorum_stats::agreement::{self, Level};
+use quorum_stats::answers::{Answer, Answers};
+use quorum_stats::classification::{self, Method, Settings};
+use quorum_store::{ExportRow, Store};
+
+use crate::evaluation::schema_of;
+use crate::export::EXPORT_PAGE;
+use crate::{App, AppError, Caller};
+
+/// One item's consensus on one question.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemConsensus {
+    pub item_id: i64,
+    pub external_id: Option<String>,
+    pub question: String,
+    pub answer: Value,
+    pub confidence: f64,
+    pub method: &'static str,
+    pub responses: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupAgreement {
+    /// A rater locale, or `(all)`.
+    pub group: String,
+    pub raters: usize,
+    pub alpha: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuestionAgreement {
+    pub question: String,
+    pub level: &'static str,
+    pub groups: Vec<GroupAgreement>,
+    /// Mean percent agreement over pairs of raters who share items: same locale, and not.
+    pub within_locale: Option<f64>,
+    pub across_locales: Option<f64>,
+}
+
+/// A categorical or numeric reading of one answer, for the engine.
+fn category(kind: &QuestionKind, value: &Value) -> Option<String> {
+    match kind {
+        QuestionKind::Label { .. } | QuestionKind::Pairwise { .. } => {
+            value.as_str().map(str::to_string)
+        }
+        QuestionKind::Rating { .. } => value.as_i64().map(|v| v.to_string()),
+        _ => None,
+    }
+}
+
+/// Dense ids in first-seen order.
+#[derive(Default)]
+struct Ids {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Ids {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(name.to_string(), id);
+        self.names.push(name.to_string());
+        id
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+impl<S: Store> App<S> {
+    async fn all_responses(&self, project_id: i64) -> Result<Vec<ExportRow>, AppError> {
+        let mut rows = Vec::new();
+        loop {
+            let after = rows.last().map_or(0, |r: &ExportRow| r.response_id);
+            let page = self
+                .store()
+                .export_responses(project_id, after, EXPORT_PAGE)
+                .await?;
+            let done = (page.len() as i64) < EXPORT_PAGE;
+            rows.extend(page);
+            if done {
+                return Ok(rows);
+            }
+        }
+    }
+
+    /// Each item's consensus on each question that has one (see the module docs); `method`
+    /// picks the truth-inference method for label questions.
+    pub async fn consensus(
+        &self,
+        caller: &Caller,
+        project_id: i64,
+        method: Method,
+    ) -> Result<Vec<ItemConsensus>, AppError> {
+        let project = self.require(caller, project_id, Role::Reviewer).await?;
+        let schema = schema_of(&project.schema)?;
+        let rows = self.all_responses(project_id).await?;
+        consensus_of(&schema, &rows, method)
+    }
+
+    /// Agreement per question, overall and per rater locale, within and across locales.
+    pub async fn agreement(
+        &self,
+        caller: &Caller,
+        project_id: i64,
+    ) -> Result<Vec<QuestionAgreement>, AppError> {
+        let project = self.require(caller, project_id, Role::Reviewer).await?;
+        let schema = schema_of(&project.schema)?;
+        let rows = self.all_responses(project_id).await?;
+        let mut locale_of: HashMap<i64, String> = HashMap::new();
+        for row in &rows {
+            if let std::collections::hash_map::Entry::Vacant(slot) = locale_of.entry(row.user_id) {
+                let locale = self
+                    .store()
+                    .member(project_id, row.user_id)
+                    .await?
+                    .and_then(|m| m.locales.first().cloned())
+                    .unwrap_or_else(|| "(none)".into());
+                slot.insert(locale);
+            }
+        }
+        agreement_of(&schema, &rows, &locale_of)
+    }
+}
+
+/// The consensus of `rows` under `schema` (pure: no store).
+pub fn consensus_of(
+    schema: &Schema,
+    rows: &[ExportRow],
+    method: Method,
+) -> Result<Vec<ItemConsensus>, AppError> {
+    let mut items = Ids::default();
+    let mut external: HashMap<u32, Option<String>> = HashMap::new();
+    let mut item_ids: HashMap<u32, i64> = HashMap::new();
+    for row in rows {
+        let task = items.id(&row.item_id.to_string());
+        external.insert(task, row.external_id.clone());
+        item_ids.insert(task, row.item_id);
+    }
+    let mut out = Vec::new();
+    for question in &schema.questions {
+        let name = question.name.as_str();
+        let answers: Vec<(u32, i64, &Value)> = rows
+            .iter()
+            .filter_map(|r| {
+                let value = r.answers.get(name)?;
+                Some((items.ids[&r.item_id.to_string()], r.user_id, value))
+            })
+            .collect();
+        if answers.is_empty() {
+            continue;
+        }
+        let mut by_item: BTreeMap<u32, Vec<(i64, &Value)>> = BTreeMap::new();
+        for &(task, user, value) in &answers {
+            by_item.entry(task).or_default().push((user, value));
+        }
+        let mut push = |task: u32, answer: Value, confidence: f64, method, responses| {
+            out.push(ItemConsensus {
+                item_id: item_ids[&task],
+                external_id: external[&task].clone(),
+                question: name.to_string(),
+                answer,
+                confidence,
+                method,
+                responses,
+            });
+        };
+        match &question.kind {
+            QuestionKind::Label { options } => {
+                let mut workers = Ids::default();
+                let data: Vec<Answer> = answers
+                    .iter()
+                    .filter_map(|&(task, user, value)| {
+                        let label = options
+                            .iter()
+                            .position(|o| Some(o.as_str()) == value.as_str())?;
+                        Some(Answer {
+                            task,
+                            worker: workers.id(&user.to_string()),
+                            label: label as u32,
+                        })
+                    })
+                    .collect();
+                let answers = Answers::new(
+                    items.names.len(),
+                    workers.names.len(),
+                    options.len(),
+                    &data,
+                    DuplicatePolicy::KeepLast,
+                )
+                .map_err(|e| AppError::Internal(Box::new(e)))?;
+                let result = classification::aggregate(method, &answers, &Settings::default())
+                    .map_err(|e| AppError::invalid(e.to_string()))?;
+                for (&task, votes) in &by_item {
+                    let label = result.labels[task as usize] as usize;
+                    let confidence = result.probabilities[task as usize * options.len() + label];
+                    push(
+                        task,
+                        json!(options[label]),
+                        confidence,
+                        method.short_name(),
+                        votes.len(),
+                    );
+                }
+            }
+            QuestionKind::Pairwise { .. } => {
+                for (&task, votes) in &by_item {
+                    let count =
+                        |v: &str| votes.iter().filter(|(_, x)| x.as_str() == Some(v)).count();
+                    let (a, b, tie, bad) =
+                        (count("a"), count("b"), count("tie"), count("both_bad"));
+                    let n = a + b + tie + bad;
+                    if n == 0 {
+                        continue;
+                    }
+                    if bad > a && bad > b && bad > tie {
+                        push(
+                            task,
+                            json!("both_bad"),
+                            bad as f64 / n as f64,
+                            "bradley_terry",
+                            n,
+                        );
+                        continue;
+                    }
+                    let p = (a as f64 + 0.5 * (tie + bad) as f64) / n as f64;
+                    let answer = if p > 0.5 {
+                        "a"
+                    } else if p < 0.5 {
+                        "b"
+                    } else {
+                        "tie"
+                    };
+                    push(task, json!(answer), p.max(1.0 - p), "bradley_terry", n);
+                }
+            }
+            QuestionKind::Rating { .. } => {
+                for (&task, votes) in &by_item {
+                    let mut values: Vec<f64> =
+                        votes.iter().filter_map(|(_, v)| v.as_f64()).collect();
+                    if values.is_empty() {
+                        continue;
+                    }
+                    let m = median(&mut values);
+                    let near = values.iter().filter(|v| (**v - m).abs() <= 1.0).count();
+                    push(
+                        task,
+                        json!(m),
+                        near as f64 / values.len() as f64,
+                        "median",
+                        values.len(),
+                    );
+                }
+            }
+            QuestionKind::MultiLabel { options } => {
+                for (&task, votes) in &by_item {
+                    let n = votes.len();
+                    let mut chosen = Vec::new();
+                    let mut agreement = 0.0;
+                    for option in options {
+                        let with = votes
+                            .iter()
+                            .filter(|(_, v)| {
+                                v.as_array()
+                                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(option)))
+                            })
+                            .count();
+                        if 2 * with > n {
+                            chosen.push(option.clone());
+                        }
+                        agreement += with.max(n - with) as f64 / n as f64;
+                    }
+                    push(
+                        task,
+                        json!(chosen),
+                        agreement / options.len().max(1) as f64,
+                        "majority_per_option",
+                        n,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Agreement of `rows` under `schema`, raters grouped by `locale_of` (pure: no store).
+pub fn agreement_of(
+    schema: &Schema,
+    rows: &[ExportRow],
+    locale_of: &HashMap<i64, String>,
+) -> Result<Vec<QuestionAgreement>, AppError> {
+    let mut reports = Vec::new();
+    for question in &schema.questions {
+        let level = match question.kind {
+            QuestionKind::Label { .. } | QuestionKind::Pairwise { .. } => Level::Nominal,
+            QuestionKind::Rating { .. } => Level::Interval,
+            _ => continue,
+        };
+        let mut tasks = Ids::default();
+        let mut workers = Ids::default();
+        let mut labels = Ids::default();
+        let mut data = Vec::new();
+        let mut group_of_worker: Vec<String> = Vec::new();
+        for row in rows {
+            let Some(label) = row
+                .answers
+                .get(&question.name)
+                .and_then(|v| category(&question.kind, v))
+            else {
+                continue;
+            };
+            let worker = workers.id(&row.user_id.to_string());
+            if group_of_worker.len() <= worker as usize {
+                group_of_worker.push(
+                    locale_of
+                        .get(&row.user_id)
+                        .cloned()
+                        .unwrap_or_else(|| "(none)".into()),
+                );
+            }
+            data.push(Answer {
+                task: tasks.id(&row.item_id.to_string()),
+                worker,
+                label: labels.id(&label),
+            });
+        }
+        if data.is_empty() {
+            continue;
+        }
+        let values: Vec<f64> = labels
+            .names
+            .iter()
+            .map(|l| l.parse().unwrap_or(0.0))
+            .collect();
+        let alpha_of = |subset: &[Answer]| -> GroupAgreement {
+            let raters = subset
+                .iter()
+                .map(|a| a.worker)
+                .collect::<std::collections::HashSet<_>>()
+                .len();
+            let answers = Answers::new(
+                tasks.names.len(),
+                workers.names.len(),
+                labels.names.len(),
+                subset,
+                DuplicatePolicy::KeepLast,
+            );
+            let (alpha, interval) = match answers {
+                Ok(answers) => (
+                    agreement::krippendorff_alpha(&answers, level, &values).ok(),
+                    agreement::krippendorff_alpha_interval(&answers, level, &values, 500, 0.95, 0)
+                        .ok()
+                        .flatten(),
+                ),
+                Err(_) => (None, None),
+            };
+            GroupAgreement {
+                group: String::new(),
+                raters,
+                alpha: alpha.filter(|a| a.is_finite()),
+                lower: interval.map(|i| i.lower),
+                upper: interval.map(|i| i.upper),
+            }
+        };
+        let mut groups = vec![GroupAgreement {
+            group: "(all)".into(),
+            ..alpha_of(&data)
+        }];
+        let mut names: Vec<&String> = group_of_worker.iter().collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            let subset: Vec<Answer> = data
+                .iter()
+                .copied()
+                .filter(|a| &group_of_worker[a.worker as usize] == name)
+                .collect();
+            groups.push(GroupAgreement {
+                group: name.clone(),
+                ..alpha_of(&subset)
+            });
+        }
+        // Pairwise percent agreement, within and across locales.
+        let mut by_task: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
+        for a in &data {
+            by_task.entry(a.task).or_default().push((a.worker, a.label));
+        }
+        let (mut same, mut same_n, mut cross, mut cross_n) = (0.0, 0usize, 0.0, 0usize);
+        for answers in by_task.values() {
+            for i in 0..answers.len() {
+                for j in i + 1..answers.len() {
+                    let agree = f64::from(u8::from(answers[i].1 == answers[j].1));
+                    if group_of_worker[answers[i].0 as usize]
+                        == group_of_worker[answers[j].0 as usize]
+                    {
+                        same += agree;
+                        same_n += 1;
+                    } else {
+                        cross += agree;
+                        cross_n += 1;
+                    }
+                }
+            }
+        }
+        reports.push(QuestionAgreement {
+            question: question.name.clone(),
+            level: match level {
+                Level::Interval => "interval",
+                Level::Ordinal => "ordinal",
+                Level::Nominal => "nominal",
+            },
+            groups,
+            within_locale: (same_n > 0).then(|| same / same_n as f64),
+            across_locales: (cross_n > 0).then(|| cross / cross_n as f64),
+        });
+    }
+    Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(item: i64, user: i64, answers: Value) -> ExportRow {
+        ExportRow {
+            response_id: item * 100 + user,
+            item_id: item,
+            external_id: Some(format!("i{item}")),
+            user_id: user,
+            user_name: format!("u{user}"),
+            answers,
+            time_spent_ms: 0,
+            created_at: 0,
+        }
+    }
+
+    fn schema() -> Schema {
+        Schema::parse(&json!({
+            "fields": [{"name": "t", "kind": "text"}, {"name": "r", "kind": "responses"}],
+            "questions": [
+                {"name": "label", "kind": "label", "options": ["x", "y"]},
+                {"name": "pref", "kind": "pairwise", "allow_both_bad": true},
+                {"name": "score", "kind": "rating", "min": 1, "max": 5},
+                {"name": "tags", "kind": "multi_label", "options": ["p", "q"]}
+            ]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn consensus_per_question_kind() {
+        let rows = vec![
+            row(
+                1,
+                1,
+                json!({"label": "x", "pref": "a", "score": 4, "tags": ["p"]}),
+            ),
+            row(
+                1,
+                2,
+                json!({"label": "x", "pref": "tie", "score": 5, "tags": ["p", "q"]}),
+            ),
+            row(
+                1,
+                3,
+                json!({"label": "y", "pref": "a", "score": 1, "tags": ["p"]}),
+            ),
+        ];
+        let c = consensus_of(&schema(), &rows, Method::MajorityVote).unwrap_or_default();
+        let get = |q: &str| {
+            c.iter()
+                .find(|x| x.question == q)
+                .cloned()
+                .unwrap_or_else(|| panic!("{q}"))
+        };
+        assert_eq!(get("label").answer, json!("x"));
+        assert!((get("label").confidence - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(get("pref").answer, json!("a"));
+        assert!((get("pref").confidence - 2.5 / 3.0).abs() < 1e-9);
+        assert_eq!(get("score").answer, json!(4.0));
+        assert!((get("score").confidence - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(get("tags").answer, json!(["p"]));
+        assert_eq!(get("label").responses, 3);
+    }
+
+    #[test]
+    fn agreement_within_and_across_locales() {
+        // Two qatari raters always agree with each other; the british rater always differs.
+        let mut rows = Vec::new();
+        for item in 0..20 {
+            let label = if item % 2 == 0 { "x" } else { "y" };
+            let other = if item % 2 == 0 { "y" } else { "x" };
+            rows.push(row(item, 1, json!({"label": label})));
+            rows.push(row(item, 2, json!({"label": label})));
+            rows.push(row(item, 3, json!({"label": other})));
+        }
+        let locales: HashMap<i64, String> = [(1, "ar-QA"), (2, "ar-QA"), (3, "en-GB")]
+            .map(|(u, l)| (u, l.to_string()))
+            .into();
+        let report = agreement_of(&schema(), &rows, &locales).unwrap_or_default();
+        let label = &report[0];
+        assert_eq!(label.within_locale, Some(1.0));
+        assert_eq!(label.across_locales, Some(0.0));
+        let qatar = label.groups.iter().find(|g| g.group == "ar-QA").cloned();
+        assert_eq!(qatar.and_then(|g| g.alpha), Some(1.0));
+        assert!(
+            label.groups[0].alpha.is_some_and(|a| a < 0.2),
+            "{:?}",
+            label.groups[0]
+        );
+    }
+}

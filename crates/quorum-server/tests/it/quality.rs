@@ -1,0 +1,137 @@
+//! Consensus and agreement over the API, from answers collected through the rater loop.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::Server;
+
+async fn answer_all(
+    server: &Server,
+    token: &str,
+    project: i64,
+    pick: impl Fn(&str) -> &'static str,
+) {
+    loop {
+        let (status, body) = server
+            .call(
+                token,
+                Method::POST,
+                &format!("/api/v1/projects/{project}/next"),
+                None,
+            )
+            .await;
+        if status == StatusCode::NO_CONTENT {
+            return;
+        }
+        let text = body["item"]["fields"]["text"].as_str().unwrap().to_string();
+        let lease = body["lease"]["id"].as_i64().unwrap();
+        let (status, body) = server
+            .call(
+                token,
+                Method::POST,
+                &format!("/api/v1/leases/{lease}/response"),
+                Some(json!({"answers": {"label": pick(&text)}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn consensus_and_agreement_by_locale() {
+    let server = Server::start().await;
+    let p = server.project(crate::support::label_schema(), 3).await;
+    let lines: String = (0..12)
+        .map(|i| {
+            format!(
+                "{{\"external_id\": \"e{i}\", \"fields\": {{\"text\": \"{}\"}}}}\n",
+                if i % 2 == 0 { "good" } else { "bad" }
+            )
+        })
+        .collect();
+    assert_eq!(server.import(p, &lines).await.0, StatusCode::OK);
+    let truth = |text: &str| if text == "good" { "pos" } else { "neg" };
+    let contrary = |text: &str| if text == "good" { "neg" } else { "pos" };
+    for (name, locale) in [("qa1", "ar-QA"), ("qa2", "ar-QA")] {
+        let token = server.rater(name, p, "annotator", &[locale]).await;
+        answer_all(&server, &token, p, truth).await;
+    }
+    let gb = server.rater("gb1", p, "annotator", &["en-GB"]).await;
+    answer_all(&server, &gb, p, contrary).await;
+
+    let (status, body) = server
+        .call(
+            &server.admin_token,
+            Method::GET,
+            &format!("/api/v1/projects/{p}/consensus?method=mv"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let consensus = body["consensus"].as_array().unwrap();
+    assert_eq!(consensus.len(), 12);
+    for c in consensus {
+        let even = c["external_id"].as_str().unwrap()[1..]
+            .parse::<u32>()
+            .unwrap()
+            % 2
+            == 0;
+        assert_eq!(c["answer"], if even { "pos" } else { "neg" }, "{c}");
+        assert_eq!(c["responses"], 3);
+        assert!((c["confidence"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    }
+    let (status, _) = server
+        .call(
+            &server.admin_token,
+            Method::GET,
+            &format!("/api/v1/projects/{p}/consensus?method=nope"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (_, body) = server
+        .call(
+            &server.admin_token,
+            Method::GET,
+            &format!("/api/v1/projects/{p}/agreement"),
+            None,
+        )
+        .await;
+    let label = &body["agreement"][0];
+    assert_eq!(label["question"], "label");
+    assert_eq!(label["within_locale"], 1.0, "{label}");
+    assert_eq!(label["across_locales"], 0.0, "{label}");
+    let groups: Vec<&Value> = label["groups"].as_array().unwrap().iter().collect();
+    assert_eq!(groups[0]["group"], "(all)");
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["group"] == "ar-QA" && g["alpha"] == 1.0),
+        "{label}"
+    );
+
+    // The consensus export, and the dashboard's agreement section.
+    let text = server
+        .client
+        .get(format!(
+            "{}/api/v1/projects/{p}/export?format=consensus",
+            server.base
+        ))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text.lines().count(), 12);
+    let cookie = crate::web::sign_in(&server, "admin", "administrator")
+        .await
+        .unwrap();
+    let (_, page) = crate::web::get(&server, &cookie, &format!("/projects/{p}")).await;
+    assert!(
+        page.contains("Agreement") && page.contains("ar-QA"),
+        "{page}"
+    );
+}
