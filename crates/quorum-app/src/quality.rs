@@ -68,6 +68,29 @@ pub struct QuestionAgreement {
     pub across_locales: Option<f64>,
 }
 
+/// How far one rater can be trusted in a project.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RaterReliability {
+    pub user_id: i64,
+    pub name: String,
+    pub responses: usize,
+    /// Gold items answered, and answered exactly as the gold says (every gold question).
+    pub gold_answered: usize,
+    pub gold_correct: usize,
+    /// Posterior mean of the gold accuracy under a uniform Beta(1, 1) prior, and its 95%
+    /// equal-tailed credible interval.
+    pub gold_accuracy: Option<f64>,
+    pub gold_lower: Option<f64>,
+    pub gold_upper: Option<f64>,
+    /// Share of their answers (label and pairwise questions, items without gold) that match
+    /// the item's consensus.
+    pub agreement_with_consensus: Option<f64>,
+    /// Dawid–Skene on the first label question: the rater's skill (mean probability of
+    /// answering the true label) and confusion matrix `[true][answered]`, in option order.
+    pub skill: Option<f64>,
+    pub confusion: Option<Vec<Vec<f64>>>,
+}
+
 /// A categorical or numeric reading of one answer, for the engine.
 fn category(kind: &QuestionKind, value: &Value) -> Option<String> {
     match kind {
@@ -135,8 +158,40 @@ impl<S: Store> App<S> {
     ) -> Result<Vec<ItemConsensus>, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
         let schema = schema_of(&project.schema)?;
-        let rows = self.all_responses(project_id).await?;
+        // Gold items test the raters; they are not data.
+        let gold: std::collections::HashSet<i64> = self
+            .all_items(project_id)
+            .await?
+            .into_iter()
+            .filter(|i| i.gold.is_some())
+            .map(|i| i.id)
+            .collect();
+        let rows: Vec<ExportRow> = self
+            .all_responses(project_id)
+            .await?
+            .into_iter()
+            .filter(|r| !gold.contains(&r.item_id))
+            .collect();
         consensus_of(&schema, &rows, method)
+    }
+
+    /// Each rater's gold accuracy (with a credible interval), agreement with consensus and
+    /// Dawid–Skene skill.
+    pub async fn rater_reliability(
+        &self,
+        caller: &Caller,
+        project_id: i64,
+    ) -> Result<Vec<RaterReliability>, AppError> {
+        let project = self.require(caller, project_id, Role::Reviewer).await?;
+        let schema = schema_of(&project.schema)?;
+        let rows = self.all_responses(project_id).await?;
+        let gold: HashMap<i64, serde_json::Map<String, Value>> = self
+            .all_items(project_id)
+            .await?
+            .into_iter()
+            .filter_map(|i| Some((i.id, i.gold?.as_object()?.clone())))
+            .collect();
+        reliability_of(&schema, &rows, &gold)
     }
 
     /// Agreement per question, overall and per rater locale, within and across locales.
@@ -324,6 +379,147 @@ pub fn consensus_of(
         }
     }
     Ok(out)
+}
+
+/// Whether an answer matches a gold value (sets for multi-label, exact otherwise).
+fn matches_gold(answer: &Value, gold: &Value) -> bool {
+    match (answer.as_array(), gold.as_array()) {
+        (Some(a), Some(g)) => {
+            let set = |v: &Vec<Value>| {
+                v.iter()
+                    .map(Value::to_string)
+                    .collect::<std::collections::BTreeSet<_>>()
+            };
+            set(a) == set(g)
+        }
+        _ => answer == gold || answer.as_f64().is_some_and(|a| gold.as_f64() == Some(a)),
+    }
+}
+
+/// Rater reliability from `rows` and the items' `gold` (pure: no store).
+pub fn reliability_of(
+    schema: &Schema,
+    rows: &[ExportRow],
+    gold: &HashMap<i64, serde_json::Map<String, Value>>,
+) -> Result<Vec<RaterReliability>, AppError> {
+    use quorum_stats::special::beta_quantile;
+    let data: Vec<ExportRow> = rows
+        .iter()
+        .filter(|r| !gold.contains_key(&r.item_id))
+        .cloned()
+        .collect();
+    // Consensus on items without gold, with Dawid–Skene for labels.
+    let consensus = consensus_of(schema, &data, Method::DawidSkene)?;
+    let agreed: HashMap<(i64, &str), &Value> = consensus
+        .iter()
+        .filter(|c| matches!(c.method, "ds" | "bradley_terry"))
+        .map(|c| ((c.item_id, c.question.as_str()), &c.answer))
+        .collect();
+    let mut raters: BTreeMap<i64, RaterReliability> = BTreeMap::new();
+    let mut agreement: HashMap<i64, (usize, usize)> = HashMap::new();
+    for row in rows {
+        let r = raters
+            .entry(row.user_id)
+            .or_insert_with(|| RaterReliability {
+                user_id: row.user_id,
+                name: row.user_name.clone(),
+                responses: 0,
+                gold_answered: 0,
+                gold_correct: 0,
+                gold_accuracy: None,
+                gold_lower: None,
+                gold_upper: None,
+                agreement_with_consensus: None,
+                skill: None,
+                confusion: None,
+            });
+        r.responses += 1;
+        if let Some(expected) = gold.get(&row.item_id) {
+            r.gold_answered += 1;
+            let correct = expected
+                .iter()
+                .all(|(q, g)| row.answers.get(q).is_some_and(|a| matches_gold(a, g)));
+            r.gold_correct += usize::from(correct);
+            continue;
+        }
+        for (question, value) in row.answers.as_object().into_iter().flatten() {
+            if let Some(consensus) = agreed.get(&(row.item_id, question.as_str())) {
+                let entry = agreement.entry(row.user_id).or_default();
+                entry.0 += usize::from(value == *consensus);
+                entry.1 += 1;
+            }
+        }
+    }
+    for r in raters.values_mut() {
+        if r.gold_answered > 0 {
+            let (a, b) = (
+                1.0 + r.gold_correct as f64,
+                1.0 + (r.gold_answered - r.gold_correct) as f64,
+            );
+            r.gold_accuracy = Some(a / (a + b));
+            r.gold_lower = Some(beta_quantile(0.025, a, b));
+            r.gold_upper = Some(beta_quantile(0.975, a, b));
+        }
+        if let Some(&(same, all)) = agreement.get(&r.user_id) {
+            r.agreement_with_consensus = (all > 0).then(|| same as f64 / all as f64);
+        }
+    }
+    // Dawid–Skene skill and confusion on the first label question.
+    if let Some((question, options)) = schema.questions.iter().find_map(|q| match &q.kind {
+        QuestionKind::Label { options } => Some((q.name.as_str(), options)),
+        _ => None,
+    }) {
+        let mut tasks = Ids::default();
+        let mut workers: Vec<i64> = Vec::new();
+        let mut answers = Vec::new();
+        for row in &data {
+            let Some(label) = row
+                .answers
+                .get(question)
+                .and_then(Value::as_str)
+                .and_then(|v| options.iter().position(|o| o == v))
+            else {
+                continue;
+            };
+            let worker = match workers.iter().position(|&w| w == row.user_id) {
+                Some(w) => w,
+                None => {
+                    workers.push(row.user_id);
+                    workers.len() - 1
+                }
+            };
+            answers.push(Answer {
+                task: tasks.id(&row.item_id.to_string()),
+                worker: worker as u32,
+                label: label as u32,
+            });
+        }
+        if !answers.is_empty() {
+            let k = options.len();
+            let index = Answers::new(
+                tasks.names.len(),
+                workers.len(),
+                k,
+                &answers,
+                DuplicatePolicy::KeepLast,
+            )
+            .map_err(|e| AppError::Internal(Box::new(e)))?;
+            let result =
+                classification::aggregate(Method::DawidSkene, &index, &Settings::default())
+                    .map_err(|e| AppError::invalid(e.to_string()))?;
+            for (w, user) in workers.iter().enumerate() {
+                if let Some(r) = raters.get_mut(user) {
+                    r.skill = result.worker_skill.get(w).copied();
+                    r.confusion = result.confusion.as_ref().map(|c| {
+                        (0..k)
+                            .map(|t| c[(w * k + t) * k..(w * k + t + 1) * k].to_vec())
+                            .collect()
+                    });
+                }
+            }
+        }
+    }
+    Ok(raters.into_values().collect())
 }
 
 /// Agreement of `rows` under `schema`, raters grouped by `locale_of` (pure: no store).
@@ -551,5 +747,51 @@ mod tests {
             "{:?}",
             label.groups[0]
         );
+    }
+
+    #[test]
+    fn reliability_from_gold_and_consensus() {
+        let mut rows = Vec::new();
+        // Items 0..10 have gold `x`; raters 1 and 2 get them right, rater 3 never does.
+        let mut gold = HashMap::new();
+        for item in 0..10 {
+            gold.insert(
+                item,
+                json!({"label": "x"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            rows.push(row(item, 1, json!({"label": "x"})));
+            rows.push(row(item, 2, json!({"label": "x"})));
+            rows.push(row(item, 3, json!({"label": "y"})));
+        }
+        for item in 10..30 {
+            let truth = if item % 2 == 0 { "x" } else { "y" };
+            let wrong = if item % 2 == 0 { "y" } else { "x" };
+            rows.push(row(item, 1, json!({"label": truth})));
+            rows.push(row(item, 2, json!({"label": truth})));
+            rows.push(row(item, 3, json!({"label": wrong})));
+        }
+        let report = reliability_of(&schema(), &rows, &gold).unwrap_or_default();
+        let of = |u: i64| {
+            report
+                .iter()
+                .find(|r| r.user_id == u)
+                .cloned()
+                .unwrap_or_else(|| panic!("{u}"))
+        };
+        let good = of(1);
+        assert_eq!((good.gold_answered, good.gold_correct), (10, 10));
+        assert!((good.gold_accuracy.unwrap_or(0.0) - 11.0 / 12.0).abs() < 1e-12);
+        // Beta(11, 1): the 2.5% point is 0.025^(1/11).
+        assert!((good.gold_lower.unwrap_or(0.0) - 0.025f64.powf(1.0 / 11.0)).abs() < 1e-9);
+        assert_eq!(good.agreement_with_consensus, Some(1.0));
+        let bad = of(3);
+        assert_eq!(bad.gold_correct, 0);
+        assert!(bad.gold_upper.unwrap_or(1.0) < 0.3);
+        assert_eq!(bad.agreement_with_consensus, Some(0.0));
+        assert!(good.skill.unwrap_or(0.0) > bad.skill.unwrap_or(1.0));
+        assert_eq!(good.confusion.as_ref().map(Vec::len), Some(2));
     }
 }

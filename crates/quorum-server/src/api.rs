@@ -54,6 +54,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .route("/api/v1/projects/{id}/leaderboard", get(leaderboard::<S>))
         .route("/api/v1/projects/{id}/consensus", get(consensus::<S>))
         .route("/api/v1/projects/{id}/agreement", get(agreement::<S>))
+        .route("/api/v1/projects/{id}/raters", get(rater_reliability::<S>))
         .route(
             "/api/v1/projects/{id}/runs",
             post(start_run::<S>).get(run_progress::<S>),
@@ -670,6 +671,16 @@ async fn agreement<S: Store>(
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
         json!({"agreement": state.app.agreement(&caller, id).await?}),
+    ))
+}
+
+async fn rater_reliability<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"raters": state.app.rater_reliability(&caller, id).await?}),
     ))
 }
 

@@ -542,6 +542,9 @@ struct AgreementPlot {
 struct RaterLine {
     name: String,
     role: String,
+    gold: String,
+    consensus: String,
+    skill: String,
     responses: i64,
     skips: i64,
     median: String,
@@ -637,6 +640,14 @@ async fn dashboard<S: Store>(
             )
         })
         .collect();
+    let reliability: HashMap<i64, quorum_app::quality::RaterReliability> = state
+        .app
+        .rater_reliability(&who.caller, id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.user_id, r))
+        .collect();
     // Krippendorff's alpha per rater locale (and overall), one chart per question.
     let agreement = state
         .app
@@ -718,6 +729,26 @@ async fn dashboard<S: Store>(
                         .role
                         .clone()
                         .unwrap_or_else(|| "former member".into()),
+                    gold: reliability
+                        .get(&r.activity.user_id)
+                        .and_then(|q| {
+                            Some(format!(
+                                "{:.0}% [{:.0}–{:.0}%] of {}",
+                                q.gold_accuracy? * 100.0,
+                                q.gold_lower? * 100.0,
+                                q.gold_upper? * 100.0,
+                                q.gold_answered
+                            ))
+                        })
+                        .unwrap_or_else(|| "–".into()),
+                    consensus: reliability
+                        .get(&r.activity.user_id)
+                        .and_then(|q| q.agreement_with_consensus)
+                        .map_or_else(|| "–".into(), |a| format!("{:.0}%", a * 100.0)),
+                    skill: reliability
+                        .get(&r.activity.user_id)
+                        .and_then(|q| q.skill)
+                        .map_or_else(|| "–".into(), |k| format!("{k:.2}")),
                     responses: r.activity.responses,
                     skips: r.activity.skips,
                     median: r.median_time_ms.map(seconds).unwrap_or_else(|| "–".into()),

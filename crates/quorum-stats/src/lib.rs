@@ -21,6 +21,7 @@ pub mod classification;
 pub mod pairwise;
 pub mod ratings;
 pub mod rng;
+pub mod special;
 pub mod synthetic;
 
 pub use answers::{Answers, AnswersError, DuplicatePolicy};

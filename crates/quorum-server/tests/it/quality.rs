@@ -111,6 +111,21 @@ async fn consensus_and_agreement_by_locale() {
         "{label}"
     );
 
+    // Reliability: the contrary rater agrees with the consensus on nothing.
+    let (_, body) = server
+        .call(
+            &server.admin_token,
+            Method::GET,
+            &format!("/api/v1/projects/{p}/raters"),
+            None,
+        )
+        .await;
+    let raters = body["raters"].as_array().unwrap();
+    let of = |name: &str| raters.iter().find(|r| r["name"] == name).unwrap().clone();
+    assert_eq!(of("qa1")["agreement_with_consensus"], 1.0, "{body}");
+    assert_eq!(of("gb1")["agreement_with_consensus"], 0.0, "{body}");
+    assert!(of("qa1")["skill"].as_f64().unwrap() > of("gb1")["skill"].as_f64().unwrap());
+
     // The consensus export, and the dashboard's agreement section.
     let text = server
         .client
