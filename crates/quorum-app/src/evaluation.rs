@@ -444,6 +444,8 @@ impl<S: Store> App<S> {
                     overlap: request.overlap,
                     lease_seconds: source.lease_seconds,
                     locale_policy: request.locale_policy,
+                    min_overlap: None,
+                    target_confidence: None,
                 },
             )
             .await?;

@@ -29,6 +29,12 @@ pub struct CreateProject {
     pub lease_seconds: i64,
     #[serde(default)]
     pub locale_policy: LocalePolicy,
+    /// Dynamic overlap: an item settles once its consensus reaches `target_confidence` after
+    /// at least `min_overlap` answers; `overlap` is then the most it gets.
+    #[serde(default)]
+    pub min_overlap: Option<i32>,
+    #[serde(default)]
+    pub target_confidence: Option<f64>,
 }
 
 fn default_overlap() -> i32 {
@@ -130,6 +136,17 @@ impl<S: Store> App<S> {
                 details: json!({"field": "lease_seconds"}),
             });
         }
+        match (request.min_overlap, request.target_confidence) {
+            (None, None) => {}
+            (Some(min), Some(target))
+                if (1..=request.overlap).contains(&min) && target > 0.5 && target < 1.0 => {}
+            _ => {
+                return Err(AppError::Invalid {
+                    message: "dynamic overlap needs both min_overlap (1 to overlap) and target_confidence (between 0.5 and 1)".into(),
+                    details: json!({"field": "min_overlap"}),
+                });
+            }
+        }
         let schema = Schema::parse(&request.schema).map_err(|e| AppError::Invalid {
             message: e.to_string(),
             details: json!({"field": format!("schema.{}", e.location)}),
@@ -141,6 +158,8 @@ impl<S: Store> App<S> {
             overlap: request.overlap,
             lease_seconds: request.lease_seconds,
             locale_policy: request.locale_policy,
+            min_overlap: request.min_overlap,
+            target_confidence: request.target_confidence,
             created_by: caller.user.id,
         };
         Ok(self.store().create_project(project, self.now()).await?)

@@ -107,6 +107,8 @@ async fn prompt_project(app: &App<SqliteStore>, caller: &Caller, n: usize) -> i6
                 overlap: 1,
                 lease_seconds: 60,
                 locale_policy: Default::default(),
+                min_overlap: None,
+                target_confidence: None,
             },
         )
         .await

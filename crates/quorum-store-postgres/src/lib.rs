@@ -210,6 +210,17 @@ impl Store for PgStore {
     async fn items(&self, project_id: i64, after: i64, limit: i64) -> Result<Vec<StoredItem>> {
         ops::items(&self.pool, project_id, after, limit).await
     }
+    async fn settle_item(&self, item_id: i64) -> Result<()> {
+        sqlx::query("UPDATE items SET settled = TRUE, open = FALSE WHERE id = $1")
+            .bind(item_id)
+            .execute(&self.pool)
+            .await
+            .map_err(database_error)?;
+        Ok(())
+    }
+    async fn item_answers(&self, item_id: i64) -> Result<Vec<(i64, serde_json::Value)>> {
+        ops::item_answers(&self.pool, item_id).await
+    }
     async fn item(&self, id: i64) -> Result<Option<StoredItem>> {
         ops::item(&self.pool, id).await
     }

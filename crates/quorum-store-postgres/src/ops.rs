@@ -47,6 +47,8 @@ fn project_from(row: &PgRow) -> Result<Project> {
         overlap: get(row, "overlap")?,
         lease_seconds: get(row, "lease_seconds")?,
         locale_policy: LocalePolicy::parse(&get::<String>(row, "locale_policy")?),
+        min_overlap: get(row, "min_overlap")?,
+        target_confidence: get(row, "target_confidence")?,
         created_at: get(row, "created_at")?,
     })
 }
@@ -179,8 +181,9 @@ pub async fn create_project(
     now: i64,
 ) -> Result<Project> {
     let row = sqlx::query(
-        "INSERT INTO projects (name, instructions, schema, overlap, lease_seconds, locale_policy, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+        "INSERT INTO projects (name, instructions, schema, overlap, lease_seconds, locale_policy,
+         min_overlap, target_confidence, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
     )
     .bind(&project.name)
     .bind(&project.instructions)
@@ -188,6 +191,8 @@ pub async fn create_project(
     .bind(project.overlap)
     .bind(project.lease_seconds)
     .bind(project.locale_policy.as_str())
+    .bind(project.min_overlap)
+    .bind(project.target_confidence)
     .bind(now)
     .fetch_one(&mut *conn)
     .await
@@ -375,6 +380,22 @@ pub async fn item(pool: &PgPool, id: i64) -> Result<Option<StoredItem>> {
     row.as_ref().map(item_from).transpose()
 }
 
+pub async fn item_answers(pool: &PgPool, item_id: i64) -> Result<Vec<(i64, Value)>> {
+    let rows = sqlx::query("SELECT user_id, answers FROM responses WHERE item_id = $1 ORDER BY id")
+        .bind(item_id)
+        .fetch_all(pool)
+        .await
+        .map_err(database_error)?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                get(row, "user_id")?,
+                parse_json(&get::<String>(row, "answers")?)?,
+            ))
+        })
+        .collect()
+}
+
 pub async fn items(
     pool: &PgPool,
     project_id: i64,
@@ -402,7 +423,7 @@ async fn count(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE items SET responses = responses + $1, active_leases = active_leases + $2,
-         open = (responses + $1 + active_leases + $2 < $3) WHERE id = $4",
+         open = (NOT settled AND responses + $1 + active_leases + $2 < $3) WHERE id = $4",
     )
     .bind(delta_responses)
     .bind(delta_active)
@@ -458,7 +479,7 @@ pub async fn next_lease(
          freed AS (SELECT item_id, COUNT(*)::INT AS n FROM expired GROUP BY item_id),
          released AS (
              UPDATE items SET active_leases = active_leases - freed.n,
-                              open = (responses + active_leases - freed.n < $4)
+                              open = (NOT settled AND responses + active_leases - freed.n < $4)
              FROM freed WHERE items.id = freed.item_id)
          SELECT live.* FROM (SELECT set_config('synchronous_commit', 'off', true)) AS config
          LEFT JOIN LATERAL (
@@ -500,7 +521,7 @@ pub async fn next_lease(
              INSERT INTO leases (project_id, item_id, user_id, created_at, expires_at)
              SELECT $1, id, $2, $3, $4 FROM candidate RETURNING *),
          item AS (
-             UPDATE items SET active_leases = active_leases + 1, open = (responses + active_leases + 1 < $5)
+             UPDATE items SET active_leases = active_leases + 1, open = (NOT settled AND responses + active_leases + 1 < $5)
              WHERE id = (SELECT item_id FROM lease) RETURNING *)
          SELECT chosen.* FROM (SELECT set_config('synchronous_commit', 'off', true)) AS config
          LEFT JOIN LATERAL (
@@ -568,7 +589,7 @@ pub async fn submit_live_lease(pool: &PgPool, s: &Submission) -> Result<Option<R
              RETURNING project_id, item_id),
          counted AS (
              UPDATE items SET responses = responses + 1, active_leases = active_leases - 1,
-                              open = (responses + active_leases < $7)
+                              open = (NOT settled AND responses + active_leases < $7)
              WHERE id = (SELECT item_id FROM answered))
          INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at)
          SELECT project_id, item_id, $1, $2, $3, $4, $5, $6 FROM answered
@@ -636,7 +657,7 @@ pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutc
     let row = sqlx::query(
         "WITH counted AS (
              UPDATE items SET responses = responses + $9, active_leases = active_leases + $10,
-                              open = (responses + $9 + active_leases + $10 < $11)
+                              open = (NOT settled AND responses + $9 + active_leases + $10 < $11)
              WHERE id = $2),
          answered AS (UPDATE leases SET state = 'submitted' WHERE id = $4)
          INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at)
@@ -770,8 +791,8 @@ pub async fn export_responses(
 pub async fn stats(pool: &PgPool, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {
     let row = sqlx::query(
         "SELECT COUNT(*) AS items,
-                COUNT(*) FILTER (WHERE responses >= $1) AS complete,
-                COUNT(*) FILTER (WHERE responses > 0 AND responses < $1) AS in_progress,
+                COUNT(*) FILTER (WHERE settled OR responses >= $1) AS complete,
+                COUNT(*) FILTER (WHERE NOT settled AND responses > 0 AND responses < $1) AS in_progress,
                 COUNT(*) FILTER (WHERE responses = 0) AS untouched,
                 COALESCE(SUM(responses), 0)::BIGINT AS responses
          FROM items WHERE project_id = $2",

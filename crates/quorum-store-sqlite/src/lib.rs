@@ -190,6 +190,7 @@ pub(crate) enum Command {
     },
     UpsertModel(ModelSpec, Reply<()>),
     DeleteToken(String, Reply<()>),
+    Settle(i64, Reply<()>),
     PutGenerations(Vec<Generation>, Reply<()>),
     ImportBattles {
         project_id: i64,
@@ -249,6 +250,7 @@ fn run(conn: &Connection, command: Command) -> (bool, Pending) {
         } => pending(reply, ops::skip(conn, lease_id, user_id)),
         Command::UpsertModel(model, reply) => pending(reply, ops::upsert_model(conn, model)),
         Command::DeleteToken(hash, reply) => pending(reply, ops::delete_token(conn, &hash)),
+        Command::Settle(item, reply) => pending(reply, ops::settle_item(conn, item)),
         Command::PutGenerations(generations, reply) => {
             pending(reply, ops::put_generations(conn, generations))
         }
@@ -278,6 +280,7 @@ fn run_failed(command: Command) -> Pending {
         Command::Skip { reply, .. } => pending(reply, Err(StoreError::Closed)),
         Command::UpsertModel(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::DeleteToken(_, reply) => pending(reply, Err(StoreError::Closed)),
+        Command::Settle(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::PutGenerations(_, reply) => pending(reply, Err(StoreError::Closed)),
         Command::ImportBattles { reply, .. } => pending(reply, Err(StoreError::Closed)),
     };
@@ -422,6 +425,14 @@ impl Store for SqliteStore {
     async fn items(&self, project_id: i64, after: i64, limit: i64) -> Result<Vec<StoredItem>> {
         self.readers
             .run(move |c| ops::items(c, project_id, after, limit))
+            .await
+    }
+    async fn settle_item(&self, item_id: i64) -> Result<()> {
+        self.write(|reply| Command::Settle(item_id, reply)).await
+    }
+    async fn item_answers(&self, item_id: i64) -> Result<Vec<(i64, serde_json::Value)>> {
+        self.readers
+            .run(move |c| ops::item_answers(c, item_id))
             .await
     }
     async fn item(&self, id: i64) -> Result<Option<StoredItem>> {

@@ -41,6 +41,7 @@ fn project_from(row: &Row<'_>) -> rusqlite::Result<Result<Project>> {
         row.get("lease_seconds")?,
         row.get("created_at")?,
     );
+    let (min_overlap, target_confidence) = (row.get("min_overlap")?, row.get("target_confidence")?);
     Ok(parse_json(&schema).map(|schema| Project {
         id,
         name,
@@ -49,6 +50,8 @@ fn project_from(row: &Row<'_>) -> rusqlite::Result<Result<Project>> {
         overlap,
         lease_seconds,
         locale_policy: LocalePolicy::parse(&locale_policy),
+        min_overlap,
+        target_confidence,
         created_at,
     }))
 }
@@ -249,8 +252,9 @@ pub fn delete_token(conn: &Connection, hash: &str) -> Result<()> {
 pub fn create_project(conn: &Connection, project: NewProject, now: i64) -> Result<Project> {
     let created = one(
         conn,
-        "INSERT INTO projects (name, instructions, schema, overlap, lease_seconds, locale_policy, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING *",
+        "INSERT INTO projects (name, instructions, schema, overlap, lease_seconds, locale_policy,
+         min_overlap, target_confidence, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING *",
         params![
             project.name,
             project.instructions,
@@ -258,6 +262,8 @@ pub fn create_project(conn: &Connection, project: NewProject, now: i64) -> Resul
             project.overlap,
             project.lease_seconds,
             project.locale_policy.as_str(),
+            project.min_overlap,
+            project.target_confidence,
             now
         ],
         project_from,
@@ -402,6 +408,27 @@ pub fn item(conn: &Connection, id: i64) -> Result<Option<StoredItem>> {
     one(conn, "SELECT * FROM items WHERE id = ?1", [id], item_from)
 }
 
+pub fn settle_item(conn: &Connection, item_id: i64) -> Result<()> {
+    execute(
+        conn,
+        "UPDATE items SET settled = 1, open = 0 WHERE id = ?1",
+        [item_id],
+    )?;
+    Ok(())
+}
+
+pub fn item_answers(conn: &Connection, item_id: i64) -> Result<Vec<(i64, Value)>> {
+    all(
+        conn,
+        "SELECT user_id, answers FROM responses WHERE item_id = ?1 ORDER BY id",
+        [item_id],
+        |row| {
+            let (user, answers): (i64, String) = (row.get(0)?, row.get(1)?);
+            Ok(parse_json(&answers).map(|a| (user, a)))
+        },
+    )
+}
+
 pub fn items(
     conn: &Connection,
     project_id: i64,
@@ -427,7 +454,7 @@ fn count(
     execute(
         conn,
         "UPDATE items SET responses = responses + ?1, active_leases = active_leases + ?2,
-         open = (responses + ?1 + active_leases + ?2 < ?3) WHERE id = ?4",
+         open = (settled = 0 AND responses + ?1 + active_leases + ?2 < ?3) WHERE id = ?4",
         params![delta_responses, delta_active, overlap, item_id],
     )?;
     Ok(())
@@ -678,13 +705,20 @@ ORDER BY u.name",
 pub fn stats(conn: &Connection, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {
     let counts = conn
         .prepare_cached(
-            "SELECT COUNT(*), COALESCE(SUM(responses >= ?1), 0), COALESCE(SUM(responses > 0 AND responses < ?1), 0),
+            "SELECT COUNT(*), COALESCE(SUM(settled = 1 OR responses >= ?1), 0),
+                    COALESCE(SUM(settled = 0 AND responses > 0 AND responses < ?1), 0),
                     COALESCE(SUM(responses = 0), 0), COALESCE(SUM(responses), 0)
              FROM items WHERE project_id = ?2",
         )
         .and_then(|mut s| {
             s.query_row(params![overlap, project_id], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?, row.get::<_, i64>(3)?, row.get::<_, i64>(4)?))
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
             })
         })
         .map_err(database_error)?;

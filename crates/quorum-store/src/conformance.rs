@@ -29,7 +29,7 @@ macro_rules! conformance_tests {
             next_follows_priority_overlap_and_never_repeats, expired_leases_free_their_slot,
             submissions_are_idempotent_and_checked, skipped_items_are_not_offered_again,
             locale_routing, export_pages_and_stats, concurrent_raters_never_overshoot,
-            models_generations_and_battles);
+            models_generations_and_battles, settled_items_take_no_more_answers);
     };
     (@each $make:path; $($name:ident),*) => {
         $(
@@ -103,6 +103,8 @@ async fn project<S: Store>(
                 overlap,
                 lease_seconds: 60,
                 locale_policy,
+                min_overlap: None,
+                target_confidence: None,
                 created_by: owner,
             },
             0,
@@ -694,4 +696,42 @@ pub async fn models_generations_and_battles<S: Store>(store: S) {
     );
     // Responses to ordinary items are not battle votes.
     assert!(store.battle_votes(p, 0, 10).await.unwrap().is_empty());
+}
+
+/// A settled item is complete at once: no more leases, counted as complete, its answers kept.
+pub async fn settled_items_take_no_more_answers<S: Store>(store: S) {
+    let owner = user(&store, "owner").await;
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
+    let p = project(&store, owner, 3, LocalePolicy::Any).await;
+    store
+        .import_items(p, batch![item("x", 0, None)], 0)
+        .await
+        .unwrap();
+    let (lease, got) = store.next_lease(next(p, a, 3, 1)).await.unwrap().unwrap();
+    store.submit(submission(lease.id, a, 3, 2)).await.unwrap();
+    assert_eq!(
+        store.item_answers(got.id).await.unwrap(),
+        vec![(a, json!({"label": "yes"}))]
+    );
+    store.settle_item(got.id).await.unwrap();
+    assert!(store.next_lease(next(p, b, 3, 3)).await.unwrap().is_none());
+    let stats = store.stats(p, 3, 4).await.unwrap();
+    assert_eq!((stats.items_complete, stats.items_in_progress), (1, 0));
+    // A skip or an expiry later must not reopen it.
+    let (lease, _) = {
+        store
+            .import_items(p, batch![item("y", 0, None)], 5)
+            .await
+            .unwrap();
+        store.next_lease(next(p, b, 3, 6)).await.unwrap().unwrap()
+    };
+    store.skip(lease.id, b, 7).await.unwrap();
+    assert!(store.next_lease(next(p, b, 3, 8)).await.unwrap().is_none());
+    let c = user(&store, "c").await;
+    let (_, got) = store.next_lease(next(p, c, 3, 9)).await.unwrap().unwrap();
+    assert_eq!(
+        got.external_id.as_deref(),
+        Some("y"),
+        "the settled item stays closed"
+    );
 }

@@ -85,6 +85,10 @@ pub struct Project {
     pub overlap: i32,
     pub lease_seconds: i64,
     pub locale_policy: LocalePolicy,
+    /// Dynamic overlap: answers before an item may settle, and the consensus confidence at
+    /// which it does (`overlap` is then the most answers an item gets).
+    pub min_overlap: Option<i32>,
+    pub target_confidence: Option<f64>,
     pub created_at: i64,
 }
 
@@ -96,6 +100,8 @@ pub struct NewProject {
     pub overlap: i32,
     pub lease_seconds: i64,
     pub locale_policy: LocalePolicy,
+    pub min_overlap: Option<i32>,
+    pub target_confidence: Option<f64>,
     /// Made the project's first manager.
     pub created_by: i64,
 }
@@ -460,6 +466,10 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<ImportReport>;
     async fn item(&self, id: i64) -> Result<Option<StoredItem>>;
+    /// Closes an item for good: it takes no more answers (its consensus is confident).
+    async fn settle_item(&self, item_id: i64) -> Result<()>;
+    /// Every response to an item: the rater and their answers, oldest first.
+    async fn item_answers(&self, item_id: i64) -> Result<Vec<(i64, Value)>>;
     /// A project's items with `id > after`, in id order.
     async fn items(&self, project_id: i64, after: i64, limit: i64) -> Result<Vec<StoredItem>>;
     /// The rater's current unexpired lease in the project, or a new lease on the best item they

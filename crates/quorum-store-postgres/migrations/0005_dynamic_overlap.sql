@@ -1,0 +1,6 @@
+-- Dynamic overlap: an item stops taking answers once its consensus is confident enough after
+-- `min_overlap` answers (it is then `settled`), and otherwise up to `overlap` answers.
+ALTER TABLE projects ADD COLUMN min_overlap INTEGER;
+ALTER TABLE projects ADD COLUMN target_confidence DOUBLE PRECISION;
+ALTER TABLE items ADD COLUMN settled BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX responses_by_item ON responses(item_id);
