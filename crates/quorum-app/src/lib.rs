@@ -11,6 +11,7 @@ pub mod evaluation;
 pub mod export;
 pub mod judges;
 pub mod llm;
+mod overlap;
 mod projects;
 pub mod quality;
 pub mod runs;
@@ -96,6 +97,8 @@ pub(crate) struct Caches {
     pub(crate) members: Cache<(i64, i64), quorum_store::Member>,
     /// Leases this server granted (immutable facts, so no expiry).
     pub(crate) leases: std::sync::Mutex<std::collections::HashMap<i64, work::KnownLease>>,
+    /// Rater accuracy estimates per project, for dynamic overlap.
+    pub(crate) accuracies: std::sync::Mutex<std::collections::HashMap<i64, overlap::Accuracies>>,
 }
 
 /// The application: a store, a clock and a short-lived cache. Cheap to clone.
@@ -128,6 +131,7 @@ impl<S: Store> App<S> {
             projects: Cache::new(),
             members: Cache::new(),
             leases: std::sync::Mutex::new(std::collections::HashMap::new()),
+            accuracies: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         Self {
             store,

@@ -132,7 +132,7 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 impl<S: Store> App<S> {
-    async fn all_responses(&self, project_id: i64) -> Result<Vec<ExportRow>, AppError> {
+    pub(crate) async fn all_responses(&self, project_id: i64) -> Result<Vec<ExportRow>, AppError> {
         let mut rows = Vec::new();
         loop {
             let after = rows.last().map_or(0, |r: &ExportRow| r.response_id);

@@ -142,8 +142,8 @@ impl<S: Store> App<S> {
                 details: json!({"field": "time_spent_ms"}),
             });
         }
-        let schema: Schema =
-            serde_json::from_value(project.schema).map_err(|e| AppError::Internal(Box::new(e)))?;
+        let schema: Schema = serde_json::from_value(project.schema.clone())
+            .map_err(|e| AppError::Internal(Box::new(e)))?;
         // Only rankings and spans are checked against the item (its responses, its text); other
         // answers need no read of the item.
         let needs_item = schema.questions.iter().any(|q| {
@@ -177,10 +177,15 @@ impl<S: Store> App<S> {
             idempotency_key,
             now: self.now(),
         };
-        Ok(match self.store().submit(submission).await? {
+        let outcome = match self.store().submit(submission).await? {
             SubmitOutcome::Created(response) => (true, response),
             SubmitOutcome::Replayed(response) => (false, response),
-        })
+        };
+        if outcome.0 {
+            self.settle_if_confident(&project, &schema, lease.item_id)
+                .await?;
+        }
+        Ok(outcome)
     }
 
     pub async fn skip(&self, caller: &Caller, lease_id: i64) -> Result<(), AppError> {

@@ -46,6 +46,10 @@ pub enum Command {
     /// Load generator: drives a running server's rater loop, import and export, and reports
     /// throughput and latency percentiles.
     Bench(BenchArgs),
+    /// Replays a crowd data set (labels.csv, gold.csv) through a real project, answers in a
+    /// random order, and reports answers used and consensus accuracy against gold; with
+    /// --min-overlap and --target, items stop taking answers by dynamic overlap.
+    Simulate(SimulateArgs),
     /// Writes a seeded synthetic data set with known truth (for benchmarks and trials).
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -408,6 +412,21 @@ pub enum ModelsCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// A folder with `labels.csv` (task,worker,label) and `gold.csv` (task,label).
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Dynamic overlap: answers before an item may settle.
+    #[arg(long, requires = "target")]
+    pub min_overlap: Option<i32>,
+    /// Dynamic overlap: the consensus confidence at which an item settles.
+    #[arg(long, requires = "min_overlap")]
+    pub target: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 #[derive(Debug, clap::Args)]

@@ -8,6 +8,7 @@ mod generate;
 mod leaderboard;
 mod models;
 mod serve;
+mod simulate;
 mod transfer;
 
 use std::fs::File;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agreement(args) => agreement::run(&args),
         Command::Leaderboard(args) => leaderboard::run(&args),
         Command::Generate(command) => generate::run(&command),
+        Command::Simulate(args) => runtime()?.block_on(simulate::run(args)),
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
     }
 }

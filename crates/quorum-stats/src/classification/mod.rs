@@ -107,6 +107,28 @@ impl Method {
     }
 }
 
+/// The posterior over the labels of one task under the one-coin model: each answer is right
+/// with its worker's accuracy and otherwise names any other label with equal chance; uniform
+/// prior. `votes` are `(label, accuracy)`; accuracies are kept inside `[0.001, 0.999]` so that
+/// one worker can never decide alone.
+pub fn one_coin_posterior(votes: &[(u32, f64)], n_labels: usize) -> Vec<f64> {
+    if n_labels == 0 {
+        return Vec::new();
+    }
+    let mut log = vec![0.0; n_labels];
+    for &(label, accuracy) in votes {
+        let s = accuracy.clamp(0.001, 0.999);
+        let wrong = ((1.0 - s) / (n_labels.max(2) - 1) as f64).ln();
+        for (k, l) in log.iter_mut().enumerate() {
+            *l += if k as u32 == label { s.ln() } else { wrong };
+        }
+    }
+    let top = log.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = log.iter().map(|l| (l - top).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    weights.into_iter().map(|w| w / total).collect()
+}
+
 /// Settings shared by the iterative methods; `None` keeps each method's documented default.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Settings {
@@ -205,4 +227,23 @@ pub(crate) fn accuracy_against(answers: &Answers, labels: &[u32]) -> Vec<f64> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_coin_posterior_weighs_answers_by_accuracy() {
+        // Two answers of 0.8 for label 0: (0.8²) / (0.8² + 0.2²) with two labels.
+        let p = one_coin_posterior(&[(0, 0.8), (0, 0.8)], 2);
+        assert!((p[0] - 0.64 / 0.68).abs() < 1e-12, "{p:?}");
+        // A 2–1 split between equally accurate workers leaves the single-answer posterior.
+        let p = one_coin_posterior(&[(0, 0.8), (0, 0.8), (1, 0.8)], 2);
+        assert!((p[0] - 0.8).abs() < 1e-12);
+        // An accurate worker outweighs two near-random ones.
+        let p = one_coin_posterior(&[(1, 0.95), (0, 0.55), (0, 0.55)], 2);
+        assert!(p[1] > p[0]);
+        assert!((one_coin_posterior(&[], 3).iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
 }

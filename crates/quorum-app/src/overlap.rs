@@ -1,0 +1,189 @@
+//! Dynamic overlap: after each answer on a project that sets `min_overlap` and
+//! `target_confidence`, the item's consensus posterior is computed (one-coin model, each rater
+//! weighted by their estimated accuracy); once it reaches the target on every label and
+//! pairwise question, after at least `min_overlap` answers, the item settles and takes no more.
+//! Until then it keeps being offered, up to the project's `overlap`.
+//!
+//! Rater accuracies come from one-coin Dawid–Skene over the project's answers, re-estimated
+//! in each server whenever the answers it has seen grow by a tenth (at least 50): an
+//! occasional pass over the project's responses, amortised over many submissions.
+
+use std::collections::HashMap;
+
+use quorum_core::schema::{QuestionKind, Schema};
+use quorum_stats::DuplicatePolicy;
+use quorum_stats::answers::{Answer, Answers};
+use quorum_stats::classification::{self, Method, Settings, one_coin_posterior};
+use quorum_store::{Project, Store};
+use serde_json::Value;
+
+use crate::{App, AppError};
+
+/// A rater accuracy before there is evidence (and for raters the estimate has not seen).
+const PRIOR_ACCURACY: f64 = 0.7;
+/// Each estimate is shrunk towards the project's mean as if the rater had also given this many
+/// answers of average quality: a rater seen on three items cannot look perfect.
+const PRIOR_ANSWERS: f64 = 4.0;
+/// No rater is trusted beyond these bounds, so one answer never settles an item alone.
+const ACCURACY_BOUNDS: (f64, f64) = (0.5, 0.98);
+
+/// One project's accuracy estimates in this server.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Accuracies {
+    by_user: HashMap<i64, f64>,
+    default: f64,
+    /// Responses the last estimate saw, and submissions since.
+    seen: usize,
+    since: usize,
+}
+
+/// The options of each question that has a categorical consensus.
+fn categorical(schema: &Schema) -> Vec<(&str, Vec<String>)> {
+    schema
+        .questions
+        .iter()
+        .filter_map(|q| match &q.kind {
+            QuestionKind::Label { options } => Some((q.name.as_str(), options.clone())),
+            QuestionKind::Pairwise { .. } => Some((
+                q.name.as_str(),
+                ["a", "b", "tie", "both_bad"].map(String::from).to_vec(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+impl<S: Store> App<S> {
+    /// Re-estimates the project's rater accuracies when enough new answers have arrived.
+    async fn accuracies(&self, project_id: i64, schema: &Schema) -> Result<Accuracies, AppError> {
+        let current = self.caches().accuracies.lock().ok().and_then(|mut all| {
+            let entry = all.entry(project_id).or_default();
+            entry.since += 1;
+            (entry.since < 50.max(entry.seen / 10) && entry.seen > 0).then(|| entry.clone())
+        });
+        if let Some(current) = current {
+            return Ok(current);
+        }
+        let rows = self.all_responses(project_id).await?;
+        let mut estimate = Accuracies {
+            by_user: HashMap::new(),
+            default: PRIOR_ACCURACY,
+            seen: rows.len(),
+            since: 0,
+        };
+        if let Some((question, options)) = categorical(schema).into_iter().next() {
+            let mut tasks: HashMap<i64, u32> = HashMap::new();
+            let mut workers: Vec<i64> = Vec::new();
+            let mut data = Vec::new();
+            for row in &rows {
+                let Some(label) = row
+                    .answers
+                    .get(question)
+                    .and_then(Value::as_str)
+                    .and_then(|v| options.iter().position(|o| o == v))
+                else {
+                    continue;
+                };
+                let next = tasks.len() as u32;
+                let task = *tasks.entry(row.item_id).or_insert(next);
+                let worker = workers
+                    .iter()
+                    .position(|&w| w == row.user_id)
+                    .unwrap_or_else(|| {
+                        workers.push(row.user_id);
+                        workers.len() - 1
+                    });
+                data.push(Answer {
+                    task,
+                    worker: worker as u32,
+                    label: label as u32,
+                });
+            }
+            if !data.is_empty() {
+                let answers = Answers::new(
+                    tasks.len(),
+                    workers.len(),
+                    options.len(),
+                    &data,
+                    DuplicatePolicy::KeepLast,
+                )
+                .map_err(|e| AppError::Internal(Box::new(e)))?;
+                let fit = classification::aggregate(
+                    Method::OneCoinDawidSkene,
+                    &answers,
+                    &Settings::default(),
+                )
+                .map_err(|e| AppError::Internal(Box::new(e)))?;
+                let mut counts = vec![0.0; workers.len()];
+                for answer in &data {
+                    counts[answer.worker as usize] += 1.0;
+                }
+                let total: f64 = counts.iter().sum();
+                let mean = fit
+                    .worker_skill
+                    .iter()
+                    .zip(&counts)
+                    .map(|(s, n)| s * n)
+                    .sum::<f64>()
+                    / total.max(1.0);
+                for (w, user) in workers.iter().enumerate() {
+                    let shrunk = (fit.worker_skill[w] * counts[w] + mean * PRIOR_ANSWERS)
+                        / (counts[w] + PRIOR_ANSWERS);
+                    estimate
+                        .by_user
+                        .insert(*user, shrunk.clamp(ACCURACY_BOUNDS.0, ACCURACY_BOUNDS.1));
+                }
+                estimate.default = mean.clamp(ACCURACY_BOUNDS.0, ACCURACY_BOUNDS.1);
+            }
+        }
+        if let Ok(mut all) = self.caches().accuracies.lock() {
+            all.insert(project_id, estimate.clone());
+        }
+        Ok(estimate)
+    }
+
+    /// Settles the item if the project uses dynamic overlap and its consensus is confident.
+    pub(crate) async fn settle_if_confident(
+        &self,
+        project: &Project,
+        schema: &Schema,
+        item_id: i64,
+    ) -> Result<bool, AppError> {
+        let (Some(min_overlap), Some(target)) = (project.min_overlap, project.target_confidence)
+        else {
+            return Ok(false);
+        };
+        let questions = categorical(schema);
+        if questions.is_empty() {
+            return Ok(false);
+        }
+        let answers = self.store().item_answers(item_id).await?;
+        if (answers.len() as i32) < min_overlap {
+            return Ok(false);
+        }
+        let accuracies = self.accuracies(project.id, schema).await?;
+        let confident = questions.iter().all(|(question, options)| {
+            let votes: Vec<(u32, f64)> = answers
+                .iter()
+                .filter_map(|(user, a)| {
+                    let label = a
+                        .get(*question)
+                        .and_then(Value::as_str)
+                        .and_then(|v| options.iter().position(|o| o == v))?;
+                    let accuracy = accuracies
+                        .by_user
+                        .get(user)
+                        .copied()
+                        .unwrap_or(accuracies.default);
+                    Some((label as u32, accuracy))
+                })
+                .collect();
+            let posterior = one_coin_posterior(&votes, options.len());
+            posterior.iter().copied().fold(0.0, f64::max) >= target
+        });
+        if confident {
+            self.store().settle_item(item_id).await?;
+        }
+        Ok(confident)
+    }
+}
