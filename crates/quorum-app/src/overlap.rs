@@ -4,9 +4,11 @@
 //! pairwise question, after at least `min_overlap` answers, the item settles and takes no more.
 //! Until then it keeps being offered, up to the project's `overlap`.
 //!
-//! Rater accuracies come from one-coin Dawid–Skene over the project's answers, re-estimated
-//! in each server whenever the answers it has seen grow by a tenth (at least 50): an
-//! occasional pass over the project's responses, amortised over many submissions.
+//! Rater accuracies come from one-coin Dawid–Skene over the project's answers, each shrunk
+//! towards the project's mean (itself shrunk towards a prior of 70%), re-estimated in each
+//! server after 50 submissions and then whenever the answers grow by a tenth: an occasional
+//! pass over the project's responses, amortised over many submissions. Until the first
+//! estimate every rater counts as 70% accurate.
 
 use std::collections::HashMap;
 
@@ -27,14 +29,31 @@ const PRIOR_ANSWERS: f64 = 4.0;
 /// No rater is trusted beyond these bounds, so one answer never settles an item alone.
 const ACCURACY_BOUNDS: (f64, f64) = (0.5, 0.98);
 
+/// The project's mean accuracy is likewise shrunk towards [`PRIOR_ACCURACY`] as if this many
+/// answers backed the prior.
+const PRIOR_PROJECT_ANSWERS: f64 = 20.0;
+/// Submissions (in this server) before the first estimate, and at least between estimates.
+const REESTIMATE_AFTER: usize = 50;
+
 /// One project's accuracy estimates in this server.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct Accuracies {
     by_user: HashMap<i64, f64>,
     default: f64,
     /// Responses the last estimate saw, and submissions since.
     seen: usize,
     since: usize,
+}
+
+impl Default for Accuracies {
+    fn default() -> Self {
+        Self {
+            by_user: HashMap::new(),
+            default: PRIOR_ACCURACY,
+            seen: 0,
+            since: 0,
+        }
+    }
 }
 
 /// The options of each question that has a categorical consensus.
@@ -59,7 +78,7 @@ impl<S: Store> App<S> {
         let current = self.caches().accuracies.lock().ok().and_then(|mut all| {
             let entry = all.entry(project_id).or_default();
             entry.since += 1;
-            (entry.since < 50.max(entry.seen / 10) && entry.seen > 0).then(|| entry.clone())
+            (entry.since < REESTIMATE_AFTER.max(entry.seen / 10)).then(|| entry.clone())
         });
         if let Some(current) = current {
             return Ok(current);
@@ -119,13 +138,14 @@ impl<S: Store> App<S> {
                     counts[answer.worker as usize] += 1.0;
                 }
                 let total: f64 = counts.iter().sum();
-                let mean = fit
+                let mean = (fit
                     .worker_skill
                     .iter()
                     .zip(&counts)
                     .map(|(s, n)| s * n)
                     .sum::<f64>()
-                    / total.max(1.0);
+                    + PRIOR_ACCURACY * PRIOR_PROJECT_ANSWERS)
+                    / (total + PRIOR_PROJECT_ANSWERS);
                 for (w, user) in workers.iter().enumerate() {
                     let shrunk = (fit.worker_skill[w] * counts[w] + mean * PRIOR_ANSWERS)
                         / (counts[w] + PRIOR_ANSWERS);

@@ -150,3 +150,92 @@ async fn consensus_and_agreement_by_locale() {
         "{page}"
     );
 }
+
+/// Dynamic overlap: an item stops taking answers once its consensus is confident enough, and
+/// keeps taking them (up to the overlap) while raters disagree.
+#[tokio::test]
+async fn confident_items_settle_and_contested_ones_keep_taking_answers() {
+    let server = Server::start().await;
+    let create = |body: Value| {
+        server.call(
+            &server.admin_token,
+            Method::POST,
+            "/api/v1/projects",
+            Some(body),
+        )
+    };
+    let (status, body) = create(json!({"name": "x", "schema": crate::support::label_schema(), "overlap": 5, "min_overlap": 2})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = create(json!({
+        "name": "dynamic", "schema": crate::support::label_schema(),
+        "overlap": 5, "min_overlap": 2, "target_confidence": 0.9
+    }))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let p = body["project"]["id"].as_i64().unwrap();
+    assert_eq!(body["project"]["min_overlap"], 2);
+    let lines = "{\"external_id\": \"easy\", \"fields\": {\"text\": \"easy\"}, \"priority\": 2}\n{\"external_id\": \"hard\", \"fields\": {\"text\": \"hard\"}, \"priority\": 1}\n";
+    assert_eq!(server.import(p, lines).await.0, StatusCode::OK);
+    // Raters answer `easy` unanimously and split on `hard`.
+    let mut tokens = Vec::new();
+    for r in 0..5 {
+        tokens.push(server.rater(&format!("r{r}"), p, "annotator", &[]).await);
+    }
+    let mut easy_answers = 0;
+    let mut hard_answers = 0;
+    for (r, token) in tokens.iter().enumerate() {
+        loop {
+            let (status, body) = server
+                .call(
+                    token,
+                    Method::POST,
+                    &format!("/api/v1/projects/{p}/next"),
+                    None,
+                )
+                .await;
+            if status == StatusCode::NO_CONTENT {
+                break;
+            }
+            let text = body["item"]["fields"]["text"].as_str().unwrap().to_string();
+            let label = if text == "easy" || r % 2 == 0 {
+                "pos"
+            } else {
+                "neg"
+            };
+            if text == "easy" {
+                easy_answers += 1;
+            } else {
+                hard_answers += 1;
+            }
+            let lease = body["lease"]["id"].as_i64().unwrap();
+            let (status, _) = server
+                .call(
+                    token,
+                    Method::POST,
+                    &format!("/api/v1/leases/{lease}/response"),
+                    Some(json!({"answers": {"label": label}})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+    }
+    // With no evidence yet raters count as 70% accurate: three agreeing answers give
+    // 0.7³ / (0.7³ + 0.3³) = 0.93 ≥ 0.9, two give 0.84.
+    assert_eq!(
+        easy_answers, 3,
+        "the easy item settled after three agreeing answers"
+    );
+    assert_eq!(
+        hard_answers, 5,
+        "the contested item took every answer it could"
+    );
+    let (_, body) = server
+        .call(
+            &server.admin_token,
+            Method::GET,
+            &format!("/api/v1/projects/{p}/stats"),
+            None,
+        )
+        .await;
+    assert_eq!(body["stats"]["items_complete"], 2, "{body}");
+}
