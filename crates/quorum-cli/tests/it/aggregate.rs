@@ -447,3 +447,88 @@ fn leaderboard_errors_name_the_line_and_problem() {
         stderr(&output)
     );
 }
+
+/// `quorum simulate` replays answers through a real project: with every answer it uses them
+/// all; with dynamic overlap it stops early on easy items and still gets them right.
+#[test]
+fn simulate_replays_a_crowd_and_dynamic_overlap_saves_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    // 60 tasks, 6 workers who answer everything: four right 90% of the time, two at random.
+    let mut state = 12345u64;
+    let mut random = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let mut labels = String::from("task,worker,label\n");
+    let mut gold = String::from("task,label\n");
+    for t in 0..60 {
+        let truth = if t % 3 == 0 { "yes" } else { "no" };
+        gold.push_str(&format!("t{t},{truth}\n"));
+        for w in 0..6 {
+            let right = if w < 4 {
+                random() < 0.9
+            } else {
+                random() < 0.5
+            };
+            let label = match (right, truth) {
+                (true, l) => l,
+                (false, "yes") => "no",
+                (false, _) => "yes",
+            };
+            labels.push_str(&format!("t{t},w{w},{label}\n"));
+        }
+    }
+    write(dir.path(), "labels.csv", &labels);
+    write(dir.path(), "gold.csv", &gold);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["simulate", "--dataset", dir.path().to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let output = quorum(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let line = stdout(&output);
+        let used: usize = line
+            .split("answers used ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let accuracy: f64 = line
+            .split("accuracy ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        (used, accuracy, line)
+    };
+    let (all, all_accuracy, line) = run(&[]);
+    assert_eq!(all, 360, "{line}");
+    assert!(
+        line.contains("every answer") && line.contains("on 60 gold items"),
+        "{line}"
+    );
+    let (some, accuracy, line) = run(&["--min-overlap", "3", "--target", "0.97"]);
+    assert!(
+        some < all * 4 / 5,
+        "dynamic overlap used {some} of {all}: {line}"
+    );
+    assert!(
+        accuracy >= all_accuracy - 0.05,
+        "{accuracy} vs {all_accuracy}: {line}"
+    );
+    let output = quorum(&[
+        "simulate",
+        "--dataset",
+        dir.path().to_str().unwrap(),
+        "--target",
+        "0.9",
+    ]);
+    assert!(!output.status.success(), "--target needs --min-overlap");
+}
