@@ -3,4 +3,3 @@
 ALTER TABLE projects ADD COLUMN min_overlap INTEGER;
 ALTER TABLE projects ADD COLUMN target_confidence DOUBLE PRECISION;
 ALTER TABLE items ADD COLUMN settled BOOLEAN NOT NULL DEFAULT FALSE;
-CREATE INDEX responses_by_item ON responses(item_id);

@@ -3,4 +3,3 @@
 ALTER TABLE projects ADD COLUMN min_overlap INTEGER;
 ALTER TABLE projects ADD COLUMN target_confidence REAL;
 ALTER TABLE items ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX responses_by_item ON responses(item_id);

@@ -420,7 +420,9 @@ pub fn settle_item(conn: &Connection, item_id: i64) -> Result<()> {
 pub fn item_answers(conn: &Connection, item_id: i64) -> Result<Vec<(i64, Value)>> {
     all(
         conn,
-        "SELECT user_id, answers FROM responses WHERE item_id = ?1 ORDER BY id",
+        // Through the item's leases (indexed by item), so responses need no index of their own.
+        "SELECT r.user_id, r.answers FROM leases l JOIN responses r ON r.lease_id = l.id
+         WHERE l.item_id = ?1 ORDER BY r.id",
         [item_id],
         |row| {
             let (user, answers): (i64, String) = (row.get(0)?, row.get(1)?);
