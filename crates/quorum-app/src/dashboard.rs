@@ -6,7 +6,6 @@ use quorum_core::Role;
 use quorum_store::{ProjectStats, RaterActivity, Store};
 use serde::Serialize;
 
-use crate::export::EXPORT_PAGE;
 use crate::{App, AppError, Caller};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -20,6 +19,8 @@ pub struct Dashboard {
     pub per_hour: Vec<(i64, u64)>,
     /// Every response's time on item, in milliseconds.
     pub times_ms: Vec<i64>,
+    pub reliability: Vec<crate::quality::RaterReliability>,
+    pub agreement: Vec<crate::quality::QuestionAgreement>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,7 +49,8 @@ fn median(values: &mut [i64]) -> Option<i64> {
 }
 
 impl<S: Store> App<S> {
-    /// The dashboard of a project (reviewers and managers). Reads every response once.
+    /// The dashboard of a project (reviewers and managers): progress, activity, reliability and
+    /// agreement, all from one read of the project's responses.
     pub async fn dashboard(&self, caller: &Caller, project_id: i64) -> Result<Dashboard, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
         let stats = self
@@ -56,31 +58,28 @@ impl<S: Store> App<S> {
             .stats(project_id, project.overlap, self.now())
             .await?;
         let activity = self.store().rater_activity(project_id, 0).await?;
+        let rows = self.all_responses(project_id).await?;
         let mut times_by_rater: HashMap<String, Vec<i64>> = HashMap::new();
         let mut per_hour: BTreeMap<i64, u64> = BTreeMap::new();
-        let mut times_ms = Vec::new();
-        let mut after = 0;
-        loop {
-            let rows = self
-                .store()
-                .export_responses(project_id, after, EXPORT_PAGE)
-                .await?;
-            let done = (rows.len() as i64) < EXPORT_PAGE;
-            for row in &rows {
-                after = row.response_id;
-                *per_hour
-                    .entry(row.created_at / HOUR_MS * HOUR_MS)
-                    .or_default() += 1;
-                times_ms.push(row.time_spent_ms);
-                times_by_rater
-                    .entry(row.user_name.clone())
-                    .or_default()
-                    .push(row.time_spent_ms);
-            }
-            if done {
-                break;
-            }
+        let mut times_ms = Vec::with_capacity(rows.len());
+        for row in &rows {
+            *per_hour
+                .entry(row.created_at / HOUR_MS * HOUR_MS)
+                .or_default() += 1;
+            times_ms.push(row.time_spent_ms);
+            times_by_rater
+                .entry(row.user_name.clone())
+                .or_default()
+                .push(row.time_spent_ms);
         }
+        let schema = crate::evaluation::schema_of(&project.schema)?;
+        let reliability =
+            crate::quality::reliability_of(&schema, &rows, &self.gold_answers(project_id).await?)?;
+        let agreement = crate::quality::agreement_of(
+            &schema,
+            &rows,
+            &self.rater_locales(project_id, &rows).await?,
+        )?;
         let raters = activity
             .into_iter()
             .map(|a| RaterRow {
@@ -93,6 +92,8 @@ impl<S: Store> App<S> {
             raters,
             per_hour: per_hour.into_iter().collect(),
             times_ms,
+            reliability,
+            agreement,
         })
     }
 

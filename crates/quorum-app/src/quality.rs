@@ -185,13 +185,7 @@ impl<S: Store> App<S> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
         let schema = schema_of(&project.schema)?;
         let rows = self.all_responses(project_id).await?;
-        let gold: HashMap<i64, serde_json::Map<String, Value>> = self
-            .all_items(project_id)
-            .await?
-            .into_iter()
-            .filter_map(|i| Some((i.id, i.gold?.as_object()?.clone())))
-            .collect();
-        reliability_of(&schema, &rows, &gold)
+        reliability_of(&schema, &rows, &self.gold_answers(project_id).await?)
     }
 
     /// Agreement per question, overall and per rater locale, within and across locales.
@@ -203,8 +197,34 @@ impl<S: Store> App<S> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
         let schema = schema_of(&project.schema)?;
         let rows = self.all_responses(project_id).await?;
+        agreement_of(
+            &schema,
+            &rows,
+            &self.rater_locales(project_id, &rows).await?,
+        )
+    }
+
+    /// The gold answers of a project's items, by item.
+    pub(crate) async fn gold_answers(
+        &self,
+        project_id: i64,
+    ) -> Result<HashMap<i64, serde_json::Map<String, Value>>, AppError> {
+        Ok(self
+            .all_items(project_id)
+            .await?
+            .into_iter()
+            .filter_map(|i| Some((i.id, i.gold?.as_object()?.clone())))
+            .collect())
+    }
+
+    /// Each responder's first locale in the project (`(none)` without one).
+    pub(crate) async fn rater_locales(
+        &self,
+        project_id: i64,
+        rows: &[ExportRow],
+    ) -> Result<HashMap<i64, String>, AppError> {
         let mut locale_of: HashMap<i64, String> = HashMap::new();
-        for row in &rows {
+        for row in rows {
             if let std::collections::hash_map::Entry::Vacant(slot) = locale_of.entry(row.user_id) {
                 let locale = self
                     .store()
@@ -215,7 +235,7 @@ impl<S: Store> App<S> {
                 slot.insert(locale);
             }
         }
-        agreement_of(&schema, &rows, &locale_of)
+        Ok(locale_of)
     }
 }
 

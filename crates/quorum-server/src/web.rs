@@ -640,21 +640,12 @@ async fn dashboard<S: Store>(
             )
         })
         .collect();
-    let reliability: HashMap<i64, quorum_app::quality::RaterReliability> = state
-        .app
-        .rater_reliability(&who.caller, id)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| (r.user_id, r))
-        .collect();
+    let reliability: HashMap<i64, &quorum_app::quality::RaterReliability> =
+        data.reliability.iter().map(|r| (r.user_id, r)).collect();
     // Krippendorff's alpha per rater locale (and overall), one chart per question.
-    let agreement = state
-        .app
-        .agreement(&who.caller, id)
-        .await
-        .unwrap_or_default()
-        .into_iter()
+    let agreement = data
+        .agreement
+        .iter()
         .map(|q| {
             let rows: Vec<(String, f64, Option<f64>, Option<f64>)> = q
                 .groups
