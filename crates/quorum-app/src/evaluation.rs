@@ -15,10 +15,8 @@ use quorum_stats::rng::SplitMix64;
 use quorum_store::{BattleSides, Generation, ItemBatch, LocalePolicy, Store, StoredItem};
 
 use crate::arena::{Battles, Report, ReportOptions, report};
+use crate::quality::Ids;
 use crate::{App, AppError, Caller, CreateProject, Rejected};
-
-/// Items read per store round trip.
-const PAGE: i64 = 2000;
 
 /// One line of a generations import: a model's answer to the prompt item `prompt_id`
 /// (its external id).
@@ -106,7 +104,7 @@ fn responses_field(schema: &Schema) -> Option<String> {
 }
 
 /// The name of a battle project's pairwise question.
-fn pairwise_question(schema: &Schema) -> Option<&str> {
+pub(crate) fn pairwise_question(schema: &Schema) -> Option<&str> {
     schema
         .questions
         .iter()
@@ -190,20 +188,6 @@ pub fn dpo_items(body: &str, schema: &Schema) -> Result<Vec<crate::ParsedRow>, A
 }
 
 impl<S: Store> App<S> {
-    /// Every item of a project, page by page.
-    pub(crate) async fn all_items(&self, project_id: i64) -> Result<Vec<StoredItem>, AppError> {
-        let mut items = Vec::new();
-        loop {
-            let after = items.last().map_or(0, |i: &StoredItem| i.id);
-            let page = self.store().items(project_id, after, PAGE).await?;
-            let done = (page.len() as i64) < PAGE;
-            items.extend(page);
-            if done {
-                return Ok(items);
-            }
-        }
-    }
-
     /// Imports models' answers (JSON Lines of `prompt_id, model, response`) into a project of
     /// prompts: all lines or none. Re-importing an answer replaces it.
     pub async fn import_generations(
@@ -469,59 +453,48 @@ impl<S: Store> App<S> {
             .ok_or_else(|| AppError::invalid("the project has no pairwise question"))?
             .to_string();
         let mut data = Battles::default();
-        let mut model_ids: HashMap<String, u32> = HashMap::new();
-        let mut slice_ids: HashMap<String, u32> = HashMap::new();
-        let intern = |names: &mut Vec<String>, ids: &mut HashMap<String, u32>, name: &str| {
-            *ids.entry(name.to_string()).or_insert_with(|| {
-                names.push(name.to_string());
-                (names.len() - 1) as u32
-            })
-        };
-        let mut after = 0;
-        loop {
-            let votes = self.store().battle_votes(project_id, after, PAGE).await?;
-            let done = (votes.len() as i64) < PAGE;
-            for vote in &votes {
-                after = vote.response_id;
-                let Some(w) = vote
-                    .answers
-                    .get(&question)
-                    .and_then(Value::as_str)
-                    .and_then(winner)
-                else {
-                    continue;
-                };
-                let a = intern(&mut data.models, &mut model_ids, &vote.model_a);
-                let b = intern(&mut data.models, &mut model_ids, &vote.model_b);
-                if a == b {
-                    continue;
-                }
-                data.battles.push(Battle { a, b, winner: w });
-                if let Some(by) = slice_by {
-                    let slice = match by {
-                        SliceBy::RaterLocale => vote.rater_locales.first().cloned(),
-                        SliceBy::Category => vote.category.clone(),
-                        SliceBy::Language => vote
-                            .item_locale
-                            .as_deref()
-                            .map(|l| l.split(['-', '_']).next().unwrap_or(l).to_lowercase()),
-                    }
-                    .unwrap_or_else(|| "(none)".into());
-                    data.slice_of
-                        .push(intern(&mut data.slices, &mut slice_ids, &slice));
-                }
+        let (mut models, mut slices): (Ids<String>, Ids<String>) = Default::default();
+        for vote in self.all_battle_votes(project_id).await? {
+            let Some(w) = vote
+                .answers
+                .get(&question)
+                .and_then(Value::as_str)
+                .and_then(winner)
+            else {
+                continue;
+            };
+            let a = models.id(&vote.model_a);
+            let b = models.id(&vote.model_b);
+            if a == b {
+                continue;
             }
-            if done {
-                break;
+            data.battles.push(Battle { a, b, winner: w });
+            if let Some(by) = slice_by {
+                let slice = match by {
+                    SliceBy::RaterLocale => vote.rater_locales.first().cloned(),
+                    SliceBy::Category => vote.category.clone(),
+                    SliceBy::Language => vote
+                        .item_locale
+                        .as_deref()
+                        .map(|l| l.split(['-', '_']).next().unwrap_or(l).to_lowercase()),
+                }
+                .unwrap_or_else(|| "(none)".into());
+                data.slice_of.push(slices.id(&slice));
             }
         }
-        report(&data, &options)
+        data.models = models.keys().to_vec();
+        data.slices = slices.keys().to_vec();
+        // The bootstrap is seconds of CPU on large projects: off the async workers.
+        tokio::task::spawn_blocking(move || report(&data, &options))
+            .await
+            .map_err(|e| AppError::Internal(Box::new(e)))?
     }
 
-    /// Preference pairs for DPO training from a pairwise project: per item, the majority side
-    /// of the decisive votes as `chosen` with `confidence` = the share of those votes that
-    /// picked it (ties and "both bad" are not decisive); an item without a majority falls back
-    /// to its gold preference (`source: "gold"`, no confidence), else is left out.
+    /// Preference pairs for DPO training from a pairwise project: per item, the side the
+    /// consensus prefers (Bradley–Terry between the sides, see [`crate::quality`]) as `chosen`,
+    /// with its confidence; an item whose consensus is a tie or "both bad" (or that has no
+    /// votes) falls back to its gold preference (`source: "gold"`, no confidence), else is left
+    /// out.
     pub async fn dpo_pairs(
         &self,
         caller: &Caller,
@@ -537,49 +510,36 @@ impl<S: Store> App<S> {
             .to_string();
         let responses_name = responses_field(&schema)
             .ok_or_else(|| AppError::invalid("the project has no responses field"))?;
-        let mut tally: BTreeMap<i64, (u32, u32)> = BTreeMap::new();
-        let mut after = 0;
-        loop {
-            let rows = self
-                .store()
-                .export_responses(project_id, after, PAGE)
-                .await?;
-            let done = (rows.len() as i64) < PAGE;
-            for row in &rows {
-                after = row.response_id;
-                let entry = tally.entry(row.item_id).or_default();
-                match row.answers.get(&question).and_then(Value::as_str) {
-                    Some("a") => entry.0 += 1,
-                    Some("b") => entry.1 += 1,
-                    _ => {}
-                }
-            }
-            if done {
-                break;
-            }
-        }
+        let rows = self.all_responses(project_id).await?;
+        // The method only decides label questions, which are not exported here.
+        let consensus: HashMap<i64, crate::quality::ItemConsensus> = crate::quality::consensus_of(
+            &schema,
+            &rows,
+            quorum_stats::classification::Method::MajorityVote,
+        )?
+        .into_iter()
+        .filter(|c| c.question == question)
+        .map(|c| (c.item_id, c))
+        .collect();
         let mut pairs = Vec::new();
         for item in self.all_items(project_id).await? {
-            let (a, b) = tally.get(&item.id).copied().unwrap_or((0, 0));
-            // Votes decide; without a decisive majority, a known (gold) preference does.
+            let agreed = consensus.get(&item.id);
             let gold = item
                 .gold
                 .as_ref()
                 .and_then(|g| g.get(&question))
                 .and_then(Value::as_str);
-            let (first_wins, confidence, source) = if a != b {
-                (
-                    a > b,
-                    json!(f64::from(a.max(b)) / f64::from(a + b)),
-                    "votes",
-                )
-            } else {
-                match gold {
-                    Some("a") => (true, Value::Null, "gold"),
-                    Some("b") => (false, Value::Null, "gold"),
-                    _ => continue,
-                }
-            };
+            // Votes decide; without a preferred side, a known (gold) preference does.
+            let (first_wins, confidence, source) =
+                match agreed.and_then(|c| c.answer.as_str().map(|a| (a, c.confidence))) {
+                    Some(("a", confidence)) => (true, json!(confidence), "votes"),
+                    Some(("b", confidence)) => (false, json!(confidence), "votes"),
+                    _ => match gold {
+                        Some("a") => (true, Value::Null, "gold"),
+                        Some("b") => (false, Value::Null, "gold"),
+                        _ => continue,
+                    },
+                };
             let responses = item.fields.get(&responses_name).and_then(Value::as_array);
             let content = |i: usize| {
                 responses
@@ -599,7 +559,7 @@ impl<S: Store> App<S> {
                 "chosen": chosen,
                 "rejected": rejected,
                 "confidence": confidence,
-                "votes": a + b,
+                "votes": agreed.map_or(0, |c| c.responses),
                 "source": source,
             }));
         }
@@ -634,35 +594,24 @@ impl<S: Store> App<S> {
             .map(|i| (i.id, i))
             .collect();
         let mut conversations = Vec::new();
-        let mut after = 0;
-        loop {
-            let rows = self
-                .store()
-                .export_responses(project_id, after, PAGE)
-                .await?;
-            let done = (rows.len() as i64) < PAGE;
-            for row in &rows {
-                after = row.response_id;
-                let (Some(text), Some(item)) = (
-                    row.answers.get(&question).and_then(Value::as_str),
-                    items.get(&row.item_id),
-                ) else {
-                    continue;
-                };
-                let Some(mut messages) = crate::runs::messages(item, prompt, kind) else {
-                    continue;
-                };
-                messages.push(json!({"role": "assistant", "content": text}));
-                conversations.push(json!({
-                    "id": item.external_id,
-                    "messages": messages,
-                    "user": row.user_name,
-                }));
-            }
-            if done {
-                break;
-            }
-        }
+        self.for_each_response(project_id, |row| {
+            let (Some(text), Some(item)) = (
+                row.answers.get(&question).and_then(Value::as_str),
+                items.get(&row.item_id),
+            ) else {
+                return;
+            };
+            let Some(mut messages) = crate::runs::messages(item, prompt, kind) else {
+                return;
+            };
+            messages.push(json!({"role": "assistant", "content": text}));
+            conversations.push(json!({
+                "id": item.external_id,
+                "messages": messages,
+                "user": row.user_name,
+            }));
+        })
+        .await?;
         Ok(conversations)
     }
 }

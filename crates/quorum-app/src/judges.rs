@@ -6,7 +6,8 @@
 //!
 //! The report gives, per judge: how many battles it judged, its unparseable outputs, how often
 //! its two orders agree, its position bias (how often a decisive verdict picks the answer shown
-//! first), and its agreement with the human consensus (percent and Cohen's kappa).
+//! first), and its agreement with the human consensus (percent and Cohen's kappa) — the
+//! project's consensus of the pairwise question (see [`crate::quality`]), both ties as one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,10 +21,12 @@ use quorum_core::Role;
 use quorum_stats::DuplicatePolicy;
 use quorum_stats::agreement::cohen_kappa_pairs;
 use quorum_stats::answers::{Answer, Answers};
+use quorum_stats::classification::Method;
 use quorum_store::{Generation, ModelSpec, Store, StoredItem};
 
-use crate::evaluation::schema_of;
+use crate::evaluation::{pairwise_question, schema_of};
 use crate::llm::{ChatClient, RetryPolicy};
+use crate::quality::consensus_of;
 use crate::{App, AppError, Caller};
 
 /// The default judge prompt: `{prompt}`, `{a}` and `{b}` are replaced.
@@ -145,16 +148,7 @@ fn response_text(item: &StoredItem, index: usize) -> String {
         .to_string()
 }
 
-/// The human consensus of a battle: the most frequent of a / b / tie (both bad counts as a
-/// tie), `None` when two outcomes share the top count.
-fn consensus(counts: &[u32; 3]) -> Option<u32> {
-    let top = *counts.iter().max()?;
-    if top == 0 || counts.iter().filter(|&&c| c == top).count() > 1 {
-        return None;
-    }
-    counts.iter().position(|&c| c == top).map(|p| p as u32)
-}
-
+/// A pairwise outcome as a label for Cohen's kappa: both kinds of tie are one label.
 fn label(outcome: &str) -> u32 {
     match outcome {
         "a" => 0,
@@ -290,32 +284,22 @@ impl<S: Store> App<S> {
         caller: &Caller,
         project_id: i64,
     ) -> Result<Vec<JudgeReport>, AppError> {
-        self.require(caller, project_id, Role::Reviewer).await?;
+        let project = self.require(caller, project_id, Role::Reviewer).await?;
+        let schema = schema_of(&project.schema)?;
         let battles = self.store().stats(project_id, 1, self.now()).await?.items as usize;
-        // Human votes per item: a, b, tie (both bad counts as a tie).
-        let mut humans: HashMap<i64, [u32; 3]> = HashMap::new();
-        let mut after = 0;
-        loop {
-            let rows = self
-                .store()
-                .export_responses(project_id, after, 2000)
-                .await?;
-            let done = rows.len() < 2000;
-            for row in &rows {
-                after = row.response_id;
-                if let Some(outcome) = row.answers.as_object().and_then(|answers| {
-                    answers.values().find_map(|v| {
-                        v.as_str()
-                            .filter(|s| matches!(*s, "a" | "b" | "tie" | "both_bad"))
-                    })
-                }) {
-                    humans.entry(row.item_id).or_default()[label(outcome) as usize] += 1;
-                }
-            }
-            if done {
-                break;
-            }
-        }
+        // The human consensus of each battle, as the project computes it everywhere.
+        let humans: HashMap<i64, u32> = match pairwise_question(&schema) {
+            None => HashMap::new(),
+            Some(question) => consensus_of(
+                &schema,
+                &self.all_responses(project_id).await?,
+                Method::MajorityVote,
+            )?
+            .into_iter()
+            .filter(|c| c.question == question)
+            .filter_map(|c| Some((c.item_id, label(c.answer.as_str()?))))
+            .collect(),
+        };
         // Judge outputs per judge, per item: (verdict as shown first, verdict swapped).
         type Orders = (Option<Option<Verdict>>, Option<Option<Verdict>>);
         let mut judges: BTreeMap<String, HashMap<i64, Orders>> = BTreeMap::new();
@@ -376,7 +360,7 @@ impl<S: Store> App<S> {
                     _ => continue,
                 };
                 judged += 1;
-                if let Some(human) = humans.get(&item).and_then(consensus) {
+                if let Some(&human) = humans.get(&item) {
                     let next = task_of.len() as u32;
                     let task = *task_of.entry(item).or_insert(next);
                     pairs.push(Answer {
@@ -444,13 +428,5 @@ mod tests {
         assert_eq!(original(Verdict::Second, true), "a");
         assert_eq!(original(Verdict::First, false), "a");
         assert_eq!(original(Verdict::BothBad, true), "both_bad");
-    }
-
-    #[test]
-    fn consensus_needs_a_single_most_frequent_outcome() {
-        assert_eq!(consensus(&[2, 1, 0]), Some(0));
-        assert_eq!(consensus(&[1, 1, 0]), None);
-        assert_eq!(consensus(&[0, 0, 0]), None);
-        assert_eq!(consensus(&[0, 0, 3]), Some(2));
     }
 }

@@ -12,6 +12,7 @@ pub mod export;
 pub mod judges;
 pub mod llm;
 mod overlap;
+mod pages;
 mod projects;
 pub mod quality;
 pub mod runs;

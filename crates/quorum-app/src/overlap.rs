@@ -13,12 +13,11 @@
 use std::collections::HashMap;
 
 use quorum_core::schema::{QuestionKind, Schema};
-use quorum_stats::DuplicatePolicy;
-use quorum_stats::answers::{Answer, Answers};
 use quorum_stats::classification::{self, Method, Settings, one_coin_posterior};
-use quorum_store::{Project, Store};
+use quorum_store::Store;
 use serde_json::Value;
 
+use crate::quality::index_question;
 use crate::{App, AppError};
 
 /// A rater accuracy before there is evidence (and for raters the estimate has not seen).
@@ -90,71 +89,33 @@ impl<S: Store> App<S> {
             seen: rows.len(),
             since: 0,
         };
-        if let Some((question, options)) = categorical(schema).into_iter().next() {
-            let mut tasks: HashMap<i64, u32> = HashMap::new();
-            let mut workers: Vec<i64> = Vec::new();
-            let mut data = Vec::new();
-            for row in &rows {
-                let Some(label) = row
-                    .answers
-                    .get(question)
-                    .and_then(Value::as_str)
-                    .and_then(|v| options.iter().position(|o| o == v))
-                else {
-                    continue;
-                };
-                let next = tasks.len() as u32;
-                let task = *tasks.entry(row.item_id).or_insert(next);
-                let worker = workers
-                    .iter()
-                    .position(|&w| w == row.user_id)
-                    .unwrap_or_else(|| {
-                        workers.push(row.user_id);
-                        workers.len() - 1
-                    });
-                data.push(Answer {
-                    task,
-                    worker: worker as u32,
-                    label: label as u32,
-                });
+        if let Some((question, options)) = categorical(schema).into_iter().next()
+            && let Some(indexed) = index_question(&rows, question, &options)?
+        {
+            let fit = classification::aggregate(
+                Method::OneCoinDawidSkene,
+                &indexed.answers,
+                &Settings::default(),
+            )
+            .map_err(|e| AppError::Internal(Box::new(e)))?;
+            let counts = &indexed.counts;
+            let total: f64 = counts.iter().sum();
+            let mean = (fit
+                .worker_skill
+                .iter()
+                .zip(counts)
+                .map(|(s, n)| s * n)
+                .sum::<f64>()
+                + PRIOR_ACCURACY * PRIOR_PROJECT_ANSWERS)
+                / (total + PRIOR_PROJECT_ANSWERS);
+            for (w, user) in indexed.raters.keys().iter().enumerate() {
+                let shrunk = (fit.worker_skill[w] * counts[w] + mean * PRIOR_ANSWERS)
+                    / (counts[w] + PRIOR_ANSWERS);
+                estimate
+                    .by_user
+                    .insert(*user, shrunk.clamp(ACCURACY_BOUNDS.0, ACCURACY_BOUNDS.1));
             }
-            if !data.is_empty() {
-                let answers = Answers::new(
-                    tasks.len(),
-                    workers.len(),
-                    options.len(),
-                    &data,
-                    DuplicatePolicy::KeepLast,
-                )
-                .map_err(|e| AppError::Internal(Box::new(e)))?;
-                let fit = classification::aggregate(
-                    Method::OneCoinDawidSkene,
-                    &answers,
-                    &Settings::default(),
-                )
-                .map_err(|e| AppError::Internal(Box::new(e)))?;
-                let mut counts = vec![0.0; workers.len()];
-                for answer in &data {
-                    counts[answer.worker as usize] += 1.0;
-                }
-                let total: f64 = counts.iter().sum();
-                let mean = (fit
-                    .worker_skill
-                    .iter()
-                    .zip(&counts)
-                    .map(|(s, n)| s * n)
-                    .sum::<f64>()
-                    + PRIOR_ACCURACY * PRIOR_PROJECT_ANSWERS)
-                    / (total + PRIOR_PROJECT_ANSWERS);
-                for (w, user) in workers.iter().enumerate() {
-                    let shrunk = (fit.worker_skill[w] * counts[w] + mean * PRIOR_ANSWERS)
-                        / (counts[w] + PRIOR_ANSWERS);
-                    estimate
-                        .by_user
-                        .insert(*user, shrunk.clamp(ACCURACY_BOUNDS.0, ACCURACY_BOUNDS.1));
-                }
-                estimate.default = mean.clamp(ACCURACY_BOUNDS.0, ACCURACY_BOUNDS.1);
-            }
+            estimate.default = mean.clamp(ACCURACY_BOUNDS.0, ACCURACY_BOUNDS.1);
         }
         if let Ok(mut all) = self.caches().accuracies.lock() {
             all.insert(project_id, estimate.clone());
@@ -162,17 +123,16 @@ impl<S: Store> App<S> {
         Ok(estimate)
     }
 
-    /// Settles the item if the project uses dynamic overlap and its consensus is confident.
+    /// Settles the item once its consensus is confident: after at least `min_overlap` answers,
+    /// a posterior of at least `target` on every label and pairwise question.
     pub(crate) async fn settle_if_confident(
         &self,
-        project: &Project,
+        project_id: i64,
         schema: &Schema,
         item_id: i64,
+        min_overlap: i32,
+        target: f64,
     ) -> Result<bool, AppError> {
-        let (Some(min_overlap), Some(target)) = (project.min_overlap, project.target_confidence)
-        else {
-            return Ok(false);
-        };
         let questions = categorical(schema);
         if questions.is_empty() {
             return Ok(false);
@@ -181,7 +141,7 @@ impl<S: Store> App<S> {
         if (answers.len() as i32) < min_overlap {
             return Ok(false);
         }
-        let accuracies = self.accuracies(project.id, schema).await?;
+        let accuracies = self.accuracies(project_id, schema).await?;
         let confident = questions.iter().all(|(question, options)| {
             let votes: Vec<(u32, f64)> = answers
                 .iter()

@@ -33,7 +33,6 @@ use quorum_stats::classification::{self, Method, Settings};
 use quorum_store::{ExportRow, Store};
 
 use crate::evaluation::schema_of;
-use crate::export::EXPORT_PAGE;
 use crate::{App, AppError, Caller};
 
 /// One item's consensus on one question.
@@ -102,23 +101,100 @@ fn category(kind: &QuestionKind, value: &Value) -> Option<String> {
     }
 }
 
-/// Dense ids in first-seen order.
-#[derive(Default)]
-struct Ids {
-    ids: HashMap<String, u32>,
-    names: Vec<String>,
+/// Dense ids in first-seen order, for the engine's index spaces.
+#[derive(Debug, Clone)]
+pub(crate) struct Ids<K> {
+    ids: HashMap<K, u32>,
+    keys: Vec<K>,
 }
 
-impl Ids {
-    fn id(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
+impl<K> Default for Ids<K> {
+    fn default() -> Self {
+        Self {
+            ids: HashMap::new(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Ids<K> {
+    pub(crate) fn id(&mut self, key: &K) -> u32 {
+        if let Some(&id) = self.ids.get(key) {
             return id;
         }
-        let id = self.names.len() as u32;
-        self.ids.insert(name.to_string(), id);
-        self.names.push(name.to_string());
+        let id = self.keys.len() as u32;
+        self.ids.insert(key.clone(), id);
+        self.keys.push(key.clone());
         id
     }
+
+    pub(crate) fn get(&self, key: &K) -> Option<u32> {
+        self.ids.get(key).copied()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The keys in id order.
+    pub(crate) fn keys(&self) -> &[K] {
+        &self.keys
+    }
+}
+
+/// One categorical question's answers as the engine's dense index: items and raters in
+/// first-seen order, labels as positions in `options` (other values left out).
+pub(crate) struct Indexed {
+    pub(crate) items: Ids<i64>,
+    pub(crate) raters: Ids<i64>,
+    pub(crate) answers: Answers,
+    /// Answers per rater, by rater id.
+    pub(crate) counts: Vec<f64>,
+}
+
+/// `None` when nobody answered the question.
+pub(crate) fn index_question<'a>(
+    rows: impl IntoIterator<Item = &'a ExportRow>,
+    question: &str,
+    options: &[String],
+) -> Result<Option<Indexed>, AppError> {
+    let (mut items, mut raters, mut data) = (Ids::default(), Ids::default(), Vec::new());
+    for row in rows {
+        let Some(label) = row
+            .answers
+            .get(question)
+            .and_then(Value::as_str)
+            .and_then(|v| options.iter().position(|o| o == v))
+        else {
+            continue;
+        };
+        data.push(Answer {
+            task: items.id(&row.item_id),
+            worker: raters.id(&row.user_id),
+            label: label as u32,
+        });
+    }
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let mut counts = vec![0.0; raters.len()];
+    for a in &data {
+        counts[a.worker as usize] += 1.0;
+    }
+    let answers = Answers::new(
+        items.len(),
+        raters.len(),
+        options.len(),
+        &data,
+        DuplicatePolicy::KeepLast,
+    )
+    .map_err(|e| AppError::Internal(Box::new(e)))?;
+    Ok(Some(Indexed {
+        items,
+        raters,
+        answers,
+        counts,
+    }))
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -132,22 +208,6 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 impl<S: Store> App<S> {
-    pub(crate) async fn all_responses(&self, project_id: i64) -> Result<Vec<ExportRow>, AppError> {
-        let mut rows = Vec::new();
-        loop {
-            let after = rows.last().map_or(0, |r: &ExportRow| r.response_id);
-            let page = self
-                .store()
-                .export_responses(project_id, after, EXPORT_PAGE)
-                .await?;
-            let done = (page.len() as i64) < EXPORT_PAGE;
-            rows.extend(page);
-            if done {
-                return Ok(rows);
-            }
-        }
-    }
-
     /// Each item's consensus on each question that has one (see the module docs); `method`
     /// picks the truth-inference method for label questions.
     pub async fn consensus(
@@ -159,18 +219,12 @@ impl<S: Store> App<S> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
         let schema = schema_of(&project.schema)?;
         // Gold items test the raters; they are not data.
-        let gold: std::collections::HashSet<i64> = self
-            .all_items(project_id)
-            .await?
-            .into_iter()
-            .filter(|i| i.gold.is_some())
-            .map(|i| i.id)
-            .collect();
+        let gold = self.gold_answers(project_id).await?;
         let rows: Vec<ExportRow> = self
             .all_responses(project_id)
             .await?
             .into_iter()
-            .filter(|r| !gold.contains(&r.item_id))
+            .filter(|r| !gold.contains_key(&r.item_id))
             .collect();
         consensus_of(&schema, &rows, method)
     }
@@ -245,35 +299,23 @@ pub fn consensus_of(
     rows: &[ExportRow],
     method: Method,
 ) -> Result<Vec<ItemConsensus>, AppError> {
-    let mut items = Ids::default();
-    let mut external: HashMap<u32, Option<String>> = HashMap::new();
-    let mut item_ids: HashMap<u32, i64> = HashMap::new();
-    for row in rows {
-        let task = items.id(&row.item_id.to_string());
-        external.insert(task, row.external_id.clone());
-        item_ids.insert(task, row.item_id);
-    }
+    let external: HashMap<i64, Option<String>> = rows
+        .iter()
+        .map(|r| (r.item_id, r.external_id.clone()))
+        .collect();
     let mut out = Vec::new();
     for question in &schema.questions {
         let name = question.name.as_str();
-        let answers: Vec<(u32, i64, &Value)> = rows
-            .iter()
-            .filter_map(|r| {
-                let value = r.answers.get(name)?;
-                Some((items.ids[&r.item_id.to_string()], r.user_id, value))
-            })
-            .collect();
-        if answers.is_empty() {
-            continue;
+        let mut by_item: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
+        for row in rows {
+            if let Some(value) = row.answers.get(name) {
+                by_item.entry(row.item_id).or_default().push(value);
+            }
         }
-        let mut by_item: BTreeMap<u32, Vec<(i64, &Value)>> = BTreeMap::new();
-        for &(task, user, value) in &answers {
-            by_item.entry(task).or_default().push((user, value));
-        }
-        let mut push = |task: u32, answer: Value, confidence: f64, method, responses| {
+        let mut push = |item_id: i64, answer: Value, confidence: f64, method, responses| {
             out.push(ItemConsensus {
-                item_id: item_ids[&task],
-                external_id: external[&task].clone(),
+                item_id,
+                external_id: external[&item_id].clone(),
                 question: name.to_string(),
                 answer,
                 confidence,
@@ -283,35 +325,20 @@ pub fn consensus_of(
         };
         match &question.kind {
             QuestionKind::Label { options } => {
-                let mut workers = Ids::default();
-                let data: Vec<Answer> = answers
-                    .iter()
-                    .filter_map(|&(task, user, value)| {
-                        let label = options
-                            .iter()
-                            .position(|o| Some(o.as_str()) == value.as_str())?;
-                        Some(Answer {
-                            task,
-                            worker: workers.id(&user.to_string()),
-                            label: label as u32,
-                        })
-                    })
-                    .collect();
-                let answers = Answers::new(
-                    items.names.len(),
-                    workers.names.len(),
-                    options.len(),
-                    &data,
-                    DuplicatePolicy::KeepLast,
-                )
-                .map_err(|e| AppError::Internal(Box::new(e)))?;
-                let result = classification::aggregate(method, &answers, &Settings::default())
-                    .map_err(|e| AppError::invalid(e.to_string()))?;
-                for (&task, votes) in &by_item {
+                let Some(indexed) = index_question(rows, name, options)? else {
+                    continue;
+                };
+                let result =
+                    classification::aggregate(method, &indexed.answers, &Settings::default())
+                        .map_err(|e| AppError::invalid(e.to_string()))?;
+                for (&item_id, votes) in &by_item {
+                    let Some(task) = indexed.items.get(&item_id) else {
+                        continue;
+                    };
                     let label = result.labels[task as usize] as usize;
                     let confidence = result.probabilities[task as usize * options.len() + label];
                     push(
-                        task,
+                        item_id,
                         json!(options[label]),
                         confidence,
                         method.short_name(),
@@ -320,9 +347,8 @@ pub fn consensus_of(
                 }
             }
             QuestionKind::Pairwise { .. } => {
-                for (&task, votes) in &by_item {
-                    let count =
-                        |v: &str| votes.iter().filter(|(_, x)| x.as_str() == Some(v)).count();
+                for (&item_id, votes) in &by_item {
+                    let count = |v: &str| votes.iter().filter(|x| x.as_str() == Some(v)).count();
                     let (a, b, tie, bad) =
                         (count("a"), count("b"), count("tie"), count("both_bad"));
                     let n = a + b + tie + bad;
@@ -331,7 +357,7 @@ pub fn consensus_of(
                     }
                     if bad > a && bad > b && bad > tie {
                         push(
-                            task,
+                            item_id,
                             json!("both_bad"),
                             bad as f64 / n as f64,
                             "bradley_terry",
@@ -347,20 +373,19 @@ pub fn consensus_of(
                     } else {
                         "tie"
                     };
-                    push(task, json!(answer), p.max(1.0 - p), "bradley_terry", n);
+                    push(item_id, json!(answer), p.max(1.0 - p), "bradley_terry", n);
                 }
             }
             QuestionKind::Rating { .. } => {
-                for (&task, votes) in &by_item {
-                    let mut values: Vec<f64> =
-                        votes.iter().filter_map(|(_, v)| v.as_f64()).collect();
+                for (&item_id, votes) in &by_item {
+                    let mut values: Vec<f64> = votes.iter().filter_map(|v| v.as_f64()).collect();
                     if values.is_empty() {
                         continue;
                     }
                     let m = median(&mut values);
                     let near = values.iter().filter(|v| (**v - m).abs() <= 1.0).count();
                     push(
-                        task,
+                        item_id,
                         json!(m),
                         near as f64 / values.len() as f64,
                         "median",
@@ -369,14 +394,14 @@ pub fn consensus_of(
                 }
             }
             QuestionKind::MultiLabel { options } => {
-                for (&task, votes) in &by_item {
+                for (&item_id, votes) in &by_item {
                     let n = votes.len();
                     let mut chosen = Vec::new();
                     let mut agreement = 0.0;
                     for option in options {
                         let with = votes
                             .iter()
-                            .filter(|(_, v)| {
+                            .filter(|v| {
                                 v.as_array()
                                     .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(option)))
                             })
@@ -387,7 +412,7 @@ pub fn consensus_of(
                         agreement += with.max(n - with) as f64 / n as f64;
                     }
                     push(
-                        task,
+                        item_id,
                         json!(chosen),
                         agreement / options.len().max(1) as f64,
                         "majority_per_option",
@@ -489,45 +514,15 @@ pub fn reliability_of(
         QuestionKind::Label { options } => Some((q.name.as_str(), options)),
         _ => None,
     }) {
-        let mut tasks = Ids::default();
-        let mut workers: Vec<i64> = Vec::new();
-        let mut answers = Vec::new();
-        for row in &data {
-            let Some(label) = row
-                .answers
-                .get(question)
-                .and_then(Value::as_str)
-                .and_then(|v| options.iter().position(|o| o == v))
-            else {
-                continue;
-            };
-            let worker = match workers.iter().position(|&w| w == row.user_id) {
-                Some(w) => w,
-                None => {
-                    workers.push(row.user_id);
-                    workers.len() - 1
-                }
-            };
-            answers.push(Answer {
-                task: tasks.id(&row.item_id.to_string()),
-                worker: worker as u32,
-                label: label as u32,
-            });
-        }
-        if !answers.is_empty() {
+        if let Some(indexed) = index_question(&data, question, options)? {
             let k = options.len();
-            let index = Answers::new(
-                tasks.names.len(),
-                workers.len(),
-                k,
-                &answers,
-                DuplicatePolicy::KeepLast,
+            let result = classification::aggregate(
+                Method::DawidSkene,
+                &indexed.answers,
+                &Settings::default(),
             )
-            .map_err(|e| AppError::Internal(Box::new(e)))?;
-            let result =
-                classification::aggregate(Method::DawidSkene, &index, &Settings::default())
-                    .map_err(|e| AppError::invalid(e.to_string()))?;
-            for (w, user) in workers.iter().enumerate() {
+            .map_err(|e| AppError::invalid(e.to_string()))?;
+            for (w, user) in indexed.raters.keys().iter().enumerate() {
                 if let Some(r) = raters.get_mut(user) {
                     r.skill = result.worker_skill.get(w).copied();
                     r.confusion = result.confusion.as_ref().map(|c| {
@@ -555,9 +550,9 @@ pub fn agreement_of(
             QuestionKind::Rating { .. } => Level::Interval,
             _ => continue,
         };
-        let mut tasks = Ids::default();
-        let mut workers = Ids::default();
-        let mut labels = Ids::default();
+        let mut tasks: Ids<i64> = Ids::default();
+        let mut workers: Ids<i64> = Ids::default();
+        let mut labels: Ids<String> = Ids::default();
         let mut data = Vec::new();
         let mut group_of_worker: Vec<String> = Vec::new();
         for row in rows {
@@ -568,7 +563,7 @@ pub fn agreement_of(
             else {
                 continue;
             };
-            let worker = workers.id(&row.user_id.to_string());
+            let worker = workers.id(&row.user_id);
             if group_of_worker.len() <= worker as usize {
                 group_of_worker.push(
                     locale_of
@@ -578,7 +573,7 @@ pub fn agreement_of(
                 );
             }
             data.push(Answer {
-                task: tasks.id(&row.item_id.to_string()),
+                task: tasks.id(&row.item_id),
                 worker,
                 label: labels.id(&label),
             });
@@ -587,7 +582,7 @@ pub fn agreement_of(
             continue;
         }
         let values: Vec<f64> = labels
-            .names
+            .keys()
             .iter()
             .map(|l| l.parse().unwrap_or(0.0))
             .collect();
@@ -598,9 +593,9 @@ pub fn agreement_of(
                 .collect::<std::collections::HashSet<_>>()
                 .len();
             let answers = Answers::new(
-                tasks.names.len(),
-                workers.names.len(),
-                labels.names.len(),
+                tasks.len(),
+                workers.len(),
+                labels.len(),
                 subset,
                 DuplicatePolicy::KeepLast,
             );

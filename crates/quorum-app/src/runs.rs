@@ -106,8 +106,12 @@ impl<S: Store> App<S> {
         caller: &Caller,
         project_id: i64,
     ) -> Result<Vec<ModelProgress>, AppError> {
-        self.require(caller, project_id, Role::Reviewer).await?;
-        let prompts = self.all_items(project_id).await?.len();
+        let project = self.require(caller, project_id, Role::Reviewer).await?;
+        let prompts = self
+            .store()
+            .stats(project_id, project.overlap, self.now())
+            .await?
+            .items as usize;
         let mut by_model: HashMap<String, ModelProgress> = HashMap::new();
         for g in self.store().generations(project_id).await? {
             let entry = by_model.entry(g.model.clone()).or_insert(ModelProgress {

@@ -142,8 +142,10 @@ impl<S: Store> App<S> {
                 details: json!({"field": "time_spent_ms"}),
             });
         }
-        let schema: Schema = serde_json::from_value(project.schema.clone())
-            .map_err(|e| AppError::Internal(Box::new(e)))?;
+        // Dynamic overlap, if the project uses it; the schema is parsed once below.
+        let dynamic = project.min_overlap.zip(project.target_confidence);
+        let schema: Schema =
+            serde_json::from_value(project.schema).map_err(|e| AppError::Internal(Box::new(e)))?;
         // Only rankings and spans are checked against the item (its responses, its text); other
         // answers need no read of the item.
         let needs_item = schema.questions.iter().any(|q| {
@@ -181,9 +183,15 @@ impl<S: Store> App<S> {
             SubmitOutcome::Created(response) => (true, response),
             SubmitOutcome::Replayed(response) => (false, response),
         };
-        if outcome.0 {
-            self.settle_if_confident(&project, &schema, lease.item_id)
-                .await?;
+        if let (true, Some((min_overlap, target))) = (outcome.0, dynamic) {
+            self.settle_if_confident(
+                lease.project_id,
+                &schema,
+                lease.item_id,
+                min_overlap,
+                target,
+            )
+            .await?;
         }
         Ok(outcome)
     }

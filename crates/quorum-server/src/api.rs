@@ -726,18 +726,10 @@ async fn leaderboard<S: Store>(
         min_battles: query.min_battles,
         threads: 0,
     };
-    let app = state.app.clone();
-    // The bootstrap is seconds of CPU on large projects: keep it off the async workers.
-    let report = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Handle::current().block_on(app.project_leaderboard(
-            &caller,
-            id,
-            query.slice_by,
-            options,
-        ))
-    })
-    .await
-    .map_err(|e| ApiError::from(quorum_app::AppError::Internal(Box::new(e))))??;
+    let report = state
+        .app
+        .project_leaderboard(&caller, id, query.slice_by, options)
+        .await?;
     Ok(Json(json!({"leaderboard": report})))
 }
 

@@ -70,61 +70,6 @@ impl SplitMix64 {
         draws.into_iter().map(|x| x / total).collect()
     }
 
-    /// A Binomial(n, p) deviate: inversion when `n·min(p, 1 − p)` is below 10, otherwise
-    /// Hörmann's BTRS transformed rejection with squeeze (1993), which needs about 1.15 pairs
-    /// of uniforms per draw whatever `n` is.
-    pub fn binomial(&mut self, n: u64, p: f64) -> u64 {
-        if n == 0 || p <= 0.0 {
-            return 0;
-        }
-        if p >= 1.0 {
-            return n;
-        }
-        if p > 0.5 {
-            return n - self.binomial(n, 1.0 - p);
-        }
-        let nf = n as f64;
-        let q = 1.0 - p;
-        if nf * p < 10.0 {
-            // Walk up the probability mass function from 0: P(k+1) = P(k)·(n−k)/(k+1)·p/q.
-            let ratio = p / q;
-            let mut mass = q.powf(nf);
-            let mut u = self.next_f64();
-            let mut k = 0;
-            while u > mass && k < n {
-                u -= mass;
-                mass *= (n - k) as f64 / (k + 1) as f64 * ratio;
-                k += 1;
-            }
-            return k;
-        }
-        let spq = (nf * p * q).sqrt();
-        let b = 1.15 + 2.53 * spq;
-        let a = -0.0873 + 0.0248 * b + 0.01 * p;
-        let c = nf * p + 0.5;
-        let v_r = 0.92 - 4.2 / b;
-        let alpha = (2.83 + 5.1 / b) * spq;
-        let log_ratio = (p / q).ln();
-        let mode = ((nf + 1.0) * p).floor();
-        let h = ln_factorial(mode) + ln_factorial(nf - mode);
-        loop {
-            let u = self.next_f64() - 0.5;
-            let v = self.next_f64();
-            let us = 0.5 - u.abs();
-            let k = ((2.0 * a / us + b) * u + c).floor();
-            if k < 0.0 || k > nf {
-                continue;
-            }
-            if us >= 0.07 && v <= v_r {
-                return k as u64;
-            }
-            let v = (v * alpha / (a / (us * us) + b)).ln();
-            if v <= h - ln_factorial(k) - ln_factorial(nf - k) + (k - mode) * log_ratio {
-                return k as u64;
-            }
-        }
-    }
-
     /// A Poisson(mean) deviate: inversion for means below 10, otherwise Hörmann's PTRS
     /// transformed rejection (1993).
     pub fn poisson(&mut self, mean: f64) -> u64 {
@@ -163,30 +108,6 @@ impl SplitMix64 {
             {
                 return k as u64;
             }
-        }
-    }
-
-    /// Counts of `n` draws with replacement among cells of the given weights (need not sum to
-    /// 1), by one conditional binomial per cell; `counts` is overwritten.
-    pub fn multinomial(&mut self, n: u64, weights: &[f64], counts: &mut [u64]) {
-        debug_assert_eq!(weights.len(), counts.len());
-        let mut left = n;
-        let mut mass: f64 = weights.iter().sum();
-        for (weight, count) in weights.iter().zip(counts.iter_mut()) {
-            *count = if left == 0 || mass <= 0.0 {
-                0
-            } else {
-                self.binomial(left, (weight / mass).min(1.0))
-            };
-            left -= *count;
-            mass -= weight;
-        }
-        // Rounding in the running mass can leave draws unplaced: they belong to the last cell
-        // with weight.
-        if left > 0
-            && let Some(last) = weights.iter().rposition(|&w| w > 0.0)
-        {
-            counts[last] += left;
         }
     }
 
@@ -493,72 +414,6 @@ mod tests {
                 (got - exact).abs() < 1e-10 * exact.max(1.0),
                 "{k}: {got} vs {exact}"
             );
-        }
-    }
-
-    #[test]
-    fn binomial_matches_its_distribution() {
-        let mut r = SplitMix64::new(9);
-        // Both samplers (inversion and BTRS), both tails of p, and the edges.
-        for (n, p) in [
-            (20, 0.1),
-            (7, 0.5),
-            (1000, 0.3),
-            (1000, 0.97),
-            (50_000, 0.01),
-            (40, 0.45),
-        ] {
-            let draws = 200_000;
-            let mut histogram = vec![0u64; n as usize + 1];
-            for _ in 0..draws {
-                histogram[r.binomial(n, p) as usize] += 1;
-            }
-            // Chi-square against the exact probabilities, over cells expecting ≥ 20 draws.
-            let (nf, mut chi2, mut cells, mut log_pmf) = (n as f64, 0.0, 0, nf_ln_q(n, p));
-            for (k, &seen) in histogram.iter().enumerate() {
-                if k > 0 {
-                    let kf = k as f64;
-                    log_pmf += ((nf - kf + 1.0) / kf).ln() + (p / (1.0 - p)).ln();
-                }
-                let expected = draws as f64 * log_pmf.exp();
-                if expected >= 20.0 {
-                    chi2 += (seen as f64 - expected).powi(2) / expected;
-                    cells += 1;
-                }
-            }
-            // The 99.9% point of chi-square is below cells + 4.5·sqrt(2·cells) + 10 here.
-            let limit = cells as f64 + 4.5 * (2.0 * cells as f64).sqrt() + 10.0;
-            assert!(
-                chi2 < limit,
-                "n={n} p={p}: chi2 {chi2:.1} over {cells} cells"
-            );
-        }
-        assert_eq!(r.binomial(0, 0.3), 0);
-        assert_eq!(r.binomial(10, 0.0), 0);
-        assert_eq!(r.binomial(10, 1.0), 10);
-    }
-
-    fn nf_ln_q(n: u64, p: f64) -> f64 {
-        n as f64 * (1.0 - p).ln()
-    }
-
-    #[test]
-    fn multinomial_places_every_draw_in_proportion() {
-        let mut r = SplitMix64::new(3);
-        let weights = [5.0, 0.0, 1.0, 4.0];
-        let mut counts = [0; 4];
-        let mut totals = [0u64; 4];
-        for _ in 0..2000 {
-            r.multinomial(1000, &weights, &mut counts);
-            assert_eq!(counts.iter().sum::<u64>(), 1000);
-            assert_eq!(counts[1], 0);
-            for (t, c) in totals.iter_mut().zip(counts) {
-                *t += c;
-            }
-        }
-        for (t, w) in totals.iter().zip(weights) {
-            let share = *t as f64 / 2_000_000.0;
-            assert!((share - w / 10.0).abs() < 0.002, "{share} vs {}", w / 10.0);
         }
     }
 

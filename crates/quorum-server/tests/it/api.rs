@@ -285,19 +285,7 @@ async fn answers_are_validated_idempotent_and_exported() {
             "response_id,item_id,external_id,user,answers,time_spent_ms,created_at\n1,1,x,rita,\"{\"\"label\"\":\"\"pos\"\"}\",4200,",
         ),
     ] {
-        let text = server
-            .client
-            .get(format!(
-                "{}/api/v1/projects/{p}/export?format={format}",
-                server.base
-            ))
-            .bearer_auth(&server.admin_token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = server.export(p, format).await;
         assert!(text.contains(expected), "{format}: {text}");
     }
     let (status, _) = server

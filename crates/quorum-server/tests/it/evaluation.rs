@@ -210,19 +210,7 @@ async fn answers_become_battles_votes_become_boards_per_locale_and_dpo_pairs() {
 
     // Preference pairs: the two raters agree on the 12 items with m-weak in them and split on
     // the 6 of m-good against m-local, which are left out.
-    let text = server
-        .client
-        .get(format!(
-            "{}/api/v1/projects/{arena}/export?format=dpo",
-            server.base
-        ))
-        .bearer_auth(&server.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.export(arena, "dpo").await;
     let pairs: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -480,19 +468,7 @@ async fn demonstrations_export_as_sft_conversations() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let text = server
-        .client
-        .get(format!(
-            "{}/api/v1/projects/{project}/export?format=sft",
-            server.base
-        ))
-        .bearer_auth(&server.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.export(project, "sft").await;
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

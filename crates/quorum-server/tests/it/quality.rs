@@ -127,19 +127,7 @@ async fn consensus_and_agreement_by_locale() {
     assert!(of("qa1")["skill"].as_f64().unwrap() > of("gb1")["skill"].as_f64().unwrap());
 
     // The consensus export, and the dashboard's agreement section.
-    let text = server
-        .client
-        .get(format!(
-            "{}/api/v1/projects/{p}/export?format=consensus",
-            server.base
-        ))
-        .bearer_auth(&server.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.export(p, "consensus").await;
     assert_eq!(text.lines().count(), 12);
     let cookie = crate::web::sign_in(&server, "admin", "administrator")
         .await

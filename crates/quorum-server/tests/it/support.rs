@@ -95,6 +95,22 @@ impl Server {
         body["project"]["id"].as_i64().unwrap()
     }
 
+    /// A project's export in `format`, as the administrator, as text.
+    pub async fn export(&self, project: i64, format: &str) -> String {
+        self.client
+            .get(format!(
+                "{}/api/v1/projects/{project}/export?format={format}",
+                self.base
+            ))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn import(&self, project: i64, body: &str) -> (StatusCode, Value) {
         self.import_as(project, "application/x-ndjson", body).await
     }
