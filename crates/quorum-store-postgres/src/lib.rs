@@ -11,8 +11,9 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, Member,
-    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, RaterActivity, Result,
-    Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
+    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, QualityPolicy,
+    RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Result, Review, Store,
+    StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -299,6 +300,48 @@ impl Store for PgStore {
     }
     async fn rater_activity(&self, project_id: i64, since: i64) -> Result<Vec<RaterActivity>> {
         ops::rater_activity(&self.pool, project_id, since).await
+    }
+    async fn set_quality(&self, project_id: i64, quality: QualityPolicy) -> Result<()> {
+        transaction!(self.pool, |conn| ops::set_quality(
+            conn, project_id, &quality
+        )
+        .await)
+    }
+    async fn rater_record(&self, project_id: i64, user_id: i64, since: i64) -> Result<RaterRecord> {
+        ops::rater_record(&self.pool, project_id, user_id, since).await
+    }
+    async fn rater_state(&self, project_id: i64, user_id: i64) -> Result<Option<RaterState>> {
+        Ok(ops::rater_states(&self.pool, project_id, Some(user_id))
+            .await?
+            .pop())
+    }
+    async fn rater_states(&self, project_id: i64) -> Result<Vec<RaterState>> {
+        ops::rater_states(&self.pool, project_id, None).await
+    }
+    async fn change_rater(
+        &self,
+        project_id: i64,
+        user_id: i64,
+        change: RaterChange,
+        actor_id: Option<i64>,
+        now: i64,
+    ) -> Result<bool> {
+        transaction!(self.pool, |conn| ops::change_rater(
+            conn, project_id, user_id, &change, actor_id, now
+        )
+        .await)
+    }
+    async fn rater_events(&self, project_id: i64) -> Result<Vec<RaterEvent>> {
+        ops::rater_events(&self.pool, project_id).await
+    }
+    async fn qualification(&self, user_id: i64, skill: &str) -> Result<Option<bool>> {
+        ops::qualification(&self.pool, user_id, skill).await
+    }
+    async fn put_reviews(&self, reviews: Vec<Review>) -> Result<()> {
+        transaction!(self.pool, |conn| ops::put_reviews(conn, &reviews).await)
+    }
+    async fn reviews(&self, project_id: i64) -> Result<Vec<Review>> {
+        ops::reviews(&self.pool, project_id).await
     }
     async fn close(&self) {
         // Every write commits before it is acknowledged; closing waits for connections in use.

@@ -4,9 +4,9 @@
 use quorum_core::Role;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, ItemRef, Lease,
-    LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Project,
-    ProjectStats, RaterActivity, Response, Result, StoreError, StoredItem, Submission,
-    SubmitOutcome, User,
+    LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Pool, Project,
+    ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState,
+    Response, Result, Review, StoreError, StoredItem, Submission, SubmitOutcome, User, Verdict,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -49,6 +49,8 @@ fn project_from(row: &PgRow) -> Result<Project> {
         locale_policy: LocalePolicy::parse(&get::<String>(row, "locale_policy")?),
         min_overlap: get(row, "min_overlap")?,
         target_confidence: get(row, "target_confidence")?,
+        quality: serde_json::from_str(&get::<String>(row, "quality")?)
+            .map_err(|e| StoreError::Database(Box::new(e)))?,
         created_at: get(row, "created_at")?,
     })
 }
@@ -182,8 +184,8 @@ pub async fn create_project(
 ) -> Result<Project> {
     let row = sqlx::query(
         "INSERT INTO projects (name, instructions, schema, overlap, lease_seconds, locale_policy,
-         min_overlap, target_confidence, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+         min_overlap, target_confidence, quality, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
     )
     .bind(&project.name)
     .bind(&project.instructions)
@@ -193,6 +195,7 @@ pub async fn create_project(
     .bind(project.locale_policy.as_str())
     .bind(project.min_overlap)
     .bind(project.target_confidence)
+    .bind(json_text(&project.quality))
     .bind(now)
     .fetch_one(&mut *conn)
     .await
@@ -466,6 +469,7 @@ pub async fn next_lease(
         overlap,
         lease_seconds,
         ref locales,
+        pool: which,
         now,
     } = request;
     // In one round trip: make this transaction's commit asynchronous, expire the project's
@@ -508,10 +512,17 @@ pub async fn next_lease(
     // Choose, lease and count in one statement. Rows another transaction is assigning are
     // skipped, not waited for: concurrent raters each take a different open item, and the open
     // flag is re-checked after the lock.
-    let mut sql = String::from(
-        "WITH candidate AS (
-             SELECT id FROM items i WHERE i.project_id = $1 AND i.open
-             AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = $2)",
+    let mut sql = String::from(match which {
+        Pool::Any => "WITH candidate AS (SELECT id FROM items i WHERE i.project_id = $1 AND i.open",
+        Pool::Regular => {
+            "WITH candidate AS (SELECT id FROM items i WHERE i.project_id = $1 AND i.open AND i.gold IS NULL"
+        }
+        Pool::Gold => {
+            "WITH candidate AS (SELECT id FROM items i WHERE i.project_id = $1 AND i.gold IS NOT NULL"
+        }
+    });
+    sql.push_str(
+        " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = $2)",
     );
     if locales.is_some() {
         // Arrays keep the statement text the same whatever the number of locales.
@@ -519,8 +530,13 @@ pub async fn next_lease(
             " AND (i.locale_key IS NULL OR i.locale_key = ANY($6) OR i.language_key = ANY($7))",
         );
     }
+    sql.push_str(if which == Pool::Gold {
+        " ORDER BY random()"
+    } else {
+        " ORDER BY i.priority DESC, i.id ASC"
+    });
     sql.push_str(
-        " ORDER BY i.priority DESC, i.id ASC LIMIT 1 FOR UPDATE SKIP LOCKED),
+        " LIMIT 1 FOR UPDATE SKIP LOCKED),
          lease AS (
              INSERT INTO leases (project_id, item_id, user_id, created_at, expires_at)
              SELECT $1, id, $2, $3, $4 FROM candidate RETURNING *),
@@ -595,8 +611,8 @@ pub async fn submit_live_lease(pool: &PgPool, s: &Submission) -> Result<Option<R
              UPDATE items SET responses = responses + 1, active_leases = active_leases - 1,
                               open = (NOT settled AND responses + active_leases < $7)
              WHERE id = (SELECT item_id FROM answered))
-         INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at)
-         SELECT project_id, item_id, $1, $2, $3, $4, $5, $6 FROM answered
+         INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at, gold_correct)
+         SELECT project_id, item_id, $1, $2, $3, $4, $5, $6, $8 FROM answered
          RETURNING *",
     )
     .bind(s.user_id)
@@ -606,6 +622,7 @@ pub async fn submit_live_lease(pool: &PgPool, s: &Submission) -> Result<Option<R
     .bind(&s.idempotency_key)
     .bind(s.now)
     .bind(s.overlap)
+    .bind(s.gold_correct)
     .fetch_optional(pool)
     .await
     .map_err(database_error)?;
@@ -644,14 +661,14 @@ pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutc
         LeaseState::Skipped => return Err(StoreError::Conflict("this lease was skipped".into())),
         LeaseState::Active => (1, -1),
         LeaseState::Expired => {
-            let taken: i64 = sqlx::query_scalar(
-                "SELECT (responses + active_leases)::BIGINT FROM items WHERE id = $1 FOR UPDATE",
+            let (taken, gold): (i64, bool) = sqlx::query_as(
+                "SELECT (responses + active_leases)::BIGINT, gold IS NOT NULL FROM items WHERE id = $1 FOR UPDATE",
             )
             .bind(lease.item_id)
             .fetch_one(&mut *conn)
             .await
             .map_err(database_error)?;
-            if taken >= i64::from(s.overlap) {
+            if taken >= i64::from(s.overlap) && !(gold && s.gold_pool) {
                 return Err(StoreError::LeaseExpired);
             }
             (1, 0)
@@ -664,8 +681,8 @@ pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutc
                               open = (NOT settled AND responses + $9 + active_leases + $10 < $11)
              WHERE id = $2),
          answered AS (UPDATE leases SET state = 'submitted' WHERE id = $4)
-         INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+         INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at, gold_correct)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $12) RETURNING *",
     )
     .bind(lease.project_id)
     .bind(lease.item_id)
@@ -678,6 +695,7 @@ pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutc
     .bind(responses)
     .bind(active)
     .bind(s.overlap)
+    .bind(s.gold_correct)
     .fetch_one(&mut *conn)
     .await
     .map_err(database_error)?;
@@ -1015,6 +1033,217 @@ pub async fn battle_votes(
                 category: get(row, "category")?,
                 item_locale: get(row, "locale")?,
                 rater_locales,
+            })
+        })
+        .collect()
+}
+
+// ---- quality control ----
+
+pub async fn set_quality(
+    conn: &mut PgConnection,
+    project_id: i64,
+    quality: &QualityPolicy,
+) -> Result<()> {
+    let done = sqlx::query("UPDATE projects SET quality = $1 WHERE id = $2")
+        .bind(json_text(quality))
+        .bind(project_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    match done.rows_affected() {
+        0 => Err(StoreError::NotFound("project")),
+        _ => Ok(()),
+    }
+}
+
+pub async fn rater_record(
+    pool: &PgPool,
+    project_id: i64,
+    user_id: i64,
+    since: i64,
+) -> Result<RaterRecord> {
+    let row = sqlx::query(
+        "SELECT
+           (SELECT COUNT(*) FROM responses WHERE user_id = $1 AND project_id = $2 AND created_at >= $3) AS responses,
+           (SELECT COUNT(gold_correct) FROM responses WHERE user_id = $1 AND project_id = $2 AND created_at >= $3) AS gold_answered,
+           (SELECT COUNT(*) FROM responses WHERE user_id = $1 AND project_id = $2 AND created_at >= $3 AND gold_correct) AS gold_correct,
+           (SELECT COUNT(*) FROM leases WHERE user_id = $1 AND project_id = $2 AND state = 'skipped' AND created_at >= $3) AS skips,
+           (SELECT COUNT(*) FROM reviews WHERE project_id = $2 AND rater_id = $1 AND created_at >= $3 AND verdict = 'accept') AS accepted,
+           (SELECT COUNT(*) FROM reviews WHERE project_id = $2 AND rater_id = $1 AND created_at >= $3 AND verdict <> 'accept') AS rejected,
+           ARRAY(SELECT time_spent_ms FROM responses WHERE user_id = $1 AND project_id = $2 AND created_at >= $3
+                 ORDER BY created_at DESC LIMIT 25) AS recent",
+    )
+    .bind(user_id)
+    .bind(project_id)
+    .bind(since)
+    .fetch_one(pool)
+    .await
+    .map_err(database_error)?;
+    Ok(RaterRecord {
+        responses: get(&row, "responses")?,
+        skips: get(&row, "skips")?,
+        gold_answered: get(&row, "gold_answered")?,
+        gold_correct: get(&row, "gold_correct")?,
+        accepted: get(&row, "accepted")?,
+        rejected: get(&row, "rejected")?,
+        recent_times_ms: get(&row, "recent")?,
+    })
+}
+
+fn rater_state_from(row: &PgRow) -> Result<RaterState> {
+    Ok(RaterState {
+        user_id: get(row, "user_id")?,
+        paused: get(row, "paused")?,
+        reinstated_at: get(row, "reinstated_at")?,
+    })
+}
+
+pub async fn rater_states(
+    pool: &PgPool,
+    project_id: i64,
+    user_id: Option<i64>,
+) -> Result<Vec<RaterState>> {
+    sqlx::query(
+        "SELECT * FROM rater_states WHERE project_id = $1 AND ($2::BIGINT IS NULL OR user_id = $2)
+         ORDER BY user_id",
+    )
+    .bind(project_id)
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
+    .map_err(database_error)?
+    .iter()
+    .map(rater_state_from)
+    .collect()
+}
+
+pub async fn change_rater(
+    conn: &mut PgConnection,
+    project_id: i64,
+    user_id: i64,
+    change: &RaterChange,
+    actor_id: Option<i64>,
+    now: i64,
+) -> Result<bool> {
+    let query = match change {
+        RaterChange::Paused { reason } => sqlx::query(
+            "INSERT INTO rater_states (project_id, user_id, paused) VALUES ($1, $2, $3)
+             ON CONFLICT (project_id, user_id) DO UPDATE SET paused = excluded.paused
+             WHERE rater_states.paused IS NULL",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(reason),
+        RaterChange::Reinstated { .. } => sqlx::query(
+            "UPDATE rater_states SET paused = NULL, reinstated_at = $3
+             WHERE project_id = $1 AND user_id = $2 AND paused IS NOT NULL",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(now),
+        RaterChange::Qualified { skill, .. } | RaterChange::NotQualified { skill, .. } => {
+            sqlx::query(
+                "INSERT INTO qualifications (user_id, skill, passed, at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id, skill) DO UPDATE SET passed = excluded.passed, at = excluded.at",
+            )
+            .bind(user_id)
+            .bind(skill)
+            .bind(matches!(change, RaterChange::Qualified { .. }))
+            .bind(now)
+        }
+    };
+    let done = query.execute(&mut *conn).await.map_err(database_error)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO rater_events (project_id, user_id, change, actor_id, at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(project_id)
+    .bind(user_id)
+    .bind(json_text(change))
+    .bind(actor_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    Ok(true)
+}
+
+pub async fn rater_events(pool: &PgPool, project_id: i64) -> Result<Vec<RaterEvent>> {
+    sqlx::query("SELECT * FROM rater_events WHERE project_id = $1 ORDER BY id")
+        .bind(project_id)
+        .fetch_all(pool)
+        .await
+        .map_err(database_error)?
+        .iter()
+        .map(|row| {
+            Ok(RaterEvent {
+                id: get(row, "id")?,
+                project_id: get(row, "project_id")?,
+                user_id: get(row, "user_id")?,
+                change: serde_json::from_str(&get::<String>(row, "change")?)
+                    .map_err(|e| StoreError::Database(Box::new(e)))?,
+                actor_id: get(row, "actor_id")?,
+                at: get(row, "at")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn qualification(pool: &PgPool, user_id: i64, skill: &str) -> Result<Option<bool>> {
+    sqlx::query_scalar("SELECT passed FROM qualifications WHERE user_id = $1 AND skill = $2")
+        .bind(user_id)
+        .bind(skill)
+        .fetch_optional(pool)
+        .await
+        .map_err(database_error)
+}
+
+pub async fn put_reviews(conn: &mut PgConnection, reviews: &[Review]) -> Result<()> {
+    for r in reviews {
+        sqlx::query(
+            "INSERT INTO reviews (response_id, project_id, item_id, rater_id, reviewer_id, verdict, answers, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (response_id) DO UPDATE SET reviewer_id = excluded.reviewer_id,
+             verdict = excluded.verdict, answers = excluded.answers, created_at = excluded.created_at",
+        )
+        .bind(r.response_id)
+        .bind(r.project_id)
+        .bind(r.item_id)
+        .bind(r.rater_id)
+        .bind(r.reviewer_id)
+        .bind(r.verdict.as_str())
+        .bind(r.answers.as_ref().map(json_text))
+        .bind(r.created_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    }
+    Ok(())
+}
+
+pub async fn reviews(pool: &PgPool, project_id: i64) -> Result<Vec<Review>> {
+    sqlx::query("SELECT * FROM reviews WHERE project_id = $1 ORDER BY response_id")
+        .bind(project_id)
+        .fetch_all(pool)
+        .await
+        .map_err(database_error)?
+        .iter()
+        .map(|row| {
+            let verdict: String = get(row, "verdict")?;
+            Ok(Review {
+                response_id: get(row, "response_id")?,
+                project_id: get(row, "project_id")?,
+                item_id: get(row, "item_id")?,
+                rater_id: get(row, "rater_id")?,
+                reviewer_id: get(row, "reviewer_id")?,
+                verdict: Verdict::parse(&verdict).ok_or_else(|| {
+                    StoreError::Database(format!("unknown verdict {verdict}").into())
+                })?,
+                answers: optional_json(row, "answers")?,
+                created_at: get(row, "created_at")?,
             })
         })
         .collect()

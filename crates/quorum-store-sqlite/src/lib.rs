@@ -21,8 +21,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, Member,
-    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, RaterActivity, Result,
-    Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
+    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, QualityPolicy,
+    RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Result, Review, Store,
+    StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use rusqlite::Connection;
 use sqlx::ConnectOptions;
@@ -142,64 +143,32 @@ impl SqliteStore {
         })
     }
 
-    async fn write<T>(
+    /// Queues `work` for the writer thread and waits until its transaction has committed.
+    async fn write<T: Send + 'static>(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+        work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
+        let command: Command = Box::new(move |conn| match conn {
+            Some(conn) => pending(reply, work(conn)),
+            None => pending(reply, Err(StoreError::Closed)),
+        });
         let sender = self
             .writer
             .read()
             .map_err(|_| StoreError::Closed)?
             .clone()
             .ok_or(StoreError::Closed)?;
-        sender
-            .send(make(reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        sender.send(command).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 }
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
-/// Every write the store performs, queued for the writer thread.
-pub(crate) enum Command {
-    CreateUser(NewUser, Reply<User>),
-    CreateToken {
-        user_id: i64,
-        name: String,
-        token_hash: String,
-        now: i64,
-        reply: Reply<i64>,
-    },
-    CreateProject(NewProject, i64, Reply<Project>),
-    UpsertMember(Member, Reply<()>),
-    Import {
-        project_id: i64,
-        items: ItemBatch,
-        now: i64,
-        reply: Reply<ImportReport>,
-    },
-    Next(NextRequest, Reply<Option<(Lease, StoredItem)>>),
-    Submit(Submission, Reply<SubmitOutcome>),
-    Skip {
-        lease_id: i64,
-        user_id: i64,
-        reply: Reply<()>,
-    },
-    UpsertModel(ModelSpec, Reply<()>),
-    DeleteToken(String, Reply<()>),
-    Settle(i64, Reply<()>),
-    PutGenerations(Vec<Generation>, Reply<()>),
-    ImportBattles {
-        project_id: i64,
-        items: ItemBatch,
-        sides: Vec<BattleSides>,
-        now: i64,
-        reply: Reply<ImportReport>,
-    },
-}
+/// A write queued for the writer thread: it runs on the writer's connection (or, given `None`,
+/// answers that it never ran) and returns whether it succeeded and how to answer its caller.
+pub(crate) type Command = Box<dyn FnOnce(Option<&Connection>) -> (bool, Pending) + Send>;
 
 /// A result waiting for its transaction to commit before it is sent.
 type Pending = Box<dyn FnOnce(Option<&str>) + Send>;
@@ -218,75 +187,6 @@ fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T>) -> (bool, Pend
     (ok, Box::new(finish))
 }
 
-fn run(conn: &Connection, command: Command) -> (bool, Pending) {
-    match command {
-        Command::CreateUser(user, reply) => pending(reply, ops::create_user(conn, user)),
-        Command::CreateToken {
-            user_id,
-            name,
-            token_hash,
-            now,
-            reply,
-        } => pending(
-            reply,
-            ops::create_token(conn, user_id, &name, &token_hash, now),
-        ),
-        Command::CreateProject(project, now, reply) => {
-            pending(reply, ops::create_project(conn, project, now))
-        }
-        Command::UpsertMember(member, reply) => pending(reply, ops::upsert_member(conn, member)),
-        Command::Import {
-            project_id,
-            items,
-            now,
-            reply,
-        } => pending(reply, ops::import_items(conn, project_id, items, now)),
-        Command::Next(request, reply) => pending(reply, ops::next_lease(conn, request)),
-        Command::Submit(submission, reply) => pending(reply, ops::submit(conn, submission)),
-        Command::Skip {
-            lease_id,
-            user_id,
-            reply,
-        } => pending(reply, ops::skip(conn, lease_id, user_id)),
-        Command::UpsertModel(model, reply) => pending(reply, ops::upsert_model(conn, model)),
-        Command::DeleteToken(hash, reply) => pending(reply, ops::delete_token(conn, &hash)),
-        Command::Settle(item, reply) => pending(reply, ops::settle_item(conn, item)),
-        Command::PutGenerations(generations, reply) => {
-            pending(reply, ops::put_generations(conn, generations))
-        }
-        Command::ImportBattles {
-            project_id,
-            items,
-            sides,
-            now,
-            reply,
-        } => pending(
-            reply,
-            ops::import_battles(conn, project_id, items, sides, now),
-        ),
-    }
-}
-
-/// Answers a command that never ran (its transaction could not begin).
-fn run_failed(command: Command) -> Pending {
-    let (_, finish) = match command {
-        Command::CreateUser(_, reply) => pending(reply, Err(StoreError::Closed)),
-        Command::CreateToken { reply, .. } => pending(reply, Err(StoreError::Closed)),
-        Command::CreateProject(_, _, reply) => pending(reply, Err(StoreError::Closed)),
-        Command::UpsertMember(_, reply) => pending(reply, Err(StoreError::Closed)),
-        Command::Import { reply, .. } => pending(reply, Err(StoreError::Closed)),
-        Command::Next(_, reply) => pending(reply, Err(StoreError::Closed)),
-        Command::Submit(_, reply) => pending(reply, Err(StoreError::Closed)),
-        Command::Skip { reply, .. } => pending(reply, Err(StoreError::Closed)),
-        Command::UpsertModel(_, reply) => pending(reply, Err(StoreError::Closed)),
-        Command::DeleteToken(_, reply) => pending(reply, Err(StoreError::Closed)),
-        Command::Settle(_, reply) => pending(reply, Err(StoreError::Closed)),
-        Command::PutGenerations(_, reply) => pending(reply, Err(StoreError::Closed)),
-        Command::ImportBattles { reply, .. } => pending(reply, Err(StoreError::Closed)),
-    };
-    finish
-}
-
 fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
@@ -300,14 +200,14 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let message = e.to_string();
             for command in batch.drain(..) {
-                run_failed(command)(Some(&message));
+                command(None).1(Some(&message));
             }
             continue;
         }
         let mut waiting: Vec<Pending> = Vec::with_capacity(batch.len());
         for command in batch.drain(..) {
             let savepoint = conn.execute_batch("SAVEPOINT command");
-            let (ok, finish) = run(&conn, command);
+            let (ok, finish) = command(Some(&conn));
             let outcome = if ok && savepoint.is_ok() {
                 conn.execute_batch("RELEASE command")
             } else {
@@ -337,7 +237,7 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_user(&self, user: NewUser) -> Result<User> {
-        self.write(|reply| Command::CreateUser(user, reply)).await
+        self.write(move |c| ops::create_user(c, user)).await
     }
     async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
         let name = name.to_string();
@@ -361,14 +261,8 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<i64> {
         let (name, token_hash) = (name.to_string(), token_hash.to_string());
-        self.write(|reply| Command::CreateToken {
-            user_id,
-            name,
-            token_hash,
-            now,
-            reply,
-        })
-        .await
+        self.write(move |c| ops::create_token(c, user_id, &name, &token_hash, now))
+            .await
     }
     async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>> {
         let hash = token_hash.to_string();
@@ -380,10 +274,10 @@ impl Store for SqliteStore {
     }
     async fn delete_token(&self, token_hash: &str) -> Result<()> {
         let hash = token_hash.to_string();
-        self.write(|reply| Command::DeleteToken(hash, reply)).await
+        self.write(move |c| ops::delete_token(c, &hash)).await
     }
     async fn create_project(&self, project: NewProject, now: i64) -> Result<Project> {
-        self.write(|reply| Command::CreateProject(project, now, reply))
+        self.write(move |c| ops::create_project(c, project, now))
             .await
     }
     async fn project(&self, id: i64) -> Result<Option<Project>> {
@@ -400,8 +294,7 @@ impl Store for SqliteStore {
             .await
     }
     async fn upsert_member(&self, member: Member) -> Result<()> {
-        self.write(|reply| Command::UpsertMember(member, reply))
-            .await
+        self.write(move |c| ops::upsert_member(c, member)).await
     }
     async fn member(&self, project_id: i64, user_id: i64) -> Result<Option<Member>> {
         self.readers
@@ -414,13 +307,8 @@ impl Store for SqliteStore {
         items: ItemBatch,
         now: i64,
     ) -> Result<ImportReport> {
-        self.write(|reply| Command::Import {
-            project_id,
-            items,
-            now,
-            reply,
-        })
-        .await
+        self.write(move |c| ops::import_items(c, project_id, items, now))
+            .await
     }
     async fn items(&self, project_id: i64, after: i64, limit: i64) -> Result<Vec<StoredItem>> {
         self.readers
@@ -428,7 +316,7 @@ impl Store for SqliteStore {
             .await
     }
     async fn settle_item(&self, item_id: i64) -> Result<()> {
-        self.write(|reply| Command::Settle(item_id, reply)).await
+        self.write(move |c| ops::settle_item(c, item_id)).await
     }
     async fn item_answers(&self, item_id: i64) -> Result<Vec<(i64, serde_json::Value)>> {
         self.readers
@@ -439,21 +327,16 @@ impl Store for SqliteStore {
         self.readers.run(move |c| ops::item(c, id)).await
     }
     async fn next_lease(&self, request: NextRequest) -> Result<Option<(Lease, StoredItem)>> {
-        self.write(|reply| Command::Next(request, reply)).await
+        self.write(move |c| ops::next_lease(c, request)).await
     }
     async fn lease(&self, id: i64) -> Result<Option<Lease>> {
         self.readers.run(move |c| ops::lease(c, id)).await
     }
     async fn submit(&self, submission: Submission) -> Result<SubmitOutcome> {
-        self.write(|reply| Command::Submit(submission, reply)).await
+        self.write(move |c| ops::submit(c, submission)).await
     }
     async fn skip(&self, lease_id: i64, user_id: i64, _now: i64) -> Result<()> {
-        self.write(|reply| Command::Skip {
-            lease_id,
-            user_id,
-            reply,
-        })
-        .await
+        self.write(move |c| ops::skip(c, lease_id, user_id)).await
     }
     async fn export_responses(
         &self,
@@ -471,13 +354,13 @@ impl Store for SqliteStore {
             .await
     }
     async fn upsert_model(&self, model: ModelSpec) -> Result<()> {
-        self.write(|reply| Command::UpsertModel(model, reply)).await
+        self.write(move |c| ops::upsert_model(c, model)).await
     }
     async fn models(&self) -> Result<Vec<ModelSpec>> {
         self.readers.run(ops::models).await
     }
     async fn put_generations(&self, generations: Vec<Generation>) -> Result<()> {
-        self.write(|reply| Command::PutGenerations(generations, reply))
+        self.write(move |c| ops::put_generations(c, generations))
             .await
     }
     async fn generations(&self, project_id: i64) -> Result<Vec<Generation>> {
@@ -492,14 +375,8 @@ impl Store for SqliteStore {
         sides: Vec<BattleSides>,
         now: i64,
     ) -> Result<ImportReport> {
-        self.write(|reply| Command::ImportBattles {
-            project_id,
-            items,
-            sides,
-            now,
-            reply,
-        })
-        .await
+        self.write(move |c| ops::import_battles(c, project_id, items, sides, now))
+            .await
     }
     async fn battle_votes(
         &self,
@@ -515,6 +392,53 @@ impl Store for SqliteStore {
         self.readers
             .run(move |c| ops::rater_activity(c, project_id, since))
             .await
+    }
+    async fn set_quality(&self, project_id: i64, quality: QualityPolicy) -> Result<()> {
+        self.write(move |c| ops::set_quality(c, project_id, &quality))
+            .await
+    }
+    async fn rater_record(&self, project_id: i64, user_id: i64, since: i64) -> Result<RaterRecord> {
+        self.readers
+            .run(move |c| ops::rater_record(c, project_id, user_id, since))
+            .await
+    }
+    async fn rater_state(&self, project_id: i64, user_id: i64) -> Result<Option<RaterState>> {
+        self.readers
+            .run(move |c| ops::rater_state(c, project_id, user_id))
+            .await
+    }
+    async fn rater_states(&self, project_id: i64) -> Result<Vec<RaterState>> {
+        self.readers
+            .run(move |c| ops::rater_states(c, project_id))
+            .await
+    }
+    async fn change_rater(
+        &self,
+        project_id: i64,
+        user_id: i64,
+        change: RaterChange,
+        actor_id: Option<i64>,
+        now: i64,
+    ) -> Result<bool> {
+        self.write(move |c| ops::change_rater(c, project_id, user_id, &change, actor_id, now))
+            .await
+    }
+    async fn rater_events(&self, project_id: i64) -> Result<Vec<RaterEvent>> {
+        self.readers
+            .run(move |c| ops::rater_events(c, project_id))
+            .await
+    }
+    async fn qualification(&self, user_id: i64, skill: &str) -> Result<Option<bool>> {
+        let skill = skill.to_string();
+        self.readers
+            .run(move |c| ops::qualification(c, user_id, &skill))
+            .await
+    }
+    async fn put_reviews(&self, reviews: Vec<Review>) -> Result<()> {
+        self.write(move |c| ops::put_reviews(c, &reviews)).await
+    }
+    async fn reviews(&self, project_id: i64) -> Result<Vec<Review>> {
+        self.readers.run(move |c| ops::reviews(c, project_id)).await
     }
     async fn close(&self) {
         // Dropping the last sender ends the writer loop after it has committed what is queued.

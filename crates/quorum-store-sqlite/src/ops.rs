@@ -4,8 +4,9 @@
 use quorum_core::Role;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, LeaseState,
-    LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats,
-    RaterActivity, Response, Result, StoreError, StoredItem, Submission, SubmitOutcome, User,
+    LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Pool, Project, ProjectStats,
+    QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Response,
+    Result, Review, StoreError, StoredItem, Submission, SubmitOutcome, User, Verdict,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
@@ -42,18 +43,23 @@ fn project_from(row: &Row<'_>) -> rusqlite::Result<Result<Project>> {
         row.get("created_at")?,
     );
     let (min_overlap, target_confidence) = (row.get("min_overlap")?, row.get("target_confidence")?);
-    Ok(parse_json(&schema).map(|schema| Project {
-        id,
-        name,
-        instructions,
-        schema,
-        overlap,
-        lease_seconds,
-        locale_policy: LocalePolicy::parse(&locale_policy),
-        min_overlap,
-        target_confidence,
-        created_at,
-    }))
+    let quality: String = row.get("quality")?;
+    Ok((|| {
+        Ok(Project {
+            id,
+            name,
+            instructions,
+            schema: parse_json(&schema)?,
+            overlap,
+            lease_seconds,
+            locale_policy: LocalePolicy::parse(&locale_policy),
+            min_overlap,
+            target_confidence,
+            quality: serde_json::from_str(&quality)
+                .map_err(|e| StoreError::Database(Box::new(e)))?,
+            created_at,
+        })
+    })())
 }
 
 fn member_from(row: &Row<'_>) -> rusqlite::Result<Result<Member>> {
@@ -253,8 +259,8 @@ pub fn create_project(conn: &Connection, project: NewProject, now: i64) -> Resul
     let created = one(
         conn,
         "INSERT INTO projects (name, instructions, schema, overlap, lease_seconds, locale_policy,
-         min_overlap, target_confidence, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING *",
+         min_overlap, target_confidence, quality, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING *",
         params![
             project.name,
             project.instructions,
@@ -264,6 +270,7 @@ pub fn create_project(conn: &Connection, project: NewProject, now: i64) -> Resul
             project.locale_policy.as_str(),
             project.min_overlap,
             project.target_confidence,
+            json_text(&project.quality),
             now
         ],
         project_from,
@@ -482,6 +489,7 @@ pub fn next_lease(conn: &Connection, request: NextRequest) -> Result<Option<(Lea
         overlap,
         lease_seconds,
         ref locales,
+        pool,
         now,
     } = request;
     if let Some(lease) = one(
@@ -506,9 +514,15 @@ pub fn next_lease(conn: &Connection, request: NextRequest) -> Result<Option<(Lea
     for lease_id in stale {
         expire(conn, lease_id, overlap)?;
     }
-    let mut sql = String::from(
-        "SELECT id FROM items i WHERE i.project_id = ?1 AND i.open = 1
-         AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = ?2)",
+    let mut sql = String::from(match pool {
+        Pool::Any => "SELECT id FROM items i WHERE i.project_id = ?1 AND i.open = 1",
+        Pool::Regular => {
+            "SELECT id FROM items i WHERE i.project_id = ?1 AND i.open = 1 AND i.gold IS NULL"
+        }
+        Pool::Gold => "SELECT id FROM items i WHERE i.project_id = ?1 AND i.gold IS NOT NULL",
+    });
+    sql.push_str(
+        " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = ?2)",
     );
     let mut values: Vec<rusqlite::types::Value> = vec![project_id.into(), user_id.into()];
     if let Some(filter) = locales {
@@ -528,7 +542,11 @@ pub fn next_lease(conn: &Connection, request: NextRequest) -> Result<Option<(Lea
         }
         sql.push(')');
     }
-    sql.push_str(" ORDER BY i.priority DESC, i.id ASC LIMIT 1");
+    sql.push_str(if pool == Pool::Gold {
+        " ORDER BY random() LIMIT 1"
+    } else {
+        " ORDER BY i.priority DESC, i.id ASC LIMIT 1"
+    });
     let Some(item_id) = scalar::<i64>(conn, &sql, params_from_iter(values))? else {
         return Ok(None);
     };
@@ -583,13 +601,14 @@ pub fn submit(conn: &Connection, s: Submission) -> Result<SubmitOutcome> {
         LeaseState::Skipped => return Err(StoreError::Conflict("this lease was skipped".into())),
         LeaseState::Active => count(conn, lease.item_id, s.overlap, 1, -1)?,
         LeaseState::Expired => {
-            let taken: i64 = scalar(
+            let (taken, gold): (i64, bool) = one(
                 conn,
-                "SELECT responses + active_leases FROM items WHERE id = ?1",
+                "SELECT responses + active_leases, gold IS NOT NULL FROM items WHERE id = ?1",
                 [lease.item_id],
+                |row| Ok(Ok((row.get(0)?, row.get(1)?))),
             )?
-            .unwrap_or(0);
-            if taken >= i64::from(s.overlap) {
+            .unwrap_or((0, false));
+            if taken >= i64::from(s.overlap) && !(gold && s.gold_pool) {
                 return Err(StoreError::LeaseExpired);
             }
             count(conn, lease.item_id, s.overlap, 1, 0)?;
@@ -602,9 +621,9 @@ pub fn submit(conn: &Connection, s: Submission) -> Result<SubmitOutcome> {
     )?;
     let response = one(
         conn,
-        "INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING *",
-        params![lease.project_id, lease.item_id, s.user_id, lease.id, json_text(&s.answers), s.time_spent_ms, s.idempotency_key, s.now],
+        "INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, gold_correct, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING *",
+        params![lease.project_id, lease.item_id, s.user_id, lease.id, json_text(&s.answers), s.time_spent_ms, s.idempotency_key, s.gold_correct, s.now],
         response_from,
     )?
     .ok_or(StoreError::NotFound("response"))?;
@@ -928,5 +947,229 @@ pub fn battle_votes(
          WHERE r.project_id = ?1 AND r.id > ?2 ORDER BY r.id LIMIT ?3",
         [project_id, after, limit],
         vote_from,
+    )
+}
+
+// ---- quality control ----
+
+pub fn set_quality(conn: &Connection, project_id: i64, quality: &QualityPolicy) -> Result<()> {
+    match execute(
+        conn,
+        "UPDATE projects SET quality = ?1 WHERE id = ?2",
+        params![json_text(quality), project_id],
+    )? {
+        0 => Err(StoreError::NotFound("project")),
+        _ => Ok(()),
+    }
+}
+
+pub fn rater_record(
+    conn: &Connection,
+    project_id: i64,
+    user_id: i64,
+    since: i64,
+) -> Result<RaterRecord> {
+    let (responses, gold_answered, gold_correct): (i64, i64, i64) = one(
+        conn,
+        "SELECT COUNT(*), COUNT(gold_correct), COALESCE(SUM(gold_correct), 0) FROM responses
+         WHERE user_id = ?1 AND project_id = ?2 AND created_at >= ?3",
+        [user_id, project_id, since],
+        |row| Ok(Ok((row.get(0)?, row.get(1)?, row.get(2)?))),
+    )?
+    .unwrap_or_default();
+    let skips: i64 = scalar(
+        conn,
+        "SELECT COUNT(*) FROM leases WHERE user_id = ?1 AND project_id = ?2 AND state = 'skipped'
+         AND created_at >= ?3",
+        [user_id, project_id, since],
+    )?
+    .unwrap_or(0);
+    let (accepted, rejected): (i64, i64) = one(
+        conn,
+        "SELECT COALESCE(SUM(verdict = 'accept'), 0), COALESCE(SUM(verdict <> 'accept'), 0)
+         FROM reviews WHERE project_id = ?1 AND rater_id = ?2 AND created_at >= ?3",
+        [project_id, user_id, since],
+        |row| Ok(Ok((row.get(0)?, row.get(1)?))),
+    )?
+    .unwrap_or_default();
+    let recent_times_ms = all(
+        conn,
+        "SELECT time_spent_ms FROM responses WHERE user_id = ?1 AND project_id = ?2
+         AND created_at >= ?3 ORDER BY created_at DESC LIMIT 25",
+        [user_id, project_id, since],
+        |row| Ok(Ok(row.get(0)?)),
+    )?;
+    Ok(RaterRecord {
+        responses,
+        skips,
+        gold_answered,
+        gold_correct,
+        accepted,
+        rejected,
+        recent_times_ms,
+    })
+}
+
+fn rater_state_from(row: &Row<'_>) -> rusqlite::Result<Result<RaterState>> {
+    Ok(Ok(RaterState {
+        user_id: row.get("user_id")?,
+        paused: row.get("paused")?,
+        reinstated_at: row.get("reinstated_at")?,
+    }))
+}
+
+pub fn rater_state(conn: &Connection, project_id: i64, user_id: i64) -> Result<Option<RaterState>> {
+    one(
+        conn,
+        "SELECT * FROM rater_states WHERE project_id = ?1 AND user_id = ?2",
+        [project_id, user_id],
+        rater_state_from,
+    )
+}
+
+pub fn rater_states(conn: &Connection, project_id: i64) -> Result<Vec<RaterState>> {
+    all(
+        conn,
+        "SELECT * FROM rater_states WHERE project_id = ?1 ORDER BY user_id",
+        [project_id],
+        rater_state_from,
+    )
+}
+
+pub fn change_rater(
+    conn: &Connection,
+    project_id: i64,
+    user_id: i64,
+    change: &RaterChange,
+    actor_id: Option<i64>,
+    now: i64,
+) -> Result<bool> {
+    let changed = match change {
+        RaterChange::Paused { reason } => execute(
+            conn,
+            "INSERT INTO rater_states (project_id, user_id, paused) VALUES (?1, ?2, ?3)
+             ON CONFLICT (project_id, user_id) DO UPDATE SET paused = excluded.paused
+             WHERE rater_states.paused IS NULL",
+            params![project_id, user_id, reason],
+        )?,
+        RaterChange::Reinstated { .. } => execute(
+            conn,
+            "UPDATE rater_states SET paused = NULL, reinstated_at = ?3
+             WHERE project_id = ?1 AND user_id = ?2 AND paused IS NOT NULL",
+            params![project_id, user_id, now],
+        )?,
+        RaterChange::Qualified { skill, .. } | RaterChange::NotQualified { skill, .. } => execute(
+            conn,
+            "INSERT INTO qualifications (user_id, skill, passed, at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user_id, skill) DO UPDATE SET passed = excluded.passed, at = excluded.at",
+            params![
+                user_id,
+                skill,
+                matches!(change, RaterChange::Qualified { .. }),
+                now
+            ],
+        )?,
+    };
+    if changed == 0 {
+        return Ok(false);
+    }
+    execute(
+        conn,
+        "INSERT INTO rater_events (project_id, user_id, change, actor_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![project_id, user_id, json_text(change), actor_id, now],
+    )?;
+    Ok(true)
+}
+
+pub fn rater_events(conn: &Connection, project_id: i64) -> Result<Vec<RaterEvent>> {
+    all(
+        conn,
+        "SELECT * FROM rater_events WHERE project_id = ?1 ORDER BY id",
+        [project_id],
+        |row| {
+            let change: String = row.get("change")?;
+            let (id, project_id, user_id, actor_id, at) = (
+                row.get("id")?,
+                row.get("project_id")?,
+                row.get("user_id")?,
+                row.get("actor_id")?,
+                row.get("at")?,
+            );
+            Ok(serde_json::from_str(&change)
+                .map_err(|e| StoreError::Database(Box::new(e)))
+                .map(|change| RaterEvent {
+                    id,
+                    project_id,
+                    user_id,
+                    change,
+                    actor_id,
+                    at,
+                }))
+        },
+    )
+}
+
+pub fn qualification(conn: &Connection, user_id: i64, skill: &str) -> Result<Option<bool>> {
+    scalar(
+        conn,
+        "SELECT passed FROM qualifications WHERE user_id = ?1 AND skill = ?2",
+        params![user_id, skill],
+    )
+}
+
+pub fn put_reviews(conn: &Connection, reviews: &[Review]) -> Result<()> {
+    for r in reviews {
+        execute(
+            conn,
+            "INSERT INTO reviews (response_id, project_id, item_id, rater_id, reviewer_id, verdict, answers, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (response_id) DO UPDATE SET reviewer_id = excluded.reviewer_id,
+             verdict = excluded.verdict, answers = excluded.answers, created_at = excluded.created_at",
+            params![
+                r.response_id,
+                r.project_id,
+                r.item_id,
+                r.rater_id,
+                r.reviewer_id,
+                r.verdict.as_str(),
+                r.answers.as_ref().map(json_text),
+                r.created_at
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn reviews(conn: &Connection, project_id: i64) -> Result<Vec<Review>> {
+    all(
+        conn,
+        "SELECT * FROM reviews WHERE project_id = ?1 ORDER BY response_id",
+        [project_id],
+        |row| {
+            let (verdict, answers): (String, Option<String>) =
+                (row.get("verdict")?, row.get("answers")?);
+            let (response_id, project_id, item_id, rater_id, reviewer_id, created_at) = (
+                row.get("response_id")?,
+                row.get("project_id")?,
+                row.get("item_id")?,
+                row.get("rater_id")?,
+                row.get("reviewer_id")?,
+                row.get("created_at")?,
+            );
+            Ok((|| {
+                Ok(Review {
+                    response_id,
+                    project_id,
+                    item_id,
+                    rater_id,
+                    reviewer_id,
+                    verdict: Verdict::parse(&verdict).ok_or_else(|| {
+                        StoreError::Database(format!("unknown verdict {verdict}").into())
+                    })?,
+                    answers: answers.as_deref().map(parse_json).transpose()?,
+                    created_at,
+                })
+            })())
+        },
     )
 }
