@@ -73,8 +73,7 @@ impl<S: Store> App<S> {
                 .push(row.time_spent_ms);
         }
         let schema = crate::evaluation::schema_of(&project.schema)?;
-        let reliability =
-            crate::quality::reliability_of(&schema, &rows, &self.gold_answers(project_id).await?)?;
+        let reliability = self.reliability_report(&project, &rows).await?;
         let agreement = crate::quality::agreement_of(
             &schema,
             &rows,

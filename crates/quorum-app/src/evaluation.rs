@@ -430,6 +430,7 @@ impl<S: Store> App<S> {
                     locale_policy: request.locale_policy,
                     min_overlap: None,
                     target_confidence: None,
+                    quality: Default::default(),
                 },
             )
             .await?;
@@ -510,17 +511,18 @@ impl<S: Store> App<S> {
             .to_string();
         let responses_name = responses_field(&schema)
             .ok_or_else(|| AppError::invalid("the project has no responses field"))?;
-        let rows = self.all_responses(project_id).await?;
         // The method only decides label questions, which are not exported here.
-        let consensus: HashMap<i64, crate::quality::ItemConsensus> = crate::quality::consensus_of(
-            &schema,
-            &rows,
-            quorum_stats::classification::Method::MajorityVote,
-        )?
-        .into_iter()
-        .filter(|c| c.question == question)
-        .map(|c| (c.item_id, c))
-        .collect();
+        let consensus: HashMap<i64, crate::quality::ItemConsensus> = self
+            .project_consensus(
+                project_id,
+                &schema,
+                quorum_stats::classification::Method::MajorityVote,
+            )
+            .await?
+            .into_iter()
+            .filter(|c| c.question == question)
+            .map(|c| (c.item_id, c))
+            .collect();
         let mut pairs = Vec::new();
         for item in self.all_items(project_id).await? {
             let agreed = consensus.get(&item.id);

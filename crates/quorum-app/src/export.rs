@@ -37,9 +37,10 @@ impl ExportFormat {
         }
     }
 
-    /// Appends `rows` to `out`.
+    /// Appends `rows` to `out`, leaving out answers to gold items (they test raters; they are
+    /// not data).
     pub fn render(self, rows: &[ExportRow], out: &mut String) {
-        for row in rows {
+        for row in rows.iter().filter(|r| !r.gold) {
             match self {
                 ExportFormat::Csv => {
                     let answers = row.answers.to_string();
@@ -95,6 +96,7 @@ mod tests {
             answers: json!({"q": "say \"hi\""}),
             time_spent_ms: 5,
             created_at: 6,
+            gold: false,
         };
         let mut out = String::new();
         ExportFormat::Csv.render(std::slice::from_ref(&row), &mut out);
@@ -103,7 +105,11 @@ mod tests {
             concat!(r#"1,2,"a,b",ann,"{""q"":""say \""hi\""""}",5,6"#, "\n")
         );
         let mut out = String::new();
-        ExportFormat::Jsonl.render(&[row], &mut out);
+        ExportFormat::Jsonl.render(std::slice::from_ref(&row), &mut out);
         assert!(out.starts_with("{\"answers\":{\"q\":\"say \\\"hi\\\"\"}"));
+        // Answers to gold items test raters; they are not exported as data.
+        let mut out = String::new();
+        ExportFormat::Jsonl.render(&[ExportRow { gold: true, ..row }], &mut out);
+        assert_eq!(out, "");
     }
 }

@@ -26,7 +26,6 @@ use quorum_store::{Generation, ModelSpec, Store, StoredItem};
 
 use crate::evaluation::{pairwise_question, schema_of};
 use crate::llm::{ChatClient, RetryPolicy};
-use crate::quality::consensus_of;
 use crate::{App, AppError, Caller};
 
 /// The default judge prompt: `{prompt}`, `{a}` and `{b}` are replaced.
@@ -290,15 +289,13 @@ impl<S: Store> App<S> {
         // The human consensus of each battle, as the project computes it everywhere.
         let humans: HashMap<i64, u32> = match pairwise_question(&schema) {
             None => HashMap::new(),
-            Some(question) => consensus_of(
-                &schema,
-                &self.all_responses(project_id).await?,
-                Method::MajorityVote,
-            )?
-            .into_iter()
-            .filter(|c| c.question == question)
-            .filter_map(|c| Some((c.item_id, label(c.answer.as_str()?))))
-            .collect(),
+            Some(question) => self
+                .project_consensus(project_id, &schema, Method::MajorityVote)
+                .await?
+                .into_iter()
+                .filter(|c| c.question == question)
+                .filter_map(|c| Some((c.item_id, label(c.answer.as_str()?))))
+                .collect(),
         };
         // Judge outputs per judge, per item: (verdict as shown first, verdict swapped).
         type Orders = (Option<Option<Verdict>>, Option<Option<Verdict>>);

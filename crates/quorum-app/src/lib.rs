@@ -5,6 +5,7 @@
 
 pub mod arena;
 pub mod auth;
+pub mod control;
 pub mod dashboard;
 mod error;
 pub mod evaluation;
@@ -15,6 +16,7 @@ mod overlap;
 mod pages;
 mod projects;
 pub mod quality;
+pub mod review;
 pub mod runs;
 mod work;
 
@@ -25,7 +27,7 @@ pub use projects::{
     AddMember, CreateProject, ImportFormat, ImportOutcome, ImportSession, ParsedRow, Rejected,
     csv_items, parse_items,
 };
-pub use work::{Assignment, ItemView, SubmitAnswers};
+pub use work::{Assignment, ItemView, SubmitAnswers, Submitted};
 
 use quorum_store::{Store, User};
 
@@ -98,6 +100,8 @@ pub(crate) struct Caches {
     pub(crate) members: Cache<(i64, i64), quorum_store::Member>,
     /// Leases this server granted (immutable facts, so no expiry).
     pub(crate) leases: std::sync::Mutex<std::collections::HashMap<i64, work::KnownLease>>,
+    /// Counts the gold draws, so each draws from its own random stream.
+    pub(crate) draws: std::sync::atomic::AtomicU64,
     /// Rater accuracy estimates per project, for dynamic overlap.
     pub(crate) accuracies: std::sync::Mutex<std::collections::HashMap<i64, overlap::Accuracies>>,
 }
@@ -132,6 +136,7 @@ impl<S: Store> App<S> {
             projects: Cache::new(),
             members: Cache::new(),
             leases: std::sync::Mutex::new(std::collections::HashMap::new()),
+            draws: std::sync::atomic::AtomicU64::new(0),
             accuracies: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         Self {

@@ -145,14 +145,15 @@ impl<S: Store> App<S> {
         let confident = questions.iter().all(|(question, options)| {
             let votes: Vec<(u32, f64)> = answers
                 .iter()
-                .filter_map(|(user, a)| {
-                    let label = a
+                .filter_map(|answer| {
+                    let label = answer
+                        .answers
                         .get(*question)
                         .and_then(Value::as_str)
                         .and_then(|v| options.iter().position(|o| o == v))?;
                     let accuracy = accuracies
                         .by_user
-                        .get(user)
+                        .get(&answer.user_id)
                         .copied()
                         .unwrap_or(accuracies.default);
                     Some((label as u32, accuracy))

@@ -8,7 +8,8 @@ use quorum_core::Role;
 use quorum_core::item::{Item, ItemInput};
 use quorum_core::schema::Schema;
 use quorum_store::{
-    ImportReport, ItemBatch, LocalePolicy, Member, NewProject, Project, ProjectStats, Store,
+    ImportReport, ItemBatch, LocalePolicy, Member, NewProject, Project, ProjectStats,
+    QualityPolicy, Store,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -35,6 +36,9 @@ pub struct CreateProject {
     pub min_overlap: Option<i32>,
     #[serde(default)]
     pub target_confidence: Option<f64>,
+    /// Gold mixing, qualification, auto-pause and review rules (all off by default).
+    #[serde(default)]
+    pub quality: QualityPolicy,
 }
 
 fn default_overlap() -> i32 {
@@ -147,6 +151,7 @@ impl<S: Store> App<S> {
                 });
             }
         }
+        crate::control::validate_quality(&request.quality)?;
         let schema = Schema::parse(&request.schema).map_err(|e| AppError::Invalid {
             message: e.to_string(),
             details: json!({"field": format!("schema.{}", e.location)}),
@@ -160,6 +165,7 @@ impl<S: Store> App<S> {
             locale_policy: request.locale_policy,
             min_overlap: request.min_overlap,
             target_confidence: request.target_confidence,
+            quality: request.quality,
             created_by: caller.user.id,
         };
         Ok(self.store().create_project(project, self.now()).await?)

@@ -30,7 +30,7 @@ use quorum_stats::DuplicatePolicy;
 use quorum_stats::agreement::{self, Level};
 use quorum_stats::answers::{Answer, Answers};
 use quorum_stats::classification::{self, Method, Settings};
-use quorum_store::{ExportRow, Store};
+use quorum_store::{ExportRow, Store, Verdict};
 
 use crate::evaluation::schema_of;
 use crate::{App, AppError, Caller};
@@ -76,8 +76,11 @@ pub struct RaterReliability {
     /// Gold items answered, and answered exactly as the gold says (every gold question).
     pub gold_answered: usize,
     pub gold_correct: usize,
-    /// Posterior mean of the gold accuracy under a uniform Beta(1, 1) prior, and its 95%
-    /// equal-tailed credible interval.
+    /// Their responses reviewers accepted, and rejected or corrected.
+    pub reviews_accepted: usize,
+    pub reviews_rejected: usize,
+    /// Accuracy on checked answers (gold answers and reviewed responses): the posterior mean
+    /// under a uniform Beta(1, 1) prior, and its 95% equal-tailed credible interval.
     pub gold_accuracy: Option<f64>,
     pub gold_lower: Option<f64>,
     pub gold_upper: Option<f64>,
@@ -88,6 +91,10 @@ pub struct RaterReliability {
     /// answering the true label) and confusion matrix `[true][answered]`, in option order.
     pub skill: Option<f64>,
     pub confusion: Option<Vec<Vec<f64>>>,
+    /// Why the auto-pause rules paused them, while they are paused.
+    pub paused: Option<String>,
+    /// Whether they passed the project's qualification (`None`: undecided, or none).
+    pub qualified: Option<bool>,
 }
 
 /// A categorical or numeric reading of one answer, for the engine.
@@ -218,15 +225,7 @@ impl<S: Store> App<S> {
     ) -> Result<Vec<ItemConsensus>, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
         let schema = schema_of(&project.schema)?;
-        // Gold items test the raters; they are not data.
-        let gold = self.gold_answers(project_id).await?;
-        let rows: Vec<ExportRow> = self
-            .all_responses(project_id)
-            .await?
-            .into_iter()
-            .filter(|r| !gold.contains_key(&r.item_id))
-            .collect();
-        consensus_of(&schema, &rows, method)
+        self.project_consensus(project_id, &schema, method).await
     }
 
     /// Each rater's gold accuracy (with a credible interval), agreement with consensus and
@@ -237,9 +236,50 @@ impl<S: Store> App<S> {
         project_id: i64,
     ) -> Result<Vec<RaterReliability>, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
-        let schema = schema_of(&project.schema)?;
         let rows = self.all_responses(project_id).await?;
-        reliability_of(&schema, &rows, &self.gold_answers(project_id).await?)
+        self.reliability_report(&project, &rows).await
+    }
+
+    /// Reliability of a project's raters from its responses, gold and reviews, with each
+    /// rater's standing (paused, qualified).
+    pub(crate) async fn reliability_report(
+        &self,
+        project: &quorum_store::Project,
+        rows: &[ExportRow],
+    ) -> Result<Vec<RaterReliability>, AppError> {
+        let schema = schema_of(&project.schema)?;
+        let verdicts: HashMap<i64, Verdict> = self
+            .store()
+            .reviews(project.id)
+            .await?
+            .into_iter()
+            .map(|r| (r.response_id, r.verdict))
+            .collect();
+        let mut report = reliability_of(
+            &schema,
+            rows,
+            &self.gold_answers(project.id).await?,
+            &verdicts,
+        )?;
+        let paused: HashMap<i64, String> = self
+            .store()
+            .rater_states(project.id)
+            .await?
+            .into_iter()
+            .filter_map(|s| Some((s.user_id, s.paused?)))
+            .collect();
+        let skill = project
+            .quality
+            .qualification
+            .as_ref()
+            .map(|q| q.skill_key(project.id));
+        for rater in &mut report {
+            rater.paused = paused.get(&rater.user_id).cloned();
+            if let Some(skill) = &skill {
+                rater.qualified = self.store().qualification(rater.user_id, skill).await?;
+            }
+        }
+        Ok(report)
     }
 
     /// Agreement per question, overall and per rater locale, within and across locales.
@@ -427,7 +467,7 @@ pub fn consensus_of(
 }
 
 /// Whether an answer matches a gold value (sets for multi-label, exact otherwise).
-fn matches_gold(answer: &Value, gold: &Value) -> bool {
+pub(crate) fn matches_gold(answer: &Value, gold: &Value) -> bool {
     match (answer.as_array(), gold.as_array()) {
         (Some(a), Some(g)) => {
             let set = |v: &Vec<Value>| {
@@ -441,16 +481,24 @@ fn matches_gold(answer: &Value, gold: &Value) -> bool {
     }
 }
 
-/// Rater reliability from `rows` and the items' `gold` (pure: no store).
+/// Rater reliability from `rows`, the items' `gold` and reviewers' `verdicts` by response
+/// (pure: no store). Rejected and corrected responses leave the consensus and count against
+/// their rater like a wrong gold answer; accepted ones count like a right one.
 pub fn reliability_of(
     schema: &Schema,
     rows: &[ExportRow],
     gold: &HashMap<i64, serde_json::Map<String, Value>>,
+    verdicts: &HashMap<i64, Verdict>,
 ) -> Result<Vec<RaterReliability>, AppError> {
     use quorum_stats::special::beta_quantile;
     let data: Vec<ExportRow> = rows
         .iter()
         .filter(|r| !gold.contains_key(&r.item_id))
+        .filter(|r| {
+            verdicts
+                .get(&r.response_id)
+                .is_none_or(|v| *v == Verdict::Accept)
+        })
         .cloned()
         .collect();
     // Consensus on items without gold, with Dawid–Skene for labels.
@@ -471,14 +519,23 @@ pub fn reliability_of(
                 responses: 0,
                 gold_answered: 0,
                 gold_correct: 0,
+                reviews_accepted: 0,
+                reviews_rejected: 0,
                 gold_accuracy: None,
                 gold_lower: None,
                 gold_upper: None,
                 agreement_with_consensus: None,
                 skill: None,
                 confusion: None,
+                paused: None,
+                qualified: None,
             });
         r.responses += 1;
+        match verdicts.get(&row.response_id) {
+            Some(Verdict::Accept) => r.reviews_accepted += 1,
+            Some(_) => r.reviews_rejected += 1,
+            None => {}
+        }
         if let Some(expected) = gold.get(&row.item_id) {
             r.gold_answered += 1;
             let correct = expected
@@ -496,11 +553,10 @@ pub fn reliability_of(
         }
     }
     for r in raters.values_mut() {
-        if r.gold_answered > 0 {
-            let (a, b) = (
-                1.0 + r.gold_correct as f64,
-                1.0 + (r.gold_answered - r.gold_correct) as f64,
-            );
+        let right = r.gold_correct + r.reviews_accepted;
+        let wrong = r.gold_answered - r.gold_correct + r.reviews_rejected;
+        if right + wrong > 0 {
+            let (a, b) = (1.0 + right as f64, 1.0 + wrong as f64);
             r.gold_accuracy = Some(a / (a + b));
             r.gold_lower = Some(beta_quantile(0.025, a, b));
             r.gold_upper = Some(beta_quantile(0.975, a, b));
@@ -685,6 +741,7 @@ mod tests {
             answers,
             time_spent_ms: 0,
             created_at: 0,
+            gold: false,
         }
     }
 
@@ -788,7 +845,7 @@ mod tests {
             rows.push(row(item, 2, json!({"label": truth})));
             rows.push(row(item, 3, json!({"label": wrong})));
         }
-        let report = reliability_of(&schema(), &rows, &gold).unwrap_or_default();
+        let report = reliability_of(&schema(), &rows, &gold, &HashMap::new()).unwrap_or_default();
         let of = |u: i64| {
             report
                 .iter()

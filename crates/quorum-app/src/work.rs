@@ -3,7 +3,9 @@
 use quorum_core::Role;
 use quorum_core::answer::{self, Completeness};
 use quorum_core::schema::{QuestionKind, Schema};
-use quorum_store::{Lease, NextRequest, Response, Store, StoredItem, Submission, SubmitOutcome};
+use quorum_store::{
+    Lease, NextRequest, Pool, Response, Store, StoredItem, Submission, SubmitOutcome,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -33,6 +35,17 @@ impl From<StoredItem> for ItemView {
 pub struct Assignment {
     pub lease: Lease,
     pub item: ItemView,
+}
+
+/// A stored (or replayed) response, with the expected answers when the item was gold and the
+/// project shows feedback.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Submitted {
+    /// False when an idempotency key replayed an earlier response.
+    pub created: bool,
+    pub response: Response,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,8 +80,22 @@ impl<S: Store> App<S> {
         }
     }
 
-    fn known_lease(&self, lease_id: i64) -> Option<KnownLease> {
-        self.caches().leases.lock().ok()?.get(&lease_id).copied()
+    /// Where a lease was granted: remembered if this server granted it, else read.
+    async fn lease_facts(&self, lease_id: i64) -> Result<Option<KnownLease>, AppError> {
+        let known = self
+            .caches()
+            .leases
+            .lock()
+            .ok()
+            .and_then(|leases| leases.get(&lease_id).copied());
+        Ok(match known {
+            Some(known) => Some(known),
+            None => self.store().lease(lease_id).await?.map(|l| KnownLease {
+                project_id: l.project_id,
+                user_id: l.user_id,
+                item_id: l.item_id,
+            }),
+        })
     }
 
     pub async fn next(
@@ -84,15 +111,22 @@ impl<S: Store> App<S> {
                 &member.map(|m| m.locales).unwrap_or_default(),
             )),
         };
-        let request = NextRequest {
+        let pool = self.pool_for(&project, caller.user.id).await?;
+        let mut request = NextRequest {
             project_id,
             user_id: caller.user.id,
             overlap: project.overlap,
             lease_seconds: project.lease_seconds,
             locales,
+            pool,
             now: self.now(),
         };
-        let assignment = self.store().next_lease(request).await?;
+        let mut assignment = self.store().next_lease(request.clone()).await?;
+        // Out of gold at the mixing rate: the ordinary stream goes on.
+        if assignment.is_none() && pool == Pool::Gold && project.quality.qualification.is_none() {
+            request.pool = Pool::Regular;
+            assignment = self.store().next_lease(request).await?;
+        }
         if let Some((lease, _)) = &assignment {
             self.remember_lease(lease);
         }
@@ -102,26 +136,18 @@ impl<S: Store> App<S> {
         }))
     }
 
-    /// Stores the caller's answers on their lease. Returns whether a new response was created
-    /// (false: an idempotent replay).
+    /// Stores the caller's answers on their lease, scores them when the item is gold, and
+    /// applies the project's qualification and pause rules.
     pub async fn submit(
         &self,
         caller: &Caller,
         lease_id: i64,
         body: SubmitAnswers,
         idempotency_key: Option<String>,
-    ) -> Result<(bool, Response), AppError> {
+    ) -> Result<Submitted, AppError> {
         // Where a lease was granted (its project, rater and item) never changes: a lease this
         // server granted needs no read; the store still checks its state and owner when storing.
-        let lease = match self.known_lease(lease_id) {
-            Some(known) => Some(known),
-            None => self.store().lease(lease_id).await?.map(|l| KnownLease {
-                project_id: l.project_id,
-                user_id: l.user_id,
-                item_id: l.item_id,
-            }),
-        };
-        let lease = match lease {
+        let lease = match self.lease_facts(lease_id).await? {
             Some(lease) if lease.user_id == caller.user.id => lease,
             _ => return Err(AppError::NotFound("lease")),
         };
@@ -145,24 +171,30 @@ impl<S: Store> App<S> {
         // Dynamic overlap, if the project uses it; the schema is parsed once below.
         let dynamic = project.min_overlap.zip(project.target_confidence);
         let schema: Schema =
-            serde_json::from_value(project.schema).map_err(|e| AppError::Internal(Box::new(e)))?;
-        // Only rankings and spans are checked against the item (its responses, its text); other
-        // answers need no read of the item.
-        let needs_item = schema.questions.iter().any(|q| {
-            matches!(
-                q.kind,
-                QuestionKind::Ranking { .. } | QuestionKind::Spans { .. }
-            )
-        });
-        let fields = if needs_item {
+            Schema::deserialize(&project.schema).map_err(|e| AppError::Internal(Box::new(e)))?;
+        // Rankings and spans are checked against the item (its responses, its text), and a
+        // project with quality rules scores gold items; other answers need no read of the item.
+        // Quality rules read every item, gold or not, so timing never tells them apart.
+        let scores = project.quality.scores_answers();
+        let needs_item = scores
+            || schema.questions.iter().any(|q| {
+                matches!(
+                    q.kind,
+                    QuestionKind::Ranking { .. } | QuestionKind::Spans { .. }
+                )
+            });
+        let (fields, gold) = if needs_item {
             let item = self
                 .store()
                 .item(lease.item_id)
                 .await?
                 .ok_or(AppError::NotFound("item"))?;
-            item.fields.as_object().cloned().unwrap_or_default()
+            (
+                item.fields.as_object().cloned().unwrap_or_default(),
+                item.gold.filter(|_| scores),
+            )
         } else {
-            Map::new()
+            (Map::new(), None)
         };
         answer::validate(&body.answers, &schema, &fields, Completeness::Complete).map_err(|e| {
             AppError::Invalid {
@@ -170,6 +202,9 @@ impl<S: Store> App<S> {
                 details: json!({"question": e.question}),
             }
         })?;
+        let gold_correct = gold
+            .as_ref()
+            .map(|g| crate::control::matches_gold(&body.answers, g));
         let submission = Submission {
             lease_id,
             user_id: caller.user.id,
@@ -177,13 +212,22 @@ impl<S: Store> App<S> {
             answers: Value::Object(body.answers),
             time_spent_ms: body.time_spent_ms,
             idempotency_key,
+            gold_pool: project.quality.gold_pool(),
+            gold_correct,
             now: self.now(),
         };
-        let outcome = match self.store().submit(submission).await? {
+        let (created, response) = match self.store().submit(submission).await? {
             SubmitOutcome::Created(response) => (true, response),
             SubmitOutcome::Replayed(response) => (false, response),
         };
-        if let (true, Some((min_overlap, target))) = (outcome.0, dynamic) {
+        if created && scores {
+            self.enforce(&project, caller.user.id, gold_correct.is_some())
+                .await?;
+        }
+        let feedback = gold
+            .filter(|_| project.quality.gold_feedback)
+            .map(|expected| json!({"expected": expected, "correct": gold_correct}));
+        if let (true, Some((min_overlap, target))) = (created, dynamic) {
             self.settle_if_confident(
                 lease.project_id,
                 &schema,
@@ -193,13 +237,27 @@ impl<S: Store> App<S> {
             )
             .await?;
         }
-        Ok(outcome)
+        Ok(Submitted {
+            created,
+            response,
+            feedback,
+        })
     }
 
     pub async fn skip(&self, caller: &Caller, lease_id: i64) -> Result<(), AppError> {
-        Ok(self
-            .store()
+        self.store()
             .skip(lease_id, caller.user.id, self.now())
-            .await?)
+            .await?;
+        // The skip-rate rule, if the project has one.
+        if let Some(lease) = self.lease_facts(lease_id).await? {
+            let project = self
+                .cached_project(lease.project_id)
+                .await?
+                .ok_or(AppError::NotFound("project"))?;
+            if project.quality.pause.max_skip_rate.is_some() {
+                self.enforce(&project, caller.user.id, false).await?;
+            }
+        }
+        Ok(())
     }
 }

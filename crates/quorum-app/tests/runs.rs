@@ -109,6 +109,7 @@ async fn prompt_project(app: &App<SqliteStore>, caller: &Caller, n: usize) -> i6
                 locale_policy: Default::default(),
                 min_overlap: None,
                 target_confidence: None,
+                quality: Default::default(),
             },
         )
         .await

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures_util::{StreamExt, stream};
 use quorum_app::arena::{ReportOptions, parse_anchor};
@@ -55,6 +55,14 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .route("/api/v1/projects/{id}/consensus", get(consensus::<S>))
         .route("/api/v1/projects/{id}/agreement", get(agreement::<S>))
         .route("/api/v1/projects/{id}/raters", get(rater_reliability::<S>))
+        .route("/api/v1/projects/{id}/quality", put(set_quality::<S>))
+        .route("/api/v1/projects/{id}/rater-events", get(rater_events::<S>))
+        .route(
+            "/api/v1/projects/{id}/raters/{user_id}/standing",
+            post(change_standing::<S>),
+        )
+        .route("/api/v1/projects/{id}/review-queue", get(review_queue::<S>))
+        .route("/api/v1/projects/{id}/reviews", post(submit_review::<S>))
         .route(
             "/api/v1/projects/{id}/runs",
             post(start_run::<S>).get(run_progress::<S>),
@@ -437,7 +445,8 @@ async fn submit<S: Store>(
             })
         })
         .transpose()?;
-    let (created, response) = state.app.submit(&caller, id, request, key).await?;
+    let submitted = state.app.submit(&caller, id, request, key).await?;
+    let (created, response) = (submitted.created, &submitted.response);
     if created {
         state
             .metrics
@@ -450,6 +459,9 @@ async fn submit<S: Store>(
         StatusCode::OK
     };
     let mut reply = json!({"response": response, "replayed": !created});
+    if let Some(feedback) = &submitted.feedback {
+        reply["feedback"] = feedback.clone();
+    }
     if query.next {
         let next = state.app.next(&caller, response.project_id).await?;
         if next.is_some() {
@@ -682,6 +694,74 @@ async fn rater_reliability<S: Store>(
     Ok(Json(
         json!({"raters": state.app.rater_reliability(&caller, id).await?}),
     ))
+}
+
+async fn set_quality<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let policy: quorum_store::QualityPolicy = parse_body(&body)?;
+    let project = state.app.set_quality(&caller, id, policy).await?;
+    Ok(Json(json!({"project": project})))
+}
+
+async fn rater_events<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"events": state.app.rater_events(&caller, id).await?}),
+    ))
+}
+
+async fn change_standing<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path((id, user_id)): Path<(i64, i64)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let change: quorum_app::control::StandingChange = parse_body(&body)?;
+    let changed = state
+        .app
+        .change_standing(&caller, id, user_id, change)
+        .await?;
+    Ok(Json(json!({"changed": changed})))
+}
+
+#[derive(Debug, Deserialize)]
+struct QueueQuery {
+    #[serde(default = "default_queue")]
+    limit: usize,
+}
+
+fn default_queue() -> usize {
+    20
+}
+
+async fn review_queue<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    Query(query): Query<QueueQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = query.limit.clamp(1, 1000);
+    Ok(Json(
+        json!({"items": state.app.review_queue(&caller, id, limit).await?}),
+    ))
+}
+
+async fn submit_review<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let input: quorum_app::review::ReviewInput = parse_body(&body)?;
+    let reviews = state.app.submit_review(&caller, id, input).await?;
+    Ok((StatusCode::CREATED, Json(json!({"reviews": reviews}))))
 }
 
 #[derive(Debug, Deserialize)]

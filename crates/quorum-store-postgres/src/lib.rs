@@ -219,7 +219,7 @@ impl Store for PgStore {
             .map_err(database_error)?;
         Ok(())
     }
-    async fn item_answers(&self, item_id: i64) -> Result<Vec<(i64, serde_json::Value)>> {
+    async fn item_answers(&self, item_id: i64) -> Result<Vec<quorum_store::ItemAnswer>> {
         ops::item_answers(&self.pool, item_id).await
     }
     async fn item(&self, id: i64) -> Result<Option<StoredItem>> {

@@ -3,10 +3,11 @@
 
 use quorum_core::Role;
 use quorum_store::{
-    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, ItemRef, Lease,
-    LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Pool, Project,
-    ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState,
-    Response, Result, Review, StoreError, StoredItem, Submission, SubmitOutcome, User, Verdict,
+    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemAnswer, ItemBatch, ItemRef,
+    Lease, LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Pool,
+    Project, ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord,
+    RaterState, Response, Result, Review, StoreError, StoredItem, Submission, SubmitOutcome, User,
+    Verdict,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -383,10 +384,10 @@ pub async fn item(pool: &PgPool, id: i64) -> Result<Option<StoredItem>> {
     row.as_ref().map(item_from).transpose()
 }
 
-pub async fn item_answers(pool: &PgPool, item_id: i64) -> Result<Vec<(i64, Value)>> {
+pub async fn item_answers(pool: &PgPool, item_id: i64) -> Result<Vec<ItemAnswer>> {
     // Through the item's leases (indexed by item), so responses need no index of their own.
     let rows = sqlx::query(
-        "SELECT r.user_id, r.answers FROM leases l JOIN responses r ON r.lease_id = l.id
+        "SELECT r.id, r.user_id, r.answers FROM leases l JOIN responses r ON r.lease_id = l.id
          WHERE l.item_id = $1 ORDER BY r.id",
     )
     .bind(item_id)
@@ -395,10 +396,11 @@ pub async fn item_answers(pool: &PgPool, item_id: i64) -> Result<Vec<(i64, Value
     .map_err(database_error)?;
     rows.iter()
         .map(|row| {
-            Ok((
-                get(row, "user_id")?,
-                parse_json(&get::<String>(row, "answers")?)?,
-            ))
+            Ok(ItemAnswer {
+                response_id: get(row, "id")?,
+                user_id: get(row, "user_id")?,
+                answers: parse_json(&get::<String>(row, "answers")?)?,
+            })
         })
         .collect()
 }
@@ -784,7 +786,8 @@ pub async fn export_responses(
         .map_err(database_error)?;
     let rows = sqlx::query(
         "SELECT r.id, r.item_id, (SELECT external_id FROM items WHERE id = r.item_id) AS external_id,
-                r.user_id, (SELECT name FROM users WHERE id = r.user_id) AS name, r.answers, r.time_spent_ms, r.created_at
+                r.user_id, (SELECT name FROM users WHERE id = r.user_id) AS name, r.answers, r.time_spent_ms, r.created_at,
+                (SELECT gold IS NOT NULL FROM items WHERE id = r.item_id) AS gold
          FROM responses r WHERE r.project_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3",
     )
     .bind(project_id)
@@ -805,6 +808,7 @@ pub async fn export_responses(
                 answers: parse_json(&get::<String>(row, "answers")?)?,
                 time_spent_ms: get(row, "time_spent_ms")?,
                 created_at: get(row, "created_at")?,
+                gold: get(row, "gold")?,
             })
         })
         .collect()

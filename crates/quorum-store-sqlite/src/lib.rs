@@ -318,7 +318,7 @@ impl Store for SqliteStore {
     async fn settle_item(&self, item_id: i64) -> Result<()> {
         self.write(move |c| ops::settle_item(c, item_id)).await
     }
-    async fn item_answers(&self, item_id: i64) -> Result<Vec<(i64, serde_json::Value)>> {
+    async fn item_answers(&self, item_id: i64) -> Result<Vec<quorum_store::ItemAnswer>> {
         self.readers
             .run(move |c| ops::item_answers(c, item_id))
             .await

@@ -3,10 +3,10 @@
 
 use quorum_core::Role;
 use quorum_store::{
-    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, LeaseState,
-    LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Pool, Project, ProjectStats,
-    QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Response,
-    Result, Review, StoreError, StoredItem, Submission, SubmitOutcome, User, Verdict,
+    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemAnswer, ItemBatch, Lease,
+    LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Pool, Project,
+    ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState,
+    Response, Result, Review, StoreError, StoredItem, Submission, SubmitOutcome, User, Verdict,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
@@ -424,16 +424,21 @@ pub fn settle_item(conn: &Connection, item_id: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn item_answers(conn: &Connection, item_id: i64) -> Result<Vec<(i64, Value)>> {
+pub fn item_answers(conn: &Connection, item_id: i64) -> Result<Vec<ItemAnswer>> {
     all(
         conn,
         // Through the item's leases (indexed by item), so responses need no index of their own.
-        "SELECT r.user_id, r.answers FROM leases l JOIN responses r ON r.lease_id = l.id
+        "SELECT r.id, r.user_id, r.answers FROM leases l JOIN responses r ON r.lease_id = l.id
          WHERE l.item_id = ?1 ORDER BY r.id",
         [item_id],
         |row| {
-            let (user, answers): (i64, String) = (row.get(0)?, row.get(1)?);
-            Ok(parse_json(&answers).map(|a| (user, a)))
+            let (response_id, user_id, answers): (i64, i64, String) =
+                (row.get(0)?, row.get(1)?, row.get(2)?);
+            Ok(parse_json(&answers).map(|answers| ItemAnswer {
+                response_id,
+                user_id,
+                answers,
+            }))
         },
     )
 }
@@ -662,7 +667,8 @@ pub fn export_responses(
 ) -> Result<Vec<ExportRow>> {
     all(
         conn,
-        "SELECT r.id, r.item_id, i.external_id, r.user_id, u.name, r.answers, r.time_spent_ms, r.created_at
+        "SELECT r.id, r.item_id, i.external_id, r.user_id, u.name, r.answers, r.time_spent_ms, r.created_at,
+                i.gold IS NOT NULL AS gold
          FROM responses r JOIN items i ON i.id = r.item_id JOIN users u ON u.id = r.user_id
          WHERE r.project_id = ?1 AND r.id > ?2 ORDER BY r.id LIMIT ?3",
         [project_id, after, limit],
@@ -677,6 +683,7 @@ pub fn export_responses(
                 row.get("time_spent_ms")?,
                 row.get("created_at")?,
             );
+            let gold = row.get("gold")?;
             Ok(parse_json(&answers).map(|answers| ExportRow {
                 response_id,
                 item_id,
@@ -686,6 +693,7 @@ pub fn export_responses(
                 answers,
                 time_spent_ms,
                 created_at,
+                gold,
             }))
         },
     )

@@ -727,7 +727,13 @@ pub async fn settled_items_take_no_more_answers<S: Store>(store: S) {
     let (lease, got) = store.next_lease(next(p, a, 3, 1)).await.unwrap().unwrap();
     store.submit(submission(lease.id, a, 3, 2)).await.unwrap();
     assert_eq!(
-        store.item_answers(got.id).await.unwrap(),
+        store
+            .item_answers(got.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.user_id, r.answers))
+            .collect::<Vec<_>>(),
         vec![(a, json!({"label": "yes"}))]
     );
     store.settle_item(got.id).await.unwrap();

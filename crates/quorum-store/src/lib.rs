@@ -372,6 +372,14 @@ pub struct Response {
     pub created_at: i64,
 }
 
+/// One response to an item, as consensus and review read it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemAnswer {
+    pub response_id: i64,
+    pub user_id: i64,
+    pub answers: Value,
+}
+
 /// What a rater needs to get their next item.
 #[derive(Debug, Clone)]
 pub struct NextRequest {
@@ -437,6 +445,8 @@ pub struct ExportRow {
     pub answers: Value,
     pub time_spent_ms: i64,
     pub created_at: i64,
+    /// The item has a gold answer: the response tests its rater and is not data.
+    pub gold: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -666,8 +676,8 @@ pub trait Store: Send + Sync + 'static {
     async fn item(&self, id: i64) -> Result<Option<StoredItem>>;
     /// Closes an item for good: it takes no more answers (its consensus is confident).
     async fn settle_item(&self, item_id: i64) -> Result<()>;
-    /// Every response to an item: the rater and their answers, oldest first.
-    async fn item_answers(&self, item_id: i64) -> Result<Vec<(i64, Value)>>;
+    /// Every response to an item, oldest first.
+    async fn item_answers(&self, item_id: i64) -> Result<Vec<ItemAnswer>>;
     /// A project's items with `id > after`, in id order.
     async fn items(&self, project_id: i64, after: i64, limit: i64) -> Result<Vec<StoredItem>>;
     /// The rater's current unexpired lease in the project, or a new lease on the best item they

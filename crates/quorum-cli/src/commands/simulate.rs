@@ -123,6 +123,7 @@ async fn replay(
                     locale_policy: Default::default(),
                     min_overlap: args.min_overlap,
                     target_confidence: args.target,
+                    quality: Default::default(),
                 },
             )
             .await?;

@@ -7,6 +7,7 @@
 )]
 
 mod api;
+mod control;
 mod evaluation;
 mod quality;
 mod support;
