@@ -176,7 +176,7 @@ impl<S: Store> App<S> {
             .and_then(|s| s.paused)
         {
             return Err(AppError::Forbidden(format!(
-                "you are paused in this project: {reason}. A manager can reinstate you."
+                "You are paused in this project: {reason}. A manager can reinstate you."
             )));
         }
         if let Some(qualification) = &policy.qualification {
@@ -185,7 +185,7 @@ impl<S: Store> App<S> {
                 Some(true) => {}
                 Some(false) => {
                     return Err(AppError::Forbidden(
-                        "you did not pass this project's qualification. A manager can qualify you."
+                        "You did not pass this project's qualification. A manager can qualify you."
                             .into(),
                     ));
                 }

@@ -427,6 +427,9 @@ pub struct SimulateArgs {
     pub target: Option<f64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Replays only this many tasks, drawn at random (by the seed) with all their answers.
+    #[arg(long)]
+    pub sample: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]

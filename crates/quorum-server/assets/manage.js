@@ -40,6 +40,48 @@
       }
       box.append(list);
     });
+    // Quality rules: the form mirrors the API's policy object; empty means off.
+    const quality = document.getElementById("quality");
+    if (quality) {
+      const rules = JSON.parse(document.getElementById("quality-rules").textContent);
+      const field = (name) => quality.elements[name];
+      const put = (name, value) => { if (value !== null && value !== undefined) field(name).value = value; };
+      put("gold_rate", rules.gold_rate || "");
+      field("gold_feedback").checked = !!rules.gold_feedback;
+      const q = rules.qualification || {};
+      put("q_items", q.gold_items); put("q_accuracy", q.min_accuracy); put("q_skill", q.skill);
+      const p = rules.pause || {};
+      put("p_accuracy", p.min_accuracy_upper); put("p_skips", p.max_skip_rate);
+      if (p.min_median_ms) field("p_seconds").value = p.min_median_ms / 1000;
+      const r = rules.review || {};
+      put("r_confidence", r.below_confidence); put("r_sample", r.sample_rate || "");
+      field("r_disagreement").checked = !!r.disagreement;
+      quality.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const number = (name) => (field(name).value === "" ? null : Number(field(name).value));
+        const seconds = number("p_seconds");
+        const body = {
+          gold_rate: number("gold_rate") || 0,
+          gold_feedback: field("gold_feedback").checked,
+          qualification: number("q_items") === null ? null
+            : { gold_items: number("q_items"), min_accuracy: number("q_accuracy") ?? 1, skill: field("q_skill").value.trim() || null },
+          pause: { min_accuracy_upper: number("p_accuracy"), min_median_ms: seconds === null ? null : Math.round(seconds * 1000), max_skip_rate: number("p_skips") },
+          review: { below_confidence: number("r_confidence"), disagreement: field("r_disagreement").checked, sample_rate: number("r_sample") || 0 },
+        };
+        const result = await api("PUT", `/api/v1/projects/${project}/quality`, csrf, JSON.stringify(body));
+        const box = document.getElementById("quality-result");
+        if (result.status === 200) say(box, "Saved.", true); else say(box, result.body.error.message, false);
+      });
+    }
+    for (const button of document.querySelectorAll("button.standing")) {
+      button.addEventListener("click", async () => {
+        const { user, action } = button.dataset;
+        const body = action === "qualify" ? { action, passed: true, reason: "qualified by a manager" } : { action, reason: "reinstated by a manager" };
+        const result = await api("POST", `/api/v1/projects/${project}/raters/${user}/standing`, csrf, JSON.stringify(body));
+        if (result.status === 200) { window.location.reload(); return; }
+        say(document.getElementById("standing-result"), result.body.error.message, false);
+      });
+    }
     const member = document.getElementById("member");
     if (member) member.addEventListener("submit", async (e) => {
       e.preventDefault();

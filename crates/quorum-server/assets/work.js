@@ -309,9 +309,18 @@
     window.scrollTo(0, 0);
   }
 
+  // The project holds the rater back (paused, or not qualified): say why, offer nothing.
+  function refused(message) {
+    current = null;
+    busy = false;
+    itemBox.replaceChildren(el("section", { class: "card", id: "refused" }, el("h2", { text: "No more items for you here" }), el("p", { text: message })));
+    form.hidden = true; bar.hidden = true;
+  }
+
   async function next() {
     const result = await api("POST", `/api/v1/projects/${project}/next`);
     if (result.status === 204) return show(null);
+    if (result.status === 403) return refused(result.body.error.message);
     if (result.status !== 200) { status.textContent = result.body.error.message; return; }
     show(result.body);
   }
@@ -331,8 +340,11 @@
       return;
     }
     status.className = "muted";
-    if (result.body.next === undefined) return next();
-    show(result.body.next);
+    const feedback = result.body.feedback;
+    const told = feedback ? (feedback.correct ? "Right. " : "Not quite. ") + "The expected answer was " + Object.entries(feedback.expected).map(([q, a]) => `${q}: ${JSON.stringify(a)}`).join(", ") + "." : "";
+    if (result.body.next_refused) return refused(result.body.next_refused);
+    if (result.body.next === undefined) await next(); else show(result.body.next);
+    if (told) status.textContent = told;
   }
 
   async function skip() {

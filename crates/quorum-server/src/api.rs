@@ -463,11 +463,20 @@ async fn submit<S: Store>(
         reply["feedback"] = feedback.clone();
     }
     if query.next {
-        let next = state.app.next(&caller, response.project_id).await?;
-        if next.is_some() {
-            state.metrics.leases_granted.fetch_add(1, Ordering::Relaxed);
+        // The answer is stored whatever happens here: a rater the answer paused gets the reason.
+        match state.app.next(&caller, response.project_id).await {
+            Ok(next) => {
+                if next.is_some() {
+                    state.metrics.leases_granted.fetch_add(1, Ordering::Relaxed);
+                }
+                reply["next"] = json!(next);
+            }
+            Err(quorum_app::AppError::Forbidden(reason)) => {
+                reply["next"] = Value::Null;
+                reply["next_refused"] = json!(reason);
+            }
+            Err(error) => return Err(error.into()),
         }
-        reply["next"] = json!(next);
     }
     Ok((status, Json(reply)).into_response())
 }

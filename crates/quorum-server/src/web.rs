@@ -199,6 +199,7 @@ pub fn routes<S: Store>() -> axum::Router<AppState<S>> {
         .route("/projects/{id}", get(dashboard::<S>))
         .route("/projects/{id}/work", get(work::<S>))
         .route("/projects/{id}/leaderboard", get(leaderboard::<S>))
+        .route("/projects/{id}/review", get(review::<S>))
         .route("/assets/{file}", get(asset))
 }
 
@@ -211,6 +212,10 @@ async fn asset(Path(file): Path<String>) -> Response {
         ),
         "manage.js" => (
             include_str!("../assets/manage.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "review.js" => (
+            include_str!("../assets/review.js"),
             "text/javascript; charset=utf-8",
         ),
         _ => return error_page(StatusCode::NOT_FOUND, "There is no such file.", None),
@@ -434,6 +439,38 @@ async fn work<S: Store>(
     }
 }
 
+#[derive(Template)]
+#[template(path = "review.html")]
+struct ReviewPage {
+    user: Option<String>,
+    csrf: String,
+    project_id: i64,
+    name: String,
+}
+
+async fn review<S: Store>(
+    State(state): State<AppState<S>>,
+    who: Page,
+    Path(id): Path<i64>,
+) -> Response {
+    match state.app.project(&who.caller, id).await {
+        Ok((_, role)) if role < Role::Reviewer => app_error(
+            AppError::Forbidden("only reviewers and managers review".into()),
+            &who,
+        ),
+        Ok((project, _)) => render(
+            &ReviewPage {
+                user: Some(who.caller.user.name.clone()),
+                csrf: who.csrf.clone(),
+                project_id: project.id,
+                name: project.name,
+            },
+            StatusCode::OK,
+        ),
+        Err(error) => app_error(error, &who),
+    }
+}
+
 /// Templates for new projects: a name and a schema each.
 fn templates() -> Vec<(&'static str, &'static str, serde_json::Value)> {
     use serde_json::json;
@@ -540,7 +577,12 @@ struct AgreementPlot {
 }
 
 struct RaterLine {
+    user_id: i64,
     name: String,
+    /// `paused: …`, `not qualified`, `qualified` or empty.
+    standing: String,
+    paused: bool,
+    unqualified: bool,
     role: String,
     gold: String,
     consensus: String,
@@ -572,6 +614,11 @@ struct DashboardPage {
     agreement: Vec<AgreementPlot>,
     /// Judge, judged, unparseable, consistency, position bias, agreement, kappa (as text).
     judges: Vec<(String, usize, usize, String, String, String, String)>,
+    can_review: bool,
+    /// The project's quality rules as JSON, for the settings form.
+    quality_json: String,
+    /// When, who, what, why, by whom.
+    events: Vec<(String, String, String, String, String)>,
 }
 
 fn seconds(ms: i64) -> String {
@@ -665,6 +712,42 @@ async fn dashboard<S: Store>(
             }
         })
         .collect();
+    let names: HashMap<i64, String> = data
+        .raters
+        .iter()
+        .map(|r| (r.activity.user_id, r.activity.name.clone()))
+        .collect();
+    let name_of = |id: Option<i64>| match id {
+        None => "the rules".to_string(),
+        Some(id) => names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("user {id}")),
+    };
+    let events = state
+        .app
+        .rater_events(&who.caller, id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .take(50)
+        .map(|e| {
+            let (action, reason) = match &e.change {
+                quorum_store::RaterChange::Paused { reason } => ("paused", reason),
+                quorum_store::RaterChange::Reinstated { reason } => ("reinstated", reason),
+                quorum_store::RaterChange::Qualified { reason, .. } => ("qualified", reason),
+                quorum_store::RaterChange::NotQualified { reason, .. } => ("not qualified", reason),
+            };
+            (
+                utc(e.at),
+                name_of(Some(e.user_id)),
+                action.to_string(),
+                reason.clone(),
+                name_of(e.actor_id),
+            )
+        })
+        .collect();
     let kinds: Vec<&str> = project.schema["questions"]
         .as_array()
         .map(|qs| qs.iter().filter_map(|q| q["kind"].as_str()).collect())
@@ -714,7 +797,22 @@ async fn dashboard<S: Store>(
                 .raters
                 .iter()
                 .map(|r| RaterLine {
+                    user_id: r.activity.user_id,
                     name: r.activity.name.clone(),
+                    standing: match reliability.get(&r.activity.user_id) {
+                        Some(q) if q.paused.is_some() => {
+                            format!("paused: {}", q.paused.as_deref().unwrap_or_default())
+                        }
+                        Some(q) if q.qualified == Some(false) => "not qualified".into(),
+                        Some(q) if q.qualified == Some(true) => "qualified".into(),
+                        _ => String::new(),
+                    },
+                    paused: reliability
+                        .get(&r.activity.user_id)
+                        .is_some_and(|q| q.paused.is_some()),
+                    unqualified: reliability
+                        .get(&r.activity.user_id)
+                        .is_some_and(|q| q.qualified == Some(false)),
                     role: r
                         .activity
                         .role
@@ -751,6 +849,9 @@ async fn dashboard<S: Store>(
                 })
                 .collect(),
             stats,
+            can_review: role >= Role::Reviewer,
+            quality_json: script_json(&serde_json::to_value(&project.quality).unwrap_or_default()),
+            events,
             can_manage: role >= Role::Manager,
             pairwise: kinds.contains(&"pairwise"),
             free_text: kinds.contains(&"text"),

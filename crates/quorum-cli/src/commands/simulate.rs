@@ -52,6 +52,19 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     if answers.is_empty() {
         return Err(InputError::new(&labels_path, None, "no answers").into());
     }
+    // A random sample of tasks: every rater walks the whole queue (skipping what their worker
+    // never answered), so the replay's work grows with tasks × workers.
+    if let Some(n) = args.sample.filter(|n| *n < answers.len()) {
+        let mut tasks: Vec<String> = answers.keys().cloned().collect();
+        tasks.sort();
+        let mut rng = SplitMix64::stream(args.seed, 1);
+        for i in (1..tasks.len()).rev() {
+            tasks.swap(i, rng.below(i + 1));
+        }
+        let keep: std::collections::HashSet<String> = tasks.into_iter().take(n).collect();
+        answers.retain(|task, _| keep.contains(task));
+        gold.retain(|task, _| keep.contains(task));
+    }
     let outcome = replay(
         &args,
         &answers,
@@ -63,11 +76,14 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         (Some(min), Some(target)) => format!("dynamic (min {min}, target {target})"),
         _ => "every answer".to_string(),
     };
-    let name = args
+    let mut name = args
         .dataset
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if let Some(n) = args.sample {
+        name.push_str(&format!(" (sample of {n} tasks)"));
+    }
     report(&format!(
         "{name}\t{policy}\tanswers used {} of {} ({:.1}%)\taccuracy {:.4} on {} gold items",
         outcome.answers_used,

@@ -485,3 +485,233 @@ async fn two_raters_fill_an_overlap_of_two_and_the_dashboard_shows_it_complete()
     let _ = server.child.kill();
     let _ = server.child.wait();
 }
+
+/// The quality loop in the browser: a manager saves rules through the dashboard form; a rater
+/// who answers too fast is paused and the workspace says why; the manager reinstates them from
+/// the dashboard and the audit log shows both; a reviewer rejects a response on the review page
+/// and it leaves the consensus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_rater_is_paused_reinstated_and_reviewed() {
+    let Some(driver) = driver() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(
+        &format!("sqlite://{}/q.sqlite3", dir.path().display()),
+        "manager-password",
+    );
+    let base = server.base.clone();
+    let client = reqwest::Client::new();
+    let token = server.token.clone().unwrap();
+    let schema = json!({
+        "fields": [{"name": "text", "kind": "text"}],
+        "questions": [{"name": "label", "kind": "label", "options": ["positive", "negative"], "required": true}]
+    });
+    let (_, body) = call(
+        &client,
+        &token,
+        Method::POST,
+        format!("{base}/api/v1/projects"),
+        Some(json!({"name": "Checked", "schema": schema, "overlap": 2})),
+    )
+    .await;
+    let project = body["project"]["id"].as_i64().unwrap();
+    let lines: String = (0..14)
+        .map(|i| format!("{{\"external_id\": \"t{i}\", \"fields\": {{\"text\": \"text {i}\"}}}}\n"))
+        .collect();
+    client
+        .post(format!("{base}/api/v1/projects/{project}/items"))
+        .bearer_auth(&token)
+        .body(lines)
+        .send()
+        .await
+        .unwrap();
+    let mut bob_id = 0;
+    for name in ["ann", "bob"] {
+        create_user(&server, name).await;
+        let (status, body) = call(
+            &client,
+            &token,
+            Method::POST,
+            format!("{base}/api/v1/projects/{project}/members"),
+            Some(json!({"user": name, "role": "annotator"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        bob_id = body["member"]["user_id"].as_i64().unwrap();
+    }
+
+    // The manager sets a minimum median time of a minute and a review of disagreements.
+    let manager = browser(&driver, 1280, 900).await;
+    sign_in(&manager, &base, "admin", "manager-password").await;
+    let dashboard = format!("{base}/projects/{project}");
+    manager.goto(&dashboard).await.unwrap();
+    manager
+        .find(Locator::Css("input[name=p_seconds]"))
+        .await
+        .unwrap()
+        .send_keys("60")
+        .await
+        .unwrap();
+    manager
+        .find(Locator::Css("input[name=r_disagreement]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    manager
+        .find(Locator::Css("#quality button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&manager, "#quality-result", "Saved").await;
+    let (_, body) = call(
+        &client,
+        &token,
+        Method::GET,
+        format!("{base}/api/v1/projects/{project}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        body["project"]["quality"]["pause"]["min_median_ms"], 60000,
+        "{body}"
+    );
+    assert_eq!(body["project"]["quality"]["review"]["disagreement"], true);
+
+    // Ann answers "positive" as fast as she can: after ten answers she is paused and told why.
+    let ann = browser(&driver, 1280, 720).await;
+    sign_in(&ann, &base, "ann", "rater-password").await;
+    ann.goto(&format!("{base}/projects/{project}/work"))
+        .await
+        .unwrap();
+    let mut last = String::new();
+    for _ in 0..10 {
+        last = next_item(&ann, &last).await;
+        press(&ann, &['1', Key::Enter.into()]).await;
+    }
+    let told = wait_for_text(&ann, "#item", "No more items").await;
+    assert!(told.contains("median time"), "{told}");
+    screenshot(&ann, "workspace-paused").await;
+
+    // Bob answers "negative" over the API, so every item Ann answered is disputed.
+    let (_, body) = call(
+        &client,
+        &token,
+        Method::POST,
+        format!("{base}/api/v1/users/{bob_id}/tokens"),
+        None,
+    )
+    .await;
+    let bob = body["token"].as_str().unwrap().to_string();
+    loop {
+        let (status, body) = call(
+            &client,
+            &bob,
+            Method::POST,
+            format!("{base}/api/v1/projects/{project}/next"),
+            None,
+        )
+        .await;
+        if status != StatusCode::OK {
+            break;
+        }
+        let lease = body["lease"]["id"].as_i64().unwrap();
+        call(
+            &client,
+            &bob,
+            Method::POST,
+            format!("{base}/api/v1/leases/{lease}/response"),
+            Some(json!({"answers": {"label": "negative"}, "time_spent_ms": 90000})),
+        )
+        .await;
+    }
+
+    // The manager sees the pause, reinstates Ann, and the log shows both changes.
+    manager.goto(&dashboard).await.unwrap();
+    wait_for_text(&manager, "table.raters", "paused: median time").await;
+    manager
+        .find(Locator::Css("button.standing[data-action=reinstate]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let log = wait_for_text(&manager, "body", "reinstated by a manager").await;
+    assert!(log.contains("Audit log") && log.contains("paused"), "{log}");
+    screenshot(&manager, "dashboard-quality").await;
+
+    // The manager reviews the first disputed item: Ann's answer is rejected.
+    manager
+        .goto(&format!("{base}/projects/{project}/review"))
+        .await
+        .unwrap();
+    wait_for_text(&manager, "#review-status", "disagreement").await;
+    let rows = manager
+        .find_all(Locator::Css("#review-item tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let item_before = wait_for_text(&manager, "#review-status", "Item").await;
+    for row in rows {
+        if row.text().await.unwrap().starts_with("ann") {
+            row.find(Locator::Css("input[value=reject]"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+    }
+    screenshot(&manager, "review").await;
+    manager
+        .find(Locator::Css("#review-item button.primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The next disputed item comes up; the first one's consensus is Bob's alone.
+    for _ in 0..200 {
+        let now = manager
+            .find(Locator::Css("#review-status"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if now != item_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (_, body) = call(
+        &client,
+        &token,
+        Method::GET,
+        format!("{base}/api/v1/projects/{project}/consensus"),
+        None,
+    )
+    .await;
+    // Items t0–t9 had both answers; the reviewed one (t0, the oldest) keeps Bob's alone.
+    let counts: Vec<(&str, i64)> = body["consensus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["external_id"].as_str().unwrap(),
+                c["responses"].as_i64().unwrap(),
+            )
+        })
+        .filter(|(id, _)| id.len() == 2)
+        .collect();
+    assert_eq!(counts[0], ("t0", 1), "{body}");
+    assert!(counts[1..].iter().all(|(_, n)| *n == 2), "{body}");
+    for c in [ann, manager] {
+        c.close().await.unwrap();
+    }
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+}
