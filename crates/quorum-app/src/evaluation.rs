@@ -58,6 +58,10 @@ pub struct BuildBattles {
     pub overlap: i32,
     #[serde(default)]
     pub locale_policy: LocalePolicy,
+    /// The questions raters answer about each pair (at least one pairwise question; the first
+    /// one makes the board); one preference question when absent.
+    #[serde(default)]
+    pub questions: Option<Vec<Value>>,
 }
 
 fn default_overlap() -> i32 {
@@ -318,12 +322,21 @@ impl<S: Store> App<S> {
                 {"name": "prompt", "kind": prompt_kind},
                 {"name": "responses", "kind": "responses"}
             ],
-            "questions": [{
+            "questions": request.questions.clone().unwrap_or_else(|| vec![json!({
                 "name": "preference", "kind": "pairwise", "allow_both_bad": true, "required": true,
                 "instructions": "Which response is better? Choose tie when they are equally good, both bad when neither is acceptable."
-            }]
+            })])
         });
-        let parsed_schema = Schema::parse(&schema).map_err(|e| AppError::Internal(Box::new(e)))?;
+        let parsed_schema = Schema::parse(&schema).map_err(|e| AppError::Invalid {
+            message: e.to_string(),
+            details: json!({"field": format!("questions: {}", e.location)}),
+        })?;
+        if pairwise_question(&parsed_schema).is_none() {
+            return Err(AppError::Invalid {
+                message: "battles need a pairwise question".into(),
+                details: json!({"field": "questions"}),
+            });
+        }
         let mut rng = SplitMix64::new(request.seed);
         let mut appearances: HashMap<String, usize> = HashMap::new();
         let mut batch = ItemBatch::default();

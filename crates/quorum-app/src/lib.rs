@@ -18,6 +18,7 @@ mod projects;
 pub mod quality;
 pub mod review;
 pub mod runs;
+pub mod standard;
 mod work;
 
 use std::sync::Arc;

@@ -362,6 +362,7 @@ async fn judges_answer_both_orders_and_are_measured_against_humans() {
                 seed: 1,
                 overlap: 1,
                 locale_policy: Default::default(),
+                questions: None,
             },
         )
         .await
@@ -457,6 +458,7 @@ async fn balanced_battles_spread_models_evenly_with_random_sides() {
                 seed: 9,
                 overlap: 1,
                 locale_policy: Default::default(),
+                questions: None,
             },
         )
         .await

@@ -53,6 +53,54 @@ pub enum Command {
     /// Writes a seeded synthetic data set with known truth (for benchmarks and trials).
     #[command(subcommand)]
     Generate(GenerateCommand),
+    /// Evaluation standards: hash, validate, run, report, verify and compare.
+    #[command(subcommand)]
+    Standard(StandardCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StandardCommand {
+    /// Prints the standard's content hash, then each item's hash and id.
+    Hash { file: PathBuf },
+    /// Checks a standard and lists every problem with its location (exit 2 when any).
+    Validate { file: PathBuf },
+    /// Runs a standard: its prompts, the models' answers, the battles and the judges.
+    Run {
+        file: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The registered models to compare (at least two).
+        #[arg(long, value_delimiter = ',', required = true)]
+        models: Vec<String>,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 6)]
+        max_attempts: u32,
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        #[arg(long = "as", default_value = "admin")]
+        user: String,
+    },
+    /// Writes the signed JSON report and its HTML twin, once the rater requirements are met
+    /// (until then, says what is missing).
+    Report {
+        file: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The folder for report.json and report.html.
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+        #[arg(long = "as", default_value = "admin")]
+        user: String,
+    },
+    /// Checks a report's signature and hashes (and, with --standard, that it is of that file).
+    Verify {
+        report: PathBuf,
+        #[arg(long)]
+        standard: Option<PathBuf>,
+    },
+    /// Two reports of the same standard side by side; refuses reports of different standards.
+    Compare { a: PathBuf, b: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 mod api;
 mod error;
 mod metrics;
+mod report;
 mod svg;
 mod web;
 
@@ -15,6 +16,7 @@ use quorum_store::Store;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use report::standard_report_html;
 
 /// The OpenAPI document of `/api/v1`, served at `/api/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, Member,
     ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, QualityPolicy,
-    RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Result, Review, Store,
-    StoreError, StoredItem, Submission, SubmitOutcome, User,
+    RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Result, Review, StandardRun,
+    Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -342,6 +342,15 @@ impl Store for PgStore {
     }
     async fn reviews(&self, project_id: i64) -> Result<Vec<Review>> {
         ops::reviews(&self.pool, project_id).await
+    }
+    async fn put_standard_run(&self, run: StandardRun) -> Result<()> {
+        transaction!(self.pool, |conn| ops::put_standard_run(conn, &run).await)
+    }
+    async fn standard_runs(&self, hash: &str) -> Result<Vec<StandardRun>> {
+        ops::standard_runs(&self.pool, hash).await
+    }
+    async fn instance_setting(&self, name: &str, value: String) -> Result<String> {
+        ops::instance_setting(&self.pool, name, &value).await
     }
     async fn close(&self) {
         // Every write commits before it is acknowledged; closing waits for connections in use.

@@ -6,8 +6,8 @@ use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemAnswer, ItemBatch, ItemRef,
     Lease, LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Pool,
     Project, ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord,
-    RaterState, Response, Result, Review, StoreError, StoredItem, Submission, SubmitOutcome, User,
-    Verdict,
+    RaterState, Response, Result, Review, StandardRun, StoreError, StoredItem, Submission,
+    SubmitOutcome, User, Verdict,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -1251,4 +1251,57 @@ pub async fn reviews(pool: &PgPool, project_id: i64) -> Result<Vec<Review>> {
             })
         })
         .collect()
+}
+
+// ---- standards ----
+
+pub async fn put_standard_run(conn: &mut PgConnection, run: &StandardRun) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO standard_runs (hash, prompts_project_id, battles_project_id, models, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&run.hash)
+    .bind(run.prompts_project_id)
+    .bind(run.battles_project_id)
+    .bind(json_text(&run.models))
+    .bind(run.created_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    Ok(())
+}
+
+pub async fn standard_runs(pool: &PgPool, hash: &str) -> Result<Vec<StandardRun>> {
+    sqlx::query("SELECT * FROM standard_runs WHERE hash = $1 ORDER BY id")
+        .bind(hash)
+        .fetch_all(pool)
+        .await
+        .map_err(database_error)?
+        .iter()
+        .map(|row| {
+            Ok(StandardRun {
+                hash: get(row, "hash")?,
+                prompts_project_id: get(row, "prompts_project_id")?,
+                battles_project_id: get(row, "battles_project_id")?,
+                models: serde_json::from_str(&get::<String>(row, "models")?)
+                    .map_err(|e| StoreError::Database(Box::new(e)))?,
+                created_at: get(row, "created_at")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn instance_setting(pool: &PgPool, name: &str, value: &str) -> Result<String> {
+    sqlx::query_scalar(
+        "WITH inserted AS (
+             INSERT INTO instance_settings (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO NOTHING RETURNING value)
+         SELECT value FROM inserted UNION ALL
+         SELECT value FROM instance_settings WHERE name = $1 LIMIT 1",
+    )
+    .bind(name)
+    .bind(value)
+    .fetch_one(pool)
+    .await
+    .map_err(database_error)
 }

@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, Member,
     ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, QualityPolicy,
-    RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Result, Review, Store,
-    StoreError, StoredItem, Submission, SubmitOutcome, User,
+    RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Result, Review, StandardRun,
+    Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
 };
 use rusqlite::Connection;
 use sqlx::ConnectOptions;
@@ -439,6 +439,20 @@ impl Store for SqliteStore {
     }
     async fn reviews(&self, project_id: i64) -> Result<Vec<Review>> {
         self.readers.run(move |c| ops::reviews(c, project_id)).await
+    }
+    async fn put_standard_run(&self, run: StandardRun) -> Result<()> {
+        self.write(move |c| ops::put_standard_run(c, &run)).await
+    }
+    async fn standard_runs(&self, hash: &str) -> Result<Vec<StandardRun>> {
+        let hash = hash.to_string();
+        self.readers
+            .run(move |c| ops::standard_runs(c, &hash))
+            .await
+    }
+    async fn instance_setting(&self, name: &str, value: String) -> Result<String> {
+        let name = name.to_string();
+        self.write(move |c| ops::instance_setting(c, &name, &value))
+            .await
     }
     async fn close(&self) {
         // Dropping the last sender ends the writer loop after it has committed what is queued.

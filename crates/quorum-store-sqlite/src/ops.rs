@@ -6,7 +6,8 @@ use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemAnswer, ItemBatch, Lease,
     LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Pool, Project,
     ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState,
-    Response, Result, Review, StoreError, StoredItem, Submission, SubmitOutcome, User, Verdict,
+    Response, Result, Review, StandardRun, StoreError, StoredItem, Submission, SubmitOutcome, User,
+    Verdict,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
@@ -1180,4 +1181,62 @@ pub fn reviews(conn: &Connection, project_id: i64) -> Result<Vec<Review>> {
             })())
         },
     )
+}
+
+// ---- standards ----
+
+pub fn put_standard_run(conn: &Connection, run: &StandardRun) -> Result<()> {
+    execute(
+        conn,
+        "INSERT INTO standard_runs (hash, prompts_project_id, battles_project_id, models, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            run.hash,
+            run.prompts_project_id,
+            run.battles_project_id,
+            json_text(&run.models),
+            run.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn standard_runs(conn: &Connection, hash: &str) -> Result<Vec<StandardRun>> {
+    all(
+        conn,
+        "SELECT * FROM standard_runs WHERE hash = ?1 ORDER BY id",
+        [hash],
+        |row| {
+            let models: String = row.get("models")?;
+            let (hash, prompts_project_id, battles_project_id, created_at) = (
+                row.get("hash")?,
+                row.get("prompts_project_id")?,
+                row.get("battles_project_id")?,
+                row.get("created_at")?,
+            );
+            Ok(serde_json::from_str(&models)
+                .map_err(|e| StoreError::Database(Box::new(e)))
+                .map(|models| StandardRun {
+                    hash,
+                    prompts_project_id,
+                    battles_project_id,
+                    models,
+                    created_at,
+                }))
+        },
+    )
+}
+
+pub fn instance_setting(conn: &Connection, name: &str, value: &str) -> Result<String> {
+    execute(
+        conn,
+        "INSERT INTO instance_settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+        [name, value],
+    )?;
+    scalar(
+        conn,
+        "SELECT value FROM instance_settings WHERE name = ?1",
+        [name],
+    )?
+    .ok_or(StoreError::NotFound("setting"))
 }

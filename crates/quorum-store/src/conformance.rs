@@ -17,8 +17,8 @@ use serde_json::json;
 
 use crate::{
     BattleSides, Generation, ItemBatch, LeaseState, LocalePolicy, Member, ModelSpec, NewProject,
-    NewUser, NextRequest, Pool, QualityPolicy, RaterChange, Review, Store, StoreError, Submission,
-    SubmitOutcome, Verdict,
+    NewUser, NextRequest, Pool, QualityPolicy, RaterChange, Review, StandardRun, Store, StoreError,
+    Submission, SubmitOutcome, Verdict,
 };
 
 /// Generates one `#[tokio::test]` per conformance check for a backend.
@@ -31,7 +31,8 @@ macro_rules! conformance_tests {
             submissions_are_idempotent_and_checked, skipped_items_are_not_offered_again,
             locale_routing, export_pages_and_stats, concurrent_raters_never_overshoot,
             models_generations_and_battles, settled_items_take_no_more_answers,
-            gold_pool_scores_and_rater_standing, reviews_replace_and_count);
+            gold_pool_scores_and_rater_standing, reviews_replace_and_count,
+            standard_runs_and_instance_settings);
     };
     (@each $make:path; $($name:ident),*) => {
         $(
@@ -1013,4 +1014,27 @@ pub async fn reviews_replace_and_count<S: Store>(store: S) {
             .is_err()
     );
     assert_eq!(store.reviews(p).await.unwrap()[0].verdict, Verdict::Accept);
+}
+
+/// Standard runs are found by hash; an instance setting keeps its first value.
+pub async fn standard_runs_and_instance_settings<S: Store>(store: S) {
+    let owner = user(&store, "owner").await;
+    let (p, b) = (
+        project(&store, owner, 1, LocalePolicy::Any).await,
+        project(&store, owner, 1, LocalePolicy::Any).await,
+    );
+    let run = StandardRun {
+        hash: "sha256:abc".into(),
+        prompts_project_id: p,
+        battles_project_id: b,
+        models: vec!["m1".into(), "m2".into()],
+        created_at: 5,
+    };
+    store.put_standard_run(run.clone()).await.unwrap();
+    assert_eq!(store.standard_runs("sha256:abc").await.unwrap(), vec![run]);
+    assert!(store.standard_runs("sha256:def").await.unwrap().is_empty());
+    let first = store.instance_setting("key", "one".into()).await.unwrap();
+    assert_eq!(first, "one");
+    let again = store.instance_setting("key", "two".into()).await.unwrap();
+    assert_eq!(again, "one");
 }

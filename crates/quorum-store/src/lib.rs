@@ -573,6 +573,16 @@ pub struct Review {
     pub created_at: i64,
 }
 
+/// One run of an evaluation standard: the projects it made and the models it compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StandardRun {
+    pub hash: String,
+    pub prompts_project_id: i64,
+    pub battles_project_id: i64,
+    pub models: Vec<String>,
+    pub created_at: i64,
+}
+
 /// A registered model: how to call it (an OpenAI-compatible chat-completions endpoint), or
 /// nothing when its answers are imported. The API key is never stored: only the name of the
 /// environment variable that holds it.
@@ -750,6 +760,13 @@ pub trait Store: Send + Sync + 'static {
     async fn put_reviews(&self, reviews: Vec<Review>) -> Result<()>;
     /// A project's reviews, by response.
     async fn reviews(&self, project_id: i64) -> Result<Vec<Review>>;
+
+    async fn put_standard_run(&self, run: StandardRun) -> Result<()>;
+    /// The runs of the standard with this hash, oldest first.
+    async fn standard_runs(&self, hash: &str) -> Result<Vec<StandardRun>>;
+    /// The instance's setting `name`, set to `value` first if it has none (the first writer
+    /// wins, on every server).
+    async fn instance_setting(&self, name: &str, value: String) -> Result<String>;
 
     /// Waits until every acknowledged write is durable and stops accepting new ones.
     async fn close(&self);

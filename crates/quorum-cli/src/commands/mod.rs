@@ -9,6 +9,7 @@ mod leaderboard;
 mod models;
 mod serve;
 mod simulate;
+mod standard;
 mod transfer;
 
 use std::fs::File;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(command) => generate::run(&command),
         Command::Simulate(args) => runtime()?.block_on(simulate::run(args)),
         Command::Bench(args) => runtime()?.block_on(bench::run(args)),
+        Command::Standard(command) => runtime()?.block_on(standard::run(command)),
     }
 }
 

@@ -1,0 +1,639 @@
+//! Evaluation standards: a TOML file that says what is evaluated, by whom and how it is
+//! scored, identified by a content hash.
+//!
+//! The hash is a tree: each item's hash is SHA-256 over its canonical JSON, and the standard's
+//! hash is SHA-256 over the canonical JSON of everything else with the items replaced by their
+//! hashes (in id order). Canonical JSON has sorted keys, no whitespace and every default filled
+//! in, so key order, formatting, comments, and whether items are inline or in a JSON Lines file
+//! change nothing, while any change of meaning changes the hash. A report can therefore carry
+//! the item hashes without the items' text and still be checked against the standard's hash.
+
+pub mod report;
+pub mod run;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use quorum_core::schema::{QuestionKind, Schema};
+
+/// A problem found in a standard, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `line L, column C` for syntax, a key path (`questions[1].options`) or `FILE line N`.
+    pub location: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// A standard as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StandardFile {
+    standard: Header,
+    #[serde(default)]
+    items: ItemsSpec,
+    questions: Vec<Value>,
+    raters: Raters,
+    #[serde(default)]
+    judges: Judges,
+    #[serde(default)]
+    scoring: Scoring,
+    #[serde(default)]
+    report: ReportSpec,
+    #[serde(default)]
+    exposure: Exposure,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemsSpec {
+    /// A JSON Lines file of items, relative to the standard's file.
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    inline: Vec<Value>,
+}
+
+/// One item of the standard: a prompt the models answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandardItem {
+    pub id: String,
+    pub prompt: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raters {
+    /// Human ratings each battle needs before the report is made.
+    pub min_ratings_per_item: u32,
+    #[serde(default)]
+    pub locales: Vec<LocaleRequirement>,
+    #[serde(default)]
+    pub qualification: Option<QualificationSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocaleRequirement {
+    pub locale: String,
+    pub min_raters: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualificationSpec {
+    pub gold_items: u32,
+    pub min_accuracy: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgePolicy {
+    #[default]
+    Humans,
+    Llm,
+    Both,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Judges {
+    #[serde(default)]
+    pub policy: JudgePolicy,
+    /// The judge's registered model name.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The judge prompt template (`{prompt}`, `{a}`, `{b}`); the built-in one when absent.
+    #[serde(default)]
+    pub prompt: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scoring {
+    #[serde(default = "default_bootstrap")]
+    pub bootstrap: usize,
+    #[serde(default)]
+    pub seed: u64,
+    /// The aggregation method per question name (defaults by kind).
+    #[serde(default)]
+    pub methods: BTreeMap<String, String>,
+}
+
+fn default_bootstrap() -> usize {
+    1000
+}
+
+impl Default for Scoring {
+    fn default() -> Self {
+        Self {
+            bootstrap: default_bootstrap(),
+            seed: 0,
+            methods: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// `rater_locale`, `category`, `language`.
+    #[serde(default)]
+    pub slices: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ExposurePolicy {
+    /// Items may be exported and shown in reports.
+    #[default]
+    Public,
+    /// Held-out items: their text never leaves the instance; reports carry their hashes.
+    Private,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Exposure {
+    #[serde(default)]
+    pub policy: ExposurePolicy,
+}
+
+/// Everything of a standard except its items, which it names by hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub standard: Header,
+    pub questions: Vec<Value>,
+    pub raters: Raters,
+    pub judges: Judges,
+    pub scoring: Scoring,
+    pub report: ReportSpec,
+    pub exposure: Exposure,
+    /// `(item id, item hash)` in id order.
+    pub items: Vec<(String, String)>,
+}
+
+/// A valid standard: its spec, its items and its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standard {
+    pub spec: Spec,
+    pub items: Vec<StandardItem>,
+    pub hash: String,
+}
+
+/// JSON with sorted keys and no whitespace.
+pub fn canonical_json(value: &Value) -> String {
+    fn write(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                out.push('{');
+                let keys: BTreeSet<&String> = map.keys().collect();
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    write(&map[key], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
+}
+
+/// `sha256:` and the hex digest of a value's canonical JSON.
+pub fn hash_of(value: &impl Serialize) -> String {
+    let value = serde_json::to_value(value).unwrap_or(Value::Null);
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(canonical_json(&value).as_bytes()))
+    )
+}
+
+impl Spec {
+    /// The standard's hash: over this spec, items by hash.
+    pub fn hash(&self) -> String {
+        hash_of(self)
+    }
+
+    /// The battle items' schema: the prompt, the two answers, and the standard's questions.
+    pub fn schema(&self) -> Result<Schema, String> {
+        Schema::parse(&json!({
+            "fields": [{"name": "prompt", "kind": "text"}, {"name": "responses", "kind": "responses"}],
+            "questions": self.questions,
+        }))
+        .map_err(|e| format!("{}: {}", e.location, e.problem))
+    }
+}
+
+/// Where the items' file is, relative to the standard.
+fn items_path(standard: &Path, file: &str) -> PathBuf {
+    standard
+        .parent()
+        .map_or_else(|| PathBuf::from(file), |dir| dir.join(file))
+}
+
+/// Line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+/// Reads and checks a standard file; on failure, every problem found, each with its location.
+pub fn load(path: &Path) -> Result<Standard, Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem {
+            location: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    parse(&text, |file| {
+        let full = items_path(path, file);
+        std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
+    })
+}
+
+/// Parses and checks a standard's text; `read_items` reads the items' file when it names one.
+pub fn parse(
+    text: &str,
+    read_items: impl Fn(&str) -> Result<String, String>,
+) -> Result<Standard, Vec<Problem>> {
+    let file: StandardFile = toml::from_str(text).map_err(|e| {
+        let location = match e.span() {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                format!("line {line}, column {column}")
+            }
+            None => "the file".into(),
+        };
+        vec![Problem {
+            location,
+            message: e.message().to_string(),
+        }]
+    })?;
+    let mut problems = Vec::new();
+    let mut problem = |location: String, message: String| {
+        problems.push(Problem { location, message });
+    };
+    if file.standard.name.trim().is_empty() {
+        problem("standard.name".into(), "must not be empty".into());
+    }
+    if file.standard.version.trim().is_empty() {
+        problem("standard.version".into(), "must not be empty".into());
+    }
+
+    // Items, inline and from the file, each checked where it is.
+    let mut items: Vec<StandardItem> = Vec::new();
+    let read = |location: String, value: Value| match serde_json::from_value::<StandardItem>(value)
+    {
+        Ok(item) if item.id.trim().is_empty() => {
+            Err((format!("{location}.id"), "must not be empty".to_string()))
+        }
+        Ok(item) if item.prompt.trim().is_empty() => Err((
+            format!("{location}.prompt"),
+            "must not be empty".to_string(),
+        )),
+        Ok(item) => Ok(item),
+        Err(e) => Err((location, e.to_string())),
+    };
+    let mut raw: Vec<(String, Value)> = file
+        .items
+        .inline
+        .iter()
+        .enumerate()
+        .map(|(i, value)| (format!("items.inline[{i}]"), value.clone()))
+        .collect();
+    if let Some(name) = &file.items.file {
+        match read_items(name) {
+            Err(message) => problem("items.file".into(), message),
+            Ok(lines) => {
+                for (n, line) in lines.lines().enumerate() {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let location = format!("{name} line {}", n + 1);
+                    match serde_json::from_str::<Value>(line) {
+                        Ok(value) => raw.push((location, value)),
+                        Err(e) => problem(location, e.to_string()),
+                    }
+                }
+            }
+        }
+    }
+    for (location, value) in raw {
+        match read(location, value) {
+            Ok(item) => items.push(item),
+            Err((location, message)) => problem(location, message),
+        }
+    }
+    if items.is_empty() {
+        problem(
+            "items".into(),
+            "the standard has no items (inline or file)".into(),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for item in &items {
+        if !seen.insert(item.id.clone()) {
+            problem(format!("items[{}]", item.id), "the id is used twice".into());
+        }
+    }
+    items.sort_by(|a, b| a.id.cmp(&b.id));
+
+    // Questions, as the project schema reads them; at least one pairwise question.
+    let mut spec = Spec {
+        standard: file.standard,
+        questions: file.questions,
+        raters: file.raters,
+        judges: file.judges,
+        scoring: file.scoring,
+        report: file.report,
+        exposure: file.exposure,
+        items: items.iter().map(|i| (i.id.clone(), hash_of(i))).collect(),
+    };
+    match spec.schema() {
+        Err(message) => problem("questions".into(), message),
+        Ok(schema) => {
+            if !schema
+                .questions
+                .iter()
+                .any(|q| matches!(q.kind, QuestionKind::Pairwise { .. }))
+            {
+                problem(
+                    "questions".into(),
+                    "needs a pairwise question (the models are compared in pairs)".into(),
+                );
+            }
+            for (name, method) in &spec.scoring.methods {
+                let Some(question) = schema.questions.iter().find(|q| &q.name == name) else {
+                    problem(
+                        format!("scoring.methods.{name}"),
+                        "no question has this name".into(),
+                    );
+                    continue;
+                };
+                let allowed: &[&str] = match question.kind {
+                    QuestionKind::Pairwise { .. } => &["bradley_terry"],
+                    QuestionKind::Rating { .. } => &["median"],
+                    QuestionKind::Label { .. } => &["ds", "mv", "glad", "mace", "one_coin_ds"],
+                    _ => &[],
+                };
+                if !allowed.contains(&method.as_str()) {
+                    problem(
+                        format!("scoring.methods.{name}"),
+                        format!("`{method}` is not one of: {}", allowed.join(", ")),
+                    );
+                }
+            }
+        }
+    }
+    if !(1..=1000).contains(&spec.raters.min_ratings_per_item) {
+        problem(
+            "raters.min_ratings_per_item".into(),
+            "must be 1 to 1000".into(),
+        );
+    }
+    let mut locales = BTreeSet::new();
+    for (i, requirement) in spec.raters.locales.iter().enumerate() {
+        if !quorum_core::valid_locale(&requirement.locale) {
+            problem(
+                format!("raters.locales[{i}].locale"),
+                format!("`{}` is not a BCP 47 locale", requirement.locale),
+            );
+        }
+        if !locales.insert(requirement.locale.to_ascii_lowercase()) {
+            problem(
+                format!("raters.locales[{i}].locale"),
+                "is listed twice".into(),
+            );
+        }
+        if requirement.min_raters == 0 {
+            problem(
+                format!("raters.locales[{i}].min_raters"),
+                "must be at least 1".into(),
+            );
+        }
+    }
+    if let Some(q) = &spec.raters.qualification {
+        if q.gold_items == 0 {
+            problem(
+                "raters.qualification.gold_items".into(),
+                "must be at least 1".into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&q.min_accuracy) {
+            problem(
+                "raters.qualification.min_accuracy".into(),
+                "must be 0 to 1".into(),
+            );
+        }
+    }
+    if spec.judges.policy != JudgePolicy::Humans && spec.judges.model.is_none() {
+        problem(
+            "judges.model".into(),
+            "an LLM judge policy needs the judge's model".into(),
+        );
+    }
+    if !(1..=100_000).contains(&spec.scoring.bootstrap) {
+        problem("scoring.bootstrap".into(), "must be 1 to 100000".into());
+    }
+    for (i, slice) in spec.report.slices.iter().enumerate() {
+        if !["rater_locale", "category", "language"].contains(&slice.as_str()) {
+            problem(
+                format!("report.slices[{i}]"),
+                format!("`{slice}` is not one of: rater_locale, category, language"),
+            );
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    spec.standard.name = spec.standard.name.trim().to_string();
+    let hash = spec.hash();
+    Ok(Standard { spec, items, hash })
+}
+
+/// An item as a project item: the prompt, its category and language as metadata.
+pub(crate) fn item_json(item: &StandardItem) -> Value {
+    let mut metadata = Map::new();
+    if let Some(category) = &item.category {
+        metadata.insert("category".into(), json!(category));
+    }
+    if let Some(language) = &item.language {
+        metadata.insert("language".into(), json!(language));
+    }
+    json!({"external_id": item.id, "fields": {"question": item.prompt}, "metadata": metadata})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STANDARD: &str = r#"
+# A small standard.
+[standard]
+name = "tutor"
+version = "1.0"
+
+[[items.inline]]
+id = "q1"
+prompt = "What is 2 + 2?"
+category = "arithmetic"
+
+[[items.inline]]
+id = "q2"
+prompt = "Why is the sky blue?"
+
+[[questions]]
+name = "correctness"
+kind = "pairwise"
+instructions = "Which answer is more correct?"
+
+[raters]
+min_ratings_per_item = 2
+locales = [{ locale = "en-GB", min_raters = 1 }]
+"#;
+
+    fn no_file(_: &str) -> Result<String, String> {
+        Err("no file".into())
+    }
+
+    fn hash(text: &str) -> String {
+        parse(text, no_file)
+            .map(|s| s.hash)
+            .unwrap_or_else(|p| format!("{p:?}"))
+    }
+
+    #[test]
+    fn layout_and_key_order_do_not_change_the_hash() {
+        let reordered = r#"
+[raters]
+locales = [ { min_raters = 1, locale = "en-GB" } ]
+min_ratings_per_item = 2
+
+[[questions]]
+instructions = "Which answer is more correct?"
+kind = "pairwise"
+name = "correctness"
+
+[standard]
+version = "1.0"
+name = "tutor"
+
+[items]
+inline = [
+  { prompt = "Why is the sky blue?", id = "q2" },
+  { id = "q1", category = "arithmetic", prompt = "What is 2 + 2?" },
+]
+
+[scoring]
+bootstrap = 1000
+"#;
+        assert!(hash(STANDARD).starts_with("sha256:"));
+        assert_eq!(hash(STANDARD), hash(reordered));
+        // Items in a JSON Lines file instead of inline: the same standard.
+        let with_file = STANDARD
+            .split("[[items.inline]]")
+            .next()
+            .map(|head| {
+                format!(
+                    "{head}[items]\nfile = \"items.jsonl\"\n{}",
+                    &STANDARD[STANDARD.find("[[questions]]").unwrap_or(0)..]
+                )
+            })
+            .unwrap_or_default();
+        let lines = "{\"id\": \"q2\", \"prompt\": \"Why is the sky blue?\"}\n{\"id\": \"q1\", \"prompt\": \"What is 2 + 2?\", \"category\": \"arithmetic\"}\n";
+        let from_file = parse(&with_file, |_| Ok(lines.to_string()));
+        assert_eq!(from_file.map(|s| s.hash).ok(), Some(hash(STANDARD)));
+    }
+
+    #[test]
+    fn a_change_of_meaning_changes_the_hash() {
+        let base = hash(STANDARD);
+        for changed in [
+            STANDARD.replace("What is 2 + 2?", "What is 2 + 3?"),
+            STANDARD.replace("more correct", "more accurate"),
+            STANDARD.replace("min_ratings_per_item = 2", "min_ratings_per_item = 3"),
+            STANDARD.replace("version = \"1.0\"", "version = \"1.1\""),
+            format!("{STANDARD}\n[exposure]\npolicy = \"private\"\n"),
+        ] {
+            assert_ne!(hash(&changed), base, "{changed}");
+        }
+        // Only the changed item's hash changes.
+        let a = parse(STANDARD, no_file).ok().map(|s| s.spec.items);
+        let b = parse(&STANDARD.replace("2 + 2", "2 + 3"), no_file)
+            .ok()
+            .map(|s| s.spec.items);
+        let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
+        assert_ne!(a[0].1, b[0].1);
+        assert_eq!(a[1].1, b[1].1);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_location() {
+        let bad = STANDARD
+            .replace("min_ratings_per_item = 2", "min_ratings_per_item = 0")
+            .replace("\"en-GB\"", "\"not a locale!\"")
+            .replace(
+                "kind = \"pairwise\"",
+                "kind = \"label\"\noptions = [\"a\", \"b\"]",
+            )
+            .replace("id = \"q2\"", "id = \"q1\"");
+        let problems = parse(&bad, no_file).err().unwrap_or_default();
+        let locations: Vec<&str> = problems.iter().map(|p| p.location.as_str()).collect();
+        assert_eq!(
+            locations,
+            vec![
+                "items[q1]",
+                "questions",
+                "raters.min_ratings_per_item",
+                "raters.locales[0].locale"
+            ],
+            "{problems:?}"
+        );
+        let syntax = parse("[standard]\nname = \n", no_file)
+            .err()
+            .unwrap_or_default();
+        assert_eq!(syntax[0].location, "line 2, column 8", "{syntax:?}");
+    }
+}

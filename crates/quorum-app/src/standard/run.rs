@@ -1,0 +1,138 @@
+//! Running a standard: a project of its prompts, the models' answers, a battle project with the
+//! standard's questions and rater rules, and the LLM judges it asks for. Humans then answer in
+//! the ordinary workspace, under the ordinary quality loop.
+
+use quorum_store::{QualityPolicy, StandardRun, Store};
+use serde_json::json;
+
+use super::{JudgePolicy, Standard, item_json};
+use crate::evaluation::{BuildBattles, Sampling};
+use crate::judges::JudgeRequest;
+use crate::llm::RetryPolicy;
+use crate::runs::RunRequest;
+use crate::{App, AppError, Caller, CreateProject, ImportFormat};
+
+/// How a run calls the models.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Registered models to compare (at least two).
+    pub models: Vec<String>,
+    pub concurrency: usize,
+    pub policy: RetryPolicy,
+}
+
+/// The qualification skill a standard's raters are qualified under.
+pub fn skill_of(standard: &Standard) -> String {
+    format!("standard {}", standard.spec.standard.name)
+}
+
+impl<S: Store> App<S> {
+    /// Runs a standard (administrators): creates its projects, collects the models' answers,
+    /// builds the battles and runs the judges; returns the run (also recorded by the hash).
+    pub async fn run_standard(
+        &self,
+        caller: &Caller,
+        standard: &Standard,
+        options: RunOptions,
+        on_answer: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<StandardRun, AppError> {
+        let mut models = options.models.clone();
+        models.sort();
+        models.dedup();
+        if models.len() < 2 {
+            return Err(AppError::invalid(
+                "a standard compares at least two different models",
+            ));
+        }
+        let spec = &standard.spec;
+        let title = format!("{} {}", spec.standard.name, spec.standard.version);
+        let prompts = self
+            .create_project(
+                caller,
+                CreateProject {
+                    name: format!("{title} · prompts"),
+                    instructions: spec.standard.description.clone(),
+                    schema: json!({
+                        "fields": [{"name": "question", "kind": "text"}],
+                        "questions": [{"name": "note", "kind": "text"}]
+                    }),
+                    overlap: 1,
+                    lease_seconds: 1800,
+                    locale_policy: Default::default(),
+                    min_overlap: None,
+                    target_confidence: None,
+                    quality: QualityPolicy::default(),
+                },
+            )
+            .await?;
+        let lines: String = standard
+            .items
+            .iter()
+            .map(|item| format!("{}\n", item_json(item)))
+            .collect();
+        self.import(caller, prompts.id, ImportFormat::Json, &lines)
+            .await?;
+        self.run_models(
+            caller,
+            prompts.id,
+            RunRequest {
+                models: models.clone(),
+                concurrency: options.concurrency,
+                policy: options.policy.clone(),
+            },
+            on_answer,
+        )
+        .await?;
+        let battles = self
+            .build_battles(
+                caller,
+                prompts.id,
+                BuildBattles {
+                    name: format!("{title} · battles"),
+                    models: models.clone(),
+                    sampling: Sampling::AllPairs,
+                    seed: spec.scoring.seed,
+                    overlap: spec.raters.min_ratings_per_item as i32,
+                    locale_policy: Default::default(),
+                    questions: Some(spec.questions.clone()),
+                },
+            )
+            .await?;
+        if let Some(q) = &spec.raters.qualification {
+            let policy = QualityPolicy {
+                qualification: Some(quorum_store::Qualification {
+                    gold_items: q.gold_items,
+                    min_accuracy: q.min_accuracy,
+                    skill: Some(skill_of(standard)),
+                }),
+                ..QualityPolicy::default()
+            };
+            self.set_quality(caller, battles.id, policy).await?;
+        }
+        if spec.judges.policy != JudgePolicy::Humans
+            && let Some(judge) = &spec.judges.model
+        {
+            self.run_judge(
+                caller,
+                battles.id,
+                JudgeRequest {
+                    model: judge.clone(),
+                    template: spec.judges.prompt.clone(),
+                    concurrency: options.concurrency,
+                    policy: options.policy,
+                },
+                &|| {},
+            )
+            .await?;
+        }
+        let run = StandardRun {
+            hash: standard.hash.clone(),
+            prompts_project_id: prompts.id,
+            battles_project_id: battles.id,
+            models,
+            created_at: self.now(),
+        };
+        self.store().put_standard_run(run.clone()).await?;
+        Ok(run)
+    }
+}

@@ -1,0 +1,16 @@
+-- Evaluation standards: which projects ran which standard (by its hash), and the instance's
+-- own settings (its report-signing key).
+CREATE TABLE standard_runs (
+    id BIGSERIAL PRIMARY KEY,
+    hash TEXT NOT NULL,
+    prompts_project_id BIGINT NOT NULL REFERENCES projects(id),
+    battles_project_id BIGINT NOT NULL REFERENCES projects(id),
+    models TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX standard_runs_by_hash ON standard_runs(hash, id);
+
+CREATE TABLE instance_settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
