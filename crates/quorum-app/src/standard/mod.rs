@@ -636,4 +636,96 @@ bootstrap = 1000
             .unwrap_or_default();
         assert_eq!(syntax[0].location, "line 2, column 8", "{syntax:?}");
     }
+
+    /// The shipped JSON Schema describes what the parser reads: every example validates
+    /// against it, and a key the schema does not know is refused by both.
+    #[test]
+    fn the_json_schema_describes_the_examples() {
+        fn check(
+            value: &Value,
+            schema: &Value,
+            root: &Value,
+            at: &str,
+            problems: &mut Vec<String>,
+        ) {
+            let schema = match schema.get("$ref").and_then(Value::as_str) {
+                Some(reference) => &root["$defs"][reference.trim_start_matches("#/$defs/")],
+                None => schema,
+            };
+            if let Some(options) = schema.get("enum").and_then(Value::as_array)
+                && !options.contains(value)
+            {
+                problems.push(format!("{at}: {value} is not one of {options:?}"));
+            }
+            if let Some(map) = value.as_object() {
+                let properties = schema.get("properties").and_then(Value::as_object);
+                for key in schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if !map.contains_key(key.as_str().unwrap_or_default()) {
+                        problems.push(format!("{at}: {key} is required"));
+                    }
+                }
+                for (key, inner) in map {
+                    match properties.and_then(|p| p.get(key)) {
+                        Some(sub) => check(inner, sub, root, &format!("{at}.{key}"), problems),
+                        None if schema["additionalProperties"] == json!(false) => {
+                            problems.push(format!("{at}.{key} is not in the schema"));
+                        }
+                        None => {}
+                    }
+                }
+            }
+            if let (Some(items), Some(sub)) = (value.as_array(), schema.get("items")) {
+                for (i, item) in items.iter().enumerate() {
+                    check(item, sub, root, &format!("{at}[{i}]"), problems);
+                }
+            }
+        }
+        let schema: Value =
+            serde_json::from_str(include_str!("../../../../docs/standard.schema.json"))
+                .unwrap_or_default();
+        let examples = [
+            include_str!("../../../../examples/standards/ai-tutor.toml"),
+            include_str!("../../../../examples/standards/health-information.toml"),
+            include_str!("../../../../examples/standards/public-service-assistant.toml"),
+            include_str!("../../../../examples/standards/disaster-triage.toml"),
+        ];
+        for text in examples {
+            let value: Value = toml::from_str::<toml::Value>(text)
+                .ok()
+                .and_then(|v| serde_json::to_value(v).ok())
+                .unwrap_or_default();
+            let mut problems = Vec::new();
+            check(&value, &schema, &schema, "", &mut problems);
+            assert_eq!(problems, Vec::<String>::new());
+            // Unknown keys: refused by the schema and by the parser alike.
+            let mut extra = value.clone();
+            extra["raters"]["favourite_colour"] = json!("blue");
+            let mut problems = Vec::new();
+            check(&extra, &schema, &schema, "", &mut problems);
+            assert_eq!(
+                problems,
+                vec![".raters.favourite_colour is not in the schema"]
+            );
+            let with_extra = format!("{text}\n[exposure.extra]\nx = 1\n");
+            assert!(parse(&with_extra, |_| Ok(String::new())).is_err());
+        }
+        let lines = include_str!("../../../../examples/standards/public-service-assistant.jsonl");
+        for line in lines.lines() {
+            let item: Value = serde_json::from_str(line).unwrap_or_default();
+            let mut problems = Vec::new();
+            check(
+                &item,
+                &json!({"$ref": "#/$defs/item"}),
+                &schema,
+                "item",
+                &mut problems,
+            );
+            assert_eq!(problems, Vec::<String>::new());
+        }
+    }
 }

@@ -715,3 +715,227 @@ async fn a_fast_rater_is_paused_reinstated_and_reviewed() {
     let _ = server.child.kill();
     let _ = server.child.wait();
 }
+
+/// `quorum standard`: the public-service example is run against two models on a loopback
+/// provider and rated by raters of both locales; `report` refuses until then, naming what is
+/// missing; the signed report verifies, fails once tampered with, compares equal with itself,
+/// and its HTML twin opens in Chromium (screenshot `standard-report`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_is_run_reported_verified_and_its_report_opens_in_chromium() {
+    use quorum_app::{AddMember, App, Caller, SubmitAnswers, SystemClock};
+    use quorum_store::{ModelSpec, Store};
+
+    async fn completions(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
+        let model = body["model"].as_str().unwrap_or_default();
+        let prompt = body["messages"][0]["content"].as_str().unwrap_or_default();
+        let content = if model == "judge" {
+            if prompt.find("careful") < prompt.find("hasty") {
+                "[[A]]"
+            } else {
+                "[[B]]"
+            }
+            .to_string()
+        } else {
+            format!("{model}: an answer")
+        };
+        axum::Json(json!({"choices": [{"message": {"role": "assistant", "content": content}}]}))
+    }
+    let router =
+        axum::Router::new().route("/v1/chat/completions", axum::routing::post(completions));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/standards/public-service-assistant.toml");
+    let quorum = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_quorum"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let standard = quorum_app::standard::load(&file).unwrap();
+    {
+        let store = quorum_store_sqlite::SqliteStore::open(&database)
+            .await
+            .unwrap();
+        let app = App::new(std::sync::Arc::new(store), std::sync::Arc::new(SystemClock));
+        let (admin, _) = app.bootstrap_admin(None).await.unwrap().unwrap();
+        let admin = Caller { user: admin };
+        for name in ["careful", "hasty", "judge"] {
+            let model = ModelSpec {
+                name: name.into(),
+                base_url: Some(provider.clone()),
+                model_id: None,
+                api_key_env: None,
+                parameters: json!({"temperature": 0}),
+                created_at: 0,
+            };
+            app.register_model(&admin, model).await.unwrap();
+        }
+        app.store().close().await;
+    }
+    let ran = quorum(&[
+        "standard",
+        "run",
+        file.to_str().unwrap(),
+        "--database",
+        &database,
+        "--models",
+        "careful,hasty",
+    ]);
+    let said = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(said.contains(&standard.hash), "{said}");
+    let project: i64 = said
+        .split("battles in project ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let out = dir.path().join("report");
+    let out_arg = out.to_str().unwrap();
+    let refused = quorum(&[
+        "standard",
+        "report",
+        file.to_str().unwrap(),
+        "--database",
+        &database,
+        "--out",
+        out_arg,
+    ]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        said.contains("requirements are not met") && said.contains("ar-QA: 0 of the 2"),
+        "{said}"
+    );
+
+    {
+        let store = quorum_store_sqlite::SqliteStore::open(&database)
+            .await
+            .unwrap();
+        let app = App::new(std::sync::Arc::new(store), std::sync::Arc::new(SystemClock));
+        let admin = Caller {
+            user: app.store().user_by_name("admin").await.unwrap().unwrap(),
+        };
+        for (name, locale) in [
+            ("qa1", "ar-QA"),
+            ("qa2", "ar-QA"),
+            ("gb1", "en-GB"),
+            ("gb2", "en-GB"),
+        ] {
+            let user = app
+                .create_user_unchecked(name, "password123", false)
+                .await
+                .unwrap();
+            let member = AddMember {
+                user: name.into(),
+                role: quorum_core::Role::Annotator,
+                locales: vec![locale.into()],
+                skills: vec![],
+            };
+            app.add_member(&admin, project, member).await.unwrap();
+            let rater = Caller { user };
+            let mut n = 0;
+            while let Some(assignment) = app.next(&rater, project).await.unwrap() {
+                let item = serde_json::to_value(&assignment.item).unwrap();
+                let first = item["fields"]["responses"][0]["content"].as_str().unwrap();
+                let careful = if first.starts_with("careful") {
+                    "a"
+                } else {
+                    "b"
+                };
+                let other = if careful == "a" { "b" } else { "a" };
+                n += 1;
+                // Most raters prefer the careful answer; gb2 sometimes does not.
+                let helpful = if name == "gb2" && n % 3 == 0 {
+                    other
+                } else {
+                    careful
+                };
+                let answers = json!({"helpfulness": helpful, "cultural_appropriateness": careful, "harmful": "neither"});
+                let body = SubmitAnswers {
+                    answers: answers.as_object().unwrap().clone(),
+                    time_spent_ms: 4000,
+                };
+                app.submit(&rater, assignment.lease.id, body, None)
+                    .await
+                    .unwrap();
+            }
+        }
+        app.store().close().await;
+    }
+    let made = quorum(&[
+        "standard",
+        "report",
+        file.to_str().unwrap(),
+        "--database",
+        &database,
+        "--out",
+        out_arg,
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let report = out.join("report.json");
+    let verified = quorum(&[
+        "standard",
+        "verify",
+        report.to_str().unwrap(),
+        "--standard",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let compared = quorum(&[
+        "standard",
+        "compare",
+        report.to_str().unwrap(),
+        report.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&compared.stdout).contains("the boards are equal"));
+    // One number changed by hand: the signature no longer matches.
+    let text = std::fs::read_to_string(&report).unwrap();
+    let mut json: Value = serde_json::from_str(&text).unwrap();
+    json["report"]["human_ratings"] = json!(999);
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, serde_json::to_string(&json).unwrap()).unwrap();
+    let rejected = quorum(&["standard", "verify", tampered.to_str().unwrap()]);
+    assert!(!rejected.status.success());
+    assert!(String::from_utf8_lossy(&rejected.stderr).contains("signature"));
+
+    let Some(driver) = driver() else { return };
+    let client = browser(&driver, 1280, 1000).await;
+    client
+        .goto(&format!("file://{}", out.join("report.html").display()))
+        .await
+        .unwrap();
+    let hash = client
+        .wait()
+        .for_element(Locator::Css("#standard-hash"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(hash, standard.hash);
+    let boards = client
+        .find_all(Locator::Css("figure.board svg"))
+        .await
+        .unwrap();
+    assert!(boards.len() >= 2, "the overall board and per-slice boards");
+    screenshot(&client, "standard-report").await;
+    client.close().await.unwrap();
+}
