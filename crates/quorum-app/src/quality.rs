@@ -65,6 +65,19 @@ pub struct QuestionAgreement {
     /// Mean percent agreement over pairs of raters who share items: same locale, and not.
     pub within_locale: Option<f64>,
     pub across_locales: Option<f64>,
+    /// Fleiss' kappa, for nominal questions whose items all have the same number of raters.
+    pub fleiss_kappa: Option<f64>,
+    /// Cohen's kappa per pair of raters with at least 5 items in common (nominal questions).
+    pub pairs: Vec<RaterPair>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RaterPair {
+    pub a: String,
+    pub b: String,
+    pub common_items: usize,
+    pub percent_agreement: f64,
+    pub cohen_kappa: Option<f64>,
 }
 
 /// How far one rater can be trusted in a project.
@@ -676,6 +689,41 @@ pub fn agreement_of(
             group: "(all)".into(),
             ..alpha_of(&data)
         }];
+        let (mut fleiss_kappa, mut pairs) = (None, Vec::new());
+        if level == Level::Nominal
+            && let Ok(answers) = Answers::new(
+                tasks.len(),
+                workers.len(),
+                labels.len(),
+                &data,
+                DuplicatePolicy::KeepLast,
+            )
+        {
+            fleiss_kappa = agreement::fleiss_kappa(&answers)
+                .ok()
+                .filter(|k| k.is_finite());
+            let name_of: HashMap<i64, &str> = rows
+                .iter()
+                .map(|r| (r.user_id, r.user_name.as_str()))
+                .collect();
+            let name = |w: u32| {
+                name_of
+                    .get(&workers.keys()[w as usize])
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            pairs = agreement::cohen_kappa_pairs(&answers, 5)
+                .into_iter()
+                .map(|p| RaterPair {
+                    a: name(p.worker_a),
+                    b: name(p.worker_b),
+                    common_items: p.common_tasks,
+                    percent_agreement: p.percent,
+                    cohen_kappa: p.kappa.filter(|k| k.is_finite()),
+                })
+                .collect();
+        }
         let mut names: Vec<&String> = group_of_worker.iter().collect();
         names.sort();
         names.dedup();
@@ -722,6 +770,8 @@ pub fn agreement_of(
             groups,
             within_locale: (same_n > 0).then(|| same / same_n as f64),
             across_locales: (cross_n > 0).then(|| cross / cross_n as f64),
+            fleiss_kappa,
+            pairs,
         });
     }
     Ok(reports)
@@ -818,6 +868,23 @@ mod tests {
             label.groups[0].alpha.is_some_and(|a| a < 0.2),
             "{:?}",
             label.groups[0]
+        );
+        // Per rater pair: the two Qatari raters agree perfectly, the British one never does.
+        let pair = |a: &str, b: &str| label.pairs.iter().find(|p| p.a == a && p.b == b).cloned();
+        assert_eq!(pair("u1", "u2").and_then(|p| p.cohen_kappa), Some(1.0));
+        let cross = pair("u1", "u3");
+        assert_eq!(
+            cross
+                .as_ref()
+                .map(|p| (p.common_items, p.percent_agreement)),
+            Some((20, 0.0))
+        );
+        assert!(cross.and_then(|p| p.cohen_kappa).is_some_and(|k| k < 0.0));
+        // Every item has three raters: Fleiss' kappa applies.
+        assert!(
+            label.fleiss_kappa.is_some_and(|k| k < 0.2),
+            "{:?}",
+            label.fleiss_kappa
         );
     }
 

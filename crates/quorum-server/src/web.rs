@@ -574,6 +574,8 @@ async fn new_project<S: Store>(State(_): State<AppState<S>>, who: Page) -> Respo
 struct AgreementPlot {
     plot: String,
     caption: String,
+    /// The least agreeing rater pairs: a, b, items in common, percent, Cohen's kappa.
+    pairs: Vec<(String, String, usize, String, String)>,
 }
 
 struct RaterLine {
@@ -700,15 +702,38 @@ async fn dashboard<S: Store>(
                 .filter_map(|g| g.alpha.map(|a| (format!("{} ({})", g.group, g.raters), a, g.lower, g.upper)))
                 .collect();
             let pct = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{:.0}%", v * 100.0));
+            let mut pairs: Vec<&quorum_app::quality::RaterPair> = q.pairs.iter().collect();
+            pairs.sort_by(|a, b| {
+                a.cohen_kappa
+                    .unwrap_or(1.0)
+                    .total_cmp(&b.cohen_kappa.unwrap_or(1.0))
+            });
             AgreementPlot {
                 plot: crate::svg::intervals(&rows, true),
                 caption: format!(
-                    "{}: Krippendorff's alpha ({}) by rater locale, with 95% intervals. Raters agree {} of the time with raters of their own locale, {} across locales.",
+                    "{}: Krippendorff's alpha ({}) by rater locale, with 95% intervals. Raters agree {} of the time with raters of their own locale, {} across locales.{}",
                     q.question,
                     q.level,
                     pct(q.within_locale),
-                    pct(q.across_locales)
+                    pct(q.across_locales),
+                    q.fleiss_kappa
+                        .map(|k| format!(" Fleiss' kappa {k:.2}."))
+                        .unwrap_or_default()
                 ),
+                pairs: pairs
+                    .into_iter()
+                    .take(8)
+                    .map(|p| {
+                        (
+                            p.a.clone(),
+                            p.b.clone(),
+                            p.common_items,
+                            pct(Some(p.percent_agreement)),
+                            p.cohen_kappa
+                                .map_or_else(|| "–".into(), |k| format!("{k:.2}")),
+                        )
+                    })
+                    .collect(),
             }
         })
         .collect();
