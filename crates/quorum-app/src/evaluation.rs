@@ -453,6 +453,17 @@ impl<S: Store> App<S> {
         Ok(project)
     }
 
+    /// Exports that carry item text refuse the projects of a standard that holds its items out.
+    async fn refuse_held_out(&self, project_id: i64) -> Result<(), AppError> {
+        match self.store().standard_run_of(project_id).await? {
+            Some(run) if run.private => Err(AppError::Forbidden(format!(
+                "this project runs the standard {} whose items are held out: their text is never exported",
+                run.hash
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The arena report of a battle project's votes: overall, and per slice when asked.
     pub async fn project_leaderboard(
         &self,
@@ -515,6 +526,7 @@ impl<S: Store> App<S> {
         project_id: i64,
     ) -> Result<Vec<Value>, AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
+        self.refuse_held_out(project_id).await?;
         let schema = schema_of(&project.schema)?;
         let question = pairwise_question(&schema)
             .ok_or_else(|| AppError::invalid("the project has no pairwise question"))?
@@ -592,6 +604,7 @@ impl<S: Store> App<S> {
         project_id: i64,
     ) -> Result<Vec<Value>, AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
+        self.refuse_held_out(project_id).await?;
         let schema = schema_of(&project.schema)?;
         let (prompt, kind) = prompt_field(&schema).ok_or_else(|| {
             AppError::invalid("the project has no text, markdown or chat field for the prompt")

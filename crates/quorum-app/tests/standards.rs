@@ -186,6 +186,13 @@ async fn a_standard_runs_reports_verifies_and_compares_across_instances() {
     assert_eq!(report.models[0].model_id.as_deref(), Some("careful-v1"));
     assert_eq!(report.judges, vec!["judge".to_string()]);
     assert_eq!(report.judge_agreement[0]["judged"], 6);
+    // Every battle's consensus on the label question, by the standard's method.
+    assert_eq!(
+        report.consensus["harmful"].get("neither"),
+        Some(&6),
+        "{:?}",
+        report.consensus
+    );
 
     // The board is the engine's: the same votes through quorum-stats directly.
     let mut battles = Vec::new();
@@ -267,4 +274,57 @@ async fn a_standard_runs_reports_verifies_and_compares_across_instances() {
     let mut different = other.clone();
     different.report.standard_hash = "sha256:other".into();
     assert!(signed.compare(&different).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_out_standard_never_exports_its_items() {
+    let file = example().with_file_name("health-information.toml");
+    let standard = standard::load(&file).unwrap();
+    let base = provider().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
+        .await
+        .unwrap();
+    let app = App::new(Arc::new(store), Arc::new(SystemClock));
+    let (admin, _) = app.bootstrap_admin(None).await.unwrap().unwrap();
+    let admin = Caller { user: admin };
+    for name in ["careful", "hasty", "judge"] {
+        let model = ModelSpec {
+            name: name.into(),
+            base_url: Some(base.clone()),
+            model_id: Some(format!("{name}-v1")),
+            api_key_env: None,
+            parameters: json!({}),
+            created_at: 0,
+        };
+        app.register_model(&admin, model).await.unwrap();
+    }
+    let options = RunOptions {
+        models: vec!["careful".into(), "hasty".into()],
+        concurrency: 2,
+        policy: RetryPolicy::default(),
+    };
+    let run = app
+        .run_standard(&admin, &standard, options, &|_| {})
+        .await
+        .unwrap();
+    assert!(run.private);
+    for project in [run.prompts_project_id, run.battles_project_id] {
+        let refused = app
+            .dpo_pairs(&admin, project)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("held out"), "{refused}");
+    }
+    let refused = app.sft_conversations(&admin, run.battles_project_id).await;
+    assert!(refused.is_err());
+    // Its raters must qualify first, under the standard's skill.
+    let project = app.project(&admin, run.battles_project_id).await.unwrap().0;
+    let qualification = project.quality.qualification.unwrap();
+    assert_eq!(
+        qualification.skill.as_deref(),
+        Some("standard health-information")
+    );
+    assert_eq!(qualification.gold_items, 5);
 }

@@ -22,6 +22,8 @@ struct ReportPage<'a> {
     agreement: Vec<(String, String)>,
     judges: Vec<(String, String, String, String)>,
     divergence: Vec<String>,
+    /// Question, and how many battles' consensus gave each answer.
+    consensus: Vec<(String, String)>,
     private: bool,
 }
 
@@ -154,6 +156,14 @@ pub fn standard_report_html(signed: &SignedReport) -> String {
         agreement,
         judges,
         divergence,
+        consensus: report
+            .consensus
+            .iter()
+            .map(|(question, counts)| {
+                let parts: Vec<String> = counts.iter().map(|(a, n)| format!("{a}: {n}")).collect();
+                (question.clone(), parts.join(", "))
+            })
+            .collect(),
         private: report.spec.exposure.policy == quorum_app::standard::ExposurePolicy::Private,
     };
     page.render()

@@ -1257,18 +1257,31 @@ pub async fn reviews(pool: &PgPool, project_id: i64) -> Result<Vec<Review>> {
 
 pub async fn put_standard_run(conn: &mut PgConnection, run: &StandardRun) -> Result<()> {
     sqlx::query(
-        "INSERT INTO standard_runs (hash, prompts_project_id, battles_project_id, models, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO standard_runs (hash, prompts_project_id, battles_project_id, models, private, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&run.hash)
     .bind(run.prompts_project_id)
     .bind(run.battles_project_id)
     .bind(json_text(&run.models))
+    .bind(run.private)
     .bind(run.created_at)
     .execute(&mut *conn)
     .await
     .map_err(database_error)?;
     Ok(())
+}
+
+fn standard_run_from(row: &PgRow) -> Result<StandardRun> {
+    Ok(StandardRun {
+        hash: get(row, "hash")?,
+        prompts_project_id: get(row, "prompts_project_id")?,
+        battles_project_id: get(row, "battles_project_id")?,
+        models: serde_json::from_str(&get::<String>(row, "models")?)
+            .map_err(|e| StoreError::Database(Box::new(e)))?,
+        private: get(row, "private")?,
+        created_at: get(row, "created_at")?,
+    })
 }
 
 pub async fn standard_runs(pool: &PgPool, hash: &str) -> Result<Vec<StandardRun>> {
@@ -1278,17 +1291,22 @@ pub async fn standard_runs(pool: &PgPool, hash: &str) -> Result<Vec<StandardRun>
         .await
         .map_err(database_error)?
         .iter()
-        .map(|row| {
-            Ok(StandardRun {
-                hash: get(row, "hash")?,
-                prompts_project_id: get(row, "prompts_project_id")?,
-                battles_project_id: get(row, "battles_project_id")?,
-                models: serde_json::from_str(&get::<String>(row, "models")?)
-                    .map_err(|e| StoreError::Database(Box::new(e)))?,
-                created_at: get(row, "created_at")?,
-            })
-        })
+        .map(standard_run_from)
         .collect()
+}
+
+pub async fn standard_run_of(pool: &PgPool, project_id: i64) -> Result<Option<StandardRun>> {
+    sqlx::query(
+        "SELECT * FROM standard_runs WHERE prompts_project_id = $1 OR battles_project_id = $1
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(project_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(database_error)?
+    .as_ref()
+    .map(standard_run_from)
+    .transpose()
 }
 
 pub async fn instance_setting(pool: &PgPool, name: &str, value: &str) -> Result<String> {

@@ -6,6 +6,8 @@ CREATE TABLE standard_runs (
     prompts_project_id INTEGER NOT NULL REFERENCES projects(id),
     battles_project_id INTEGER NOT NULL REFERENCES projects(id),
     models TEXT NOT NULL,
+    -- The standard holds its items out: their text is never exported.
+    private BOOLEAN NOT NULL DEFAULT FALSE,
     created_at INTEGER NOT NULL
 );
 CREATE INDEX standard_runs_by_hash ON standard_runs(hash, id);

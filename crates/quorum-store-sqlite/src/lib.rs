@@ -449,6 +449,11 @@ impl Store for SqliteStore {
             .run(move |c| ops::standard_runs(c, &hash))
             .await
     }
+    async fn standard_run_of(&self, project_id: i64) -> Result<Option<StandardRun>> {
+        self.readers
+            .run(move |c| ops::standard_run_of(c, project_id))
+            .await
+    }
     async fn instance_setting(&self, name: &str, value: String) -> Result<String> {
         let name = name.to_string();
         self.write(move |c| ops::instance_setting(c, &name, &value))

@@ -1188,17 +1188,39 @@ pub fn reviews(conn: &Connection, project_id: i64) -> Result<Vec<Review>> {
 pub fn put_standard_run(conn: &Connection, run: &StandardRun) -> Result<()> {
     execute(
         conn,
-        "INSERT INTO standard_runs (hash, prompts_project_id, battles_project_id, models, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO standard_runs (hash, prompts_project_id, battles_project_id, models, private, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             run.hash,
             run.prompts_project_id,
             run.battles_project_id,
             json_text(&run.models),
+            run.private,
             run.created_at
         ],
     )?;
     Ok(())
+}
+
+fn standard_run_from(row: &Row<'_>) -> rusqlite::Result<Result<StandardRun>> {
+    let models: String = row.get("models")?;
+    let (hash, prompts_project_id, battles_project_id, private, created_at) = (
+        row.get("hash")?,
+        row.get("prompts_project_id")?,
+        row.get("battles_project_id")?,
+        row.get("private")?,
+        row.get("created_at")?,
+    );
+    Ok(serde_json::from_str(&models)
+        .map_err(|e| StoreError::Database(Box::new(e)))
+        .map(|models| StandardRun {
+            hash,
+            prompts_project_id,
+            battles_project_id,
+            models,
+            private,
+            created_at,
+        }))
 }
 
 pub fn standard_runs(conn: &Connection, hash: &str) -> Result<Vec<StandardRun>> {
@@ -1206,24 +1228,17 @@ pub fn standard_runs(conn: &Connection, hash: &str) -> Result<Vec<StandardRun>> 
         conn,
         "SELECT * FROM standard_runs WHERE hash = ?1 ORDER BY id",
         [hash],
-        |row| {
-            let models: String = row.get("models")?;
-            let (hash, prompts_project_id, battles_project_id, created_at) = (
-                row.get("hash")?,
-                row.get("prompts_project_id")?,
-                row.get("battles_project_id")?,
-                row.get("created_at")?,
-            );
-            Ok(serde_json::from_str(&models)
-                .map_err(|e| StoreError::Database(Box::new(e)))
-                .map(|models| StandardRun {
-                    hash,
-                    prompts_project_id,
-                    battles_project_id,
-                    models,
-                    created_at,
-                }))
-        },
+        standard_run_from,
+    )
+}
+
+pub fn standard_run_of(conn: &Connection, project_id: i64) -> Result<Option<StandardRun>> {
+    one(
+        conn,
+        "SELECT * FROM standard_runs WHERE prompts_project_id = ?1 OR battles_project_id = ?1
+         ORDER BY id DESC LIMIT 1",
+        [project_id],
+        standard_run_from,
     )
 }
 

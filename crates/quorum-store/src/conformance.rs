@@ -1028,10 +1028,17 @@ pub async fn standard_runs_and_instance_settings<S: Store>(store: S) {
         prompts_project_id: p,
         battles_project_id: b,
         models: vec!["m1".into(), "m2".into()],
+        private: true,
         created_at: 5,
     };
     store.put_standard_run(run.clone()).await.unwrap();
-    assert_eq!(store.standard_runs("sha256:abc").await.unwrap(), vec![run]);
+    assert_eq!(
+        store.standard_runs("sha256:abc").await.unwrap(),
+        vec![run.clone()]
+    );
+    assert_eq!(store.standard_run_of(b).await.unwrap(), Some(run.clone()));
+    assert_eq!(store.standard_run_of(p).await.unwrap(), Some(run));
+    assert_eq!(store.standard_run_of(b + 100).await.unwrap(), None);
     assert!(store.standard_runs("sha256:def").await.unwrap().is_empty());
     let first = store.instance_setting("key", "one".into()).await.unwrap();
     assert_eq!(first, "one");

@@ -580,6 +580,8 @@ pub struct StandardRun {
     pub prompts_project_id: i64,
     pub battles_project_id: i64,
     pub models: Vec<String>,
+    /// The standard's items are held out: their text is never exported.
+    pub private: bool,
     pub created_at: i64,
 }
 
@@ -764,6 +766,8 @@ pub trait Store: Send + Sync + 'static {
     async fn put_standard_run(&self, run: StandardRun) -> Result<()>;
     /// The runs of the standard with this hash, oldest first.
     async fn standard_runs(&self, hash: &str) -> Result<Vec<StandardRun>>;
+    /// The standard run that made this project (its prompts or its battles), if one did.
+    async fn standard_run_of(&self, project_id: i64) -> Result<Option<StandardRun>>;
     /// The instance's setting `name`, set to `value` first if it has none (the first writer
     /// wins, on every server).
     async fn instance_setting(&self, name: &str, value: String) -> Result<String>;

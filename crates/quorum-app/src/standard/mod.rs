@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use quorum_core::schema::{QuestionKind, Schema};
+use quorum_stats::classification::Method;
 
 /// A problem found in a standard, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -254,6 +255,15 @@ impl Spec {
         hash_of(self)
     }
 
+    /// The truth-inference method for a label question (Dawid–Skene unless the standard says).
+    pub fn label_method(&self, question: &str) -> Method {
+        self.scoring
+            .methods
+            .get(question)
+            .and_then(|name| Method::ALL.into_iter().find(|m| m.short_name() == name))
+            .unwrap_or(Method::DawidSkene)
+    }
+
     /// The battle items' schema: the prompt, the two answers, and the standard's questions.
     pub fn schema(&self) -> Result<Schema, String> {
         Schema::parse(&json!({
@@ -412,10 +422,11 @@ pub fn parse(
                     );
                     continue;
                 };
+                let labels: Vec<&str> = Method::ALL.iter().map(|m| m.short_name()).collect();
                 let allowed: &[&str] = match question.kind {
                     QuestionKind::Pairwise { .. } => &["bradley_terry"],
                     QuestionKind::Rating { .. } => &["median"],
-                    QuestionKind::Label { .. } => &["ds", "mv", "glad", "mace", "one_coin_ds"],
+                    QuestionKind::Label { .. } => &labels,
                     _ => &[],
                 };
                 if !allowed.contains(&method.as_str()) {

@@ -15,6 +15,8 @@ use super::{ExposurePolicy, JudgePolicy, Spec, Standard, StandardItem, canonical
 use crate::arena::ReportOptions;
 use crate::evaluation::SliceBy;
 use crate::{App, AppError, Caller};
+use quorum_core::schema::QuestionKind;
+use quorum_stats::classification::Method;
 
 pub const FORMAT: &str = "quorum-standard-report/1";
 
@@ -55,6 +57,9 @@ pub struct StandardReport {
     pub slices: BTreeMap<String, Value>,
     /// Each LLM judge against the human consensus.
     pub judge_agreement: Value,
+    /// Per label and rating question: how many battles' consensus gave each answer, by the
+    /// standard's method for the question (labels), or the median (ratings).
+    pub consensus: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -353,6 +358,32 @@ impl<S: Store> App<S> {
             slices.insert(slice.clone(), json!(report));
         }
         let judges = self.judge_reports(caller, project).await?;
+        let schema = spec.schema().map_err(AppError::invalid)?;
+        let mut consensus: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        let mut by_method: HashMap<&'static str, Vec<crate::quality::ItemConsensus>> =
+            HashMap::new();
+        for question in &schema.questions {
+            let method = match question.kind {
+                QuestionKind::Label { .. } => spec.label_method(&question.name),
+                QuestionKind::Rating { .. } => Method::DawidSkene,
+                _ => continue,
+            };
+            if !by_method.contains_key(method.short_name()) {
+                let all = self.project_consensus(project, &schema, method).await?;
+                by_method.insert(method.short_name(), all);
+            }
+            let counts = consensus.entry(question.name.clone()).or_default();
+            for c in by_method[method.short_name()]
+                .iter()
+                .filter(|c| c.question == question.name)
+            {
+                let answer = c
+                    .answer
+                    .as_str()
+                    .map_or_else(|| c.answer.to_string(), str::to_string);
+                *counts.entry(answer).or_default() += 1;
+            }
+        }
         let registered: HashMap<String, quorum_store::ModelSpec> = self
             .store()
             .models()
@@ -397,6 +428,7 @@ impl<S: Store> App<S> {
             leaderboard: json!(leaderboard),
             slices,
             judge_agreement: json!(judges),
+            consensus,
         };
         let key = self.signing_key().await?;
         let message = canonical_json(&serde_json::to_value(&report).unwrap_or(Value::Null));

@@ -130,6 +130,7 @@ impl<S: Store> App<S> {
             prompts_project_id: prompts.id,
             battles_project_id: battles.id,
             models,
+            private: spec.exposure.policy == super::ExposurePolicy::Private,
             created_at: self.now(),
         };
         self.store().put_standard_run(run.clone()).await?;
