@@ -38,6 +38,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The user a command acts as (`--as`).
+async fn caller<S: quorum_store::Store>(
+    app: &quorum_app::App<S>,
+    name: &str,
+) -> anyhow::Result<quorum_app::Caller> {
+    let user = app
+        .store()
+        .user_by_name(name)
+        .await?
+        .with_context(|| format!("no user named `{name}` (see --as)"))?;
+    Ok(quorum_app::Caller { user })
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -8,21 +8,12 @@ use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use quorum_app::llm::RetryPolicy;
 use quorum_app::runs::RunRequest;
-use quorum_app::{App, Caller, SystemClock};
+use quorum_app::{App, SystemClock};
 use quorum_store::{ModelSpec, Store};
 use serde_json::Value;
 
-use super::{AnyStore, open_store};
+use super::{AnyStore, caller, open_store};
 use crate::cli::{ModelsCommand, RunArgs};
-
-async fn caller<S: Store>(app: &App<S>, name: &str) -> anyhow::Result<Caller> {
-    let user = app
-        .store()
-        .user_by_name(name)
-        .await?
-        .with_context(|| format!("no user named `{name}` (see --as)"))?;
-    Ok(Caller { user })
-}
 
 pub async fn models(command: ModelsCommand) -> anyhow::Result<()> {
     let database = match &command {

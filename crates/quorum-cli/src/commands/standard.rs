@@ -9,10 +9,10 @@ use quorum_app::llm::RetryPolicy;
 use quorum_app::standard::report::SignedReport;
 use quorum_app::standard::run::RunOptions;
 use quorum_app::standard::{self, Standard};
-use quorum_app::{App, Caller, SystemClock};
+use quorum_app::{App, SystemClock};
 use quorum_store::Store;
 
-use super::{AnyStore, open_store};
+use super::{AnyStore, caller, open_store};
 use crate::cli::StandardCommand;
 use crate::tables::InputError;
 
@@ -178,15 +178,6 @@ pub async fn run(command: StandardCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-async fn caller<S: Store>(app: &App<S>, name: &str) -> anyhow::Result<Caller> {
-    let user = app
-        .store()
-        .user_by_name(name)
-        .await?
-        .with_context(|| format!("no user named `{name}` (see --as)"))?;
-    Ok(Caller { user })
 }
 
 #[allow(clippy::print_stdout, reason = "the command's output")]

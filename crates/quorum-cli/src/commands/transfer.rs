@@ -6,10 +6,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use quorum_app::export::{EXPORT_PAGE, ExportFormat};
-use quorum_app::{App, Caller, ImportFormat, SystemClock};
+use quorum_app::{App, ImportFormat, SystemClock};
 use quorum_store::Store;
 
-use super::{AnyStore, open_store};
+use super::{AnyStore, caller, open_store};
 use crate::cli::{ExportArgs, ImportArgs, ItemFormat};
 use crate::tables::InputError;
 
@@ -25,15 +25,6 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         AnyStore::Sqlite(store) => export_with(store, args).await,
         AnyStore::Postgres(store) => export_with(store, args).await,
     }
-}
-
-async fn caller<S: Store>(app: &App<S>, name: &str) -> anyhow::Result<Caller> {
-    let user = app
-        .store()
-        .user_by_name(name)
-        .await?
-        .with_context(|| format!("no user named `{name}` (see --as)"))?;
-    Ok(Caller { user })
 }
 
 #[allow(clippy::print_stderr, reason = "the import's report")]
