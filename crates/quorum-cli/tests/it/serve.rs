@@ -692,3 +692,256 @@ async fn hh_rlhf_pairs_round_trip_through_dpo_import_and_export() {
     assert!(want == got, "the pairs changed on the way through");
     assert!(back.iter().all(|v| v["source"] == "gold"));
 }
+
+/// The quality loop on PostgreSQL across two servers: a rater who answers every gold item
+/// wrong is paused after exactly three (the third wrong answer brings the bound under 0.7), by
+/// whichever server took the answer, and both servers refuse them; a reviewer on one server
+/// rejects a response and the consensus on the other drops it; a reinstatement on one lets the
+/// rater work on the other; the audit log has both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_quality_loop_holds_across_two_servers_on_postgres() {
+    let name = format!("quorum_quality_{}", std::process::id());
+    let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url()).unwrap();
+    let admin_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("PostgreSQL is running");
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        admin_pool.execute(statement.as_str()).await.unwrap();
+    }
+    let base_url = postgres_url();
+    let database = format!("{}/{name}", &base_url[..base_url.rfind('/').unwrap()]);
+    let first = serve(&database, "administrator");
+    let second = serve(&database, "administrator");
+    let admin = first.token.clone().or(second.token.clone()).unwrap();
+    let client = Client::new();
+    let (project, tokens) = setup(&client, &first.base, &database, &admin, 40, 3, 2).await;
+    let bases = [first.base.clone(), second.base.clone()];
+    let url = |i: usize, path: &str| format!("{}/api/v1/{path}", bases[i % 2]);
+    let gold: String = (0..20)
+        .map(|i| format!("{{\"external_id\": \"g{i}\", \"fields\": {{\"text\": \"gold {i}\"}}, \"gold\": {{\"label\": \"a\"}}}}\n"))
+        .collect();
+    let response = client
+        .post(url(0, &format!("projects/{project}/items")))
+        .bearer_auth(&admin)
+        .body(gold)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let rules = json!({"gold_rate": 0.3, "pause": {"min_accuracy_upper": 0.7}, "review": {"disagreement": true}});
+    let (status, body) = call(
+        &client,
+        &admin,
+        reqwest::Method::PUT,
+        url(0, &format!("projects/{project}/quality")),
+        Some(rules),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // rater0 answers `b` to everything, on alternate servers, until refused.
+    let (spammer, careful) = (&tokens[0], &tokens[1]);
+    let mut gold_answered = 0;
+    for step in 0.. {
+        let (status, body) = call(
+            &client,
+            spammer,
+            reqwest::Method::POST,
+            url(step, &format!("projects/{project}/next")),
+            None,
+        )
+        .await;
+        if status == StatusCode::FORBIDDEN {
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("paused"),
+                "{body}"
+            );
+            break;
+        }
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the spammer ran out of items unpaused: {body}"
+        );
+        gold_answered += usize::from(
+            body["item"]["fields"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("gold"),
+        );
+        let lease = body["lease"]["id"].as_i64().unwrap();
+        let (status, _) = call(
+            &client,
+            spammer,
+            reqwest::Method::POST,
+            url(step + 1, &format!("leases/{lease}/response")),
+            Some(json!({"answers": {"label": "b"}, "time_spent_ms": 3000})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    assert_eq!(gold_answered, 3);
+    for i in 0..2 {
+        let (status, _) = call(
+            &client,
+            spammer,
+            reqwest::Method::POST,
+            url(i, &format!("projects/{project}/next")),
+            None,
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "server {i} refuses a paused rater"
+        );
+    }
+    // rater1 answers `a` to everything.
+    for step in 0.. {
+        let (status, body) = call(
+            &client,
+            careful,
+            reqwest::Method::POST,
+            url(step, &format!("projects/{project}/next")),
+            None,
+        )
+        .await;
+        if status == StatusCode::NO_CONTENT {
+            break;
+        }
+        let lease = body["lease"]["id"].as_i64().unwrap();
+        call(
+            &client,
+            careful,
+            reqwest::Method::POST,
+            url(step, &format!("leases/{lease}/response")),
+            Some(json!({"answers": {"label": "a"}, "time_spent_ms": 3000})),
+        )
+        .await;
+    }
+    // rater2 reviews on the second server: the disputed item loses the spammer's answer.
+    let (status, _) = call(
+        &client,
+        &admin,
+        reqwest::Method::POST,
+        url(0, &format!("projects/{project}/members")),
+        Some(json!({"user": "rater2", "role": "reviewer"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let reviewer = &tokens[2];
+    let (status, body) = call(
+        &client,
+        reviewer,
+        reqwest::Method::GET,
+        url(1, &format!("projects/{project}/review-queue")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let task = &body["items"][0];
+    let item_id = task["item_id"].as_i64().unwrap();
+    let spam = task["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user_name"] == "rater0")
+        .unwrap();
+    let (status, body) = call(&client, reviewer, reqwest::Method::POST, url(1, &format!("projects/{project}/reviews")), Some(json!({"item_id": item_id, "verdicts": [{"response_id": spam["response_id"], "verdict": "reject"}]}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, body) = call(
+        &client,
+        &admin,
+        reqwest::Method::GET,
+        url(0, &format!("projects/{project}/consensus")),
+        None,
+    )
+    .await;
+    let agreed = body["consensus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["item_id"] == item_id)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (agreed["responses"].as_i64(), agreed["answer"].as_str()),
+        (Some(1), Some("a")),
+        "{agreed}"
+    );
+
+    // Reinstated on the second server, the rater works again on the first.
+    let (_, body) = call(
+        &client,
+        &admin,
+        reqwest::Method::GET,
+        url(0, &format!("projects/{project}/raters")),
+        None,
+    )
+    .await;
+    let spammer_id = body["raters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "rater0")
+        .unwrap()["user_id"]
+        .as_i64()
+        .unwrap();
+    let (status, _) = call(
+        &client,
+        &admin,
+        reqwest::Method::POST,
+        url(
+            1,
+            &format!("projects/{project}/raters/{spammer_id}/standing"),
+        ),
+        Some(json!({"action": "reinstate", "reason": "warned"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &client,
+        spammer,
+        reqwest::Method::POST,
+        url(0, &format!("projects/{project}/next")),
+        None,
+    )
+    .await;
+    assert!(
+        status == StatusCode::OK || status == StatusCode::NO_CONTENT,
+        "{status}"
+    );
+    let (_, body) = call(
+        &client,
+        &admin,
+        reqwest::Method::GET,
+        url(0, &format!("projects/{project}/rater-events")),
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["paused", "reinstated"]);
+
+    for served in [first, second] {
+        let mut child = served.child;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    admin_pool
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+}
