@@ -28,8 +28,12 @@ fn example() -> PathBuf {
 
 /// "careful" answers well, "hasty" badly; the judge prefers the careful answer.
 async fn provider() -> String {
-    async fn completions(Json(body): Json<Value>) -> Json<Value> {
+    async fn completions(Json(body): Json<Value>) -> axum::response::Response {
+        use axum::response::IntoResponse;
         let model = body["model"].as_str().unwrap_or_default();
+        if model == "down-v1" {
+            return (axum::http::StatusCode::BAD_GATEWAY, "down").into_response();
+        }
         let prompt = body["messages"][0]["content"].as_str().unwrap_or_default();
         // Requests name the provider's model id (`NAME-v1`).
         let content = match model {
@@ -49,6 +53,7 @@ async fn provider() -> String {
             ),
         };
         Json(json!({"choices": [{"message": {"role": "assistant", "content": content}}]}))
+            .into_response()
     }
     let router = axum::Router::new().route("/v1/chat/completions", post(completions));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -288,7 +293,7 @@ async fn a_held_out_standard_never_exports_its_items() {
     let app = App::new(Arc::new(store), Arc::new(SystemClock));
     let (admin, _) = app.bootstrap_admin(None).await.unwrap().unwrap();
     let admin = Caller { user: admin };
-    for name in ["careful", "hasty", "judge"] {
+    for name in ["careful", "hasty", "judge", "down"] {
         let model = ModelSpec {
             name: name.into(),
             base_url: Some(base.clone()),
@@ -299,6 +304,28 @@ async fn a_held_out_standard_never_exports_its_items() {
         };
         app.register_model(&admin, model).await.unwrap();
     }
+    // A model that never answers: the run stops before building battles and says why.
+    let failing = RunOptions {
+        models: vec!["careful".into(), "down".into()],
+        concurrency: 2,
+        policy: RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+    };
+    let refused = app
+        .run_standard(&admin, &standard, failing, &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("down answered 0 of 3"), "{refused}");
+    assert!(
+        app.store()
+            .standard_runs(&standard.hash)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let options = RunOptions {
         models: vec!["careful".into(), "hasty".into()],
         concurrency: 2,

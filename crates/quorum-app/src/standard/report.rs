@@ -255,6 +255,14 @@ impl<S: Store> App<S> {
         let mut missing = Vec::new();
         let min = i32::try_from(spec.raters.min_ratings_per_item).unwrap_or(i32::MAX);
         let items = self.all_items(run.battles_project_id).await?;
+        let models = run.models.len();
+        let expected = standard.items.len() * models * models.saturating_sub(1) / 2;
+        if items.len() < expected {
+            missing.push(format!(
+                "{} of the {expected} battles exist (every pair of models on every item)",
+                items.len()
+            ));
+        }
         let short = items.iter().filter(|i| i.responses < min).count();
         if short > 0 {
             missing.push(format!(

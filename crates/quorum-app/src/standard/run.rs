@@ -72,17 +72,31 @@ impl<S: Store> App<S> {
             .collect();
         self.import(caller, prompts.id, ImportFormat::Json, &lines)
             .await?;
-        self.run_models(
-            caller,
-            prompts.id,
-            RunRequest {
-                models: models.clone(),
-                concurrency: options.concurrency,
-                policy: options.policy.clone(),
-            },
-            on_answer,
-        )
-        .await?;
+        let progress = self
+            .run_models(
+                caller,
+                prompts.id,
+                RunRequest {
+                    models: models.clone(),
+                    concurrency: options.concurrency,
+                    policy: options.policy.clone(),
+                },
+                on_answer,
+            )
+            .await?;
+        // Every model must answer every prompt, or the battles would not be the standard's.
+        let unanswered: Vec<String> = progress
+            .iter()
+            .filter(|p| p.answered < p.prompts)
+            .map(|p| format!("{} answered {} of {}", p.model, p.answered, p.prompts))
+            .collect();
+        if !unanswered.is_empty() {
+            return Err(AppError::Conflict(format!(
+                "not every model answered every prompt ({}); the answers so far are in project {}: run the standard again when the models respond",
+                unanswered.join(", "),
+                prompts.id
+            )));
+        }
         let battles = self
             .build_battles(
                 caller,
