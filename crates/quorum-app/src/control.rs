@@ -2,7 +2,7 @@
 //! project's rate, gold only while qualifying), scoring answers as they arrive, and the
 //! auto-pause rules, with a manager's overrides. Every change to a rater's standing is logged.
 //!
-//! A project with the default [`QualityPolicy`] reads nothing extra on the rater loop.
+//! A project without gold routing or pause rules reads nothing extra on the rater loop.
 
 use quorum_core::Role;
 use quorum_stats::rng::SplitMix64;
@@ -166,7 +166,8 @@ impl<S: Store> App<S> {
     /// the reason.
     pub(crate) async fn pool_for(&self, project: &Project, user_id: i64) -> Result<Pool, AppError> {
         let policy = &project.quality;
-        if *policy == QualityPolicy::default() {
+        // Without gold routing or pause rules nobody is held back: nothing to read.
+        if !policy.gold_pool() && !policy.pause.any() {
             return Ok(Pool::Any);
         }
         if let Some(reason) = self
