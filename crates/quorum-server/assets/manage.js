@@ -95,6 +95,22 @@
     });
   }
 
+  const runStandard = document.getElementById("run-standard");
+  if (runStandard) {
+    const csrf = document.getElementById("standards").dataset.csrf;
+    runStandard.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const data = new FormData(runStandard);
+      const box = document.getElementById("run-result");
+      const file = data.get("file");
+      say(box, "Running: the models are answering…", true);
+      const models = encodeURIComponent(String(data.get("models")));
+      const result = await api("POST", `/api/v1/standards?models=${models}`, csrf, await file.text(), "text/plain");
+      if (result.status === 201) { window.location.reload(); return; }
+      say(box, result.body.error.message, false);
+    });
+  }
+
   const create = document.getElementById("new-project");
   if (create) {
     const csrf = create.dataset.csrf;

@@ -200,6 +200,8 @@ pub fn routes<S: Store>() -> axum::Router<AppState<S>> {
         .route("/projects/{id}/work", get(work::<S>))
         .route("/projects/{id}/leaderboard", get(leaderboard::<S>))
         .route("/projects/{id}/review", get(review::<S>))
+        .route("/standards", get(standards::<S>))
+        .route("/standards/{hash}/report", get(standard_report::<S>))
         .route("/assets/{file}", get(asset))
 }
 
@@ -467,6 +469,46 @@ async fn review<S: Store>(
             },
             StatusCode::OK,
         ),
+        Err(error) => app_error(error, &who),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "standards.html")]
+struct StandardsPage {
+    user: Option<String>,
+    csrf: String,
+    is_admin: bool,
+    standards: Vec<quorum_app::standard::run::StandardOverview>,
+}
+
+async fn standards<S: Store>(State(state): State<AppState<S>>, who: Page) -> Response {
+    match state.app.standards(&who.caller).await {
+        Ok(standards) => render(
+            &StandardsPage {
+                user: Some(who.caller.user.name.clone()),
+                csrf: who.csrf.clone(),
+                is_admin: who.caller.user.is_admin,
+                standards,
+            },
+            StatusCode::OK,
+        ),
+        Err(error) => app_error(error, &who),
+    }
+}
+
+/// The HTML twin of a standard's signed report.
+async fn standard_report<S: Store>(
+    State(state): State<AppState<S>>,
+    who: Page,
+    Path(hash): Path<String>,
+) -> Response {
+    let report = async {
+        let standard = state.app.stored_standard(&hash).await?;
+        state.app.report_standard(&who.caller, &standard).await
+    };
+    match report.await {
+        Ok(signed) => Html(crate::standard_report_html(&signed)).into_response(),
         Err(error) => app_error(error, &who),
     }
 }

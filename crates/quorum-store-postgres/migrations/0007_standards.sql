@@ -8,6 +8,8 @@ CREATE TABLE standard_runs (
     models TEXT NOT NULL,
     -- The standard holds its items out: their text is never exported.
     private BOOLEAN NOT NULL DEFAULT FALSE,
+    -- The standard itself (its spec and items, as JSON), so it can be reported from here.
+    standard TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
 CREATE INDEX standard_runs_by_hash ON standard_runs(hash, id);

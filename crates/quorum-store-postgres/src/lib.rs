@@ -349,6 +349,9 @@ impl Store for PgStore {
     async fn standard_runs(&self, hash: &str) -> Result<Vec<StandardRun>> {
         ops::standard_runs(&self.pool, hash).await
     }
+    async fn all_standard_runs(&self) -> Result<Vec<StandardRun>> {
+        ops::all_standard_runs(&self.pool).await
+    }
     async fn standard_run_of(&self, project_id: i64) -> Result<Option<StandardRun>> {
         ops::standard_run_of(&self.pool, project_id).await
     }

@@ -1257,14 +1257,15 @@ pub async fn reviews(pool: &PgPool, project_id: i64) -> Result<Vec<Review>> {
 
 pub async fn put_standard_run(conn: &mut PgConnection, run: &StandardRun) -> Result<()> {
     sqlx::query(
-        "INSERT INTO standard_runs (hash, prompts_project_id, battles_project_id, models, private, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO standard_runs (hash, prompts_project_id, battles_project_id, models, private, standard, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&run.hash)
     .bind(run.prompts_project_id)
     .bind(run.battles_project_id)
     .bind(json_text(&run.models))
     .bind(run.private)
+    .bind(json_text(&run.standard))
     .bind(run.created_at)
     .execute(&mut *conn)
     .await
@@ -1280,8 +1281,19 @@ fn standard_run_from(row: &PgRow) -> Result<StandardRun> {
         models: serde_json::from_str(&get::<String>(row, "models")?)
             .map_err(|e| StoreError::Database(Box::new(e)))?,
         private: get(row, "private")?,
+        standard: parse_json(&get::<String>(row, "standard")?)?,
         created_at: get(row, "created_at")?,
     })
+}
+
+pub async fn all_standard_runs(pool: &PgPool) -> Result<Vec<StandardRun>> {
+    sqlx::query("SELECT * FROM standard_runs ORDER BY id DESC")
+        .fetch_all(pool)
+        .await
+        .map_err(database_error)?
+        .iter()
+        .map(standard_run_from)
+        .collect()
 }
 
 pub async fn standard_runs(pool: &PgPool, hash: &str) -> Result<Vec<StandardRun>> {

@@ -449,6 +449,9 @@ impl Store for SqliteStore {
             .run(move |c| ops::standard_runs(c, &hash))
             .await
     }
+    async fn all_standard_runs(&self) -> Result<Vec<StandardRun>> {
+        self.readers.run(ops::all_standard_runs).await
+    }
     async fn standard_run_of(&self, project_id: i64) -> Result<Option<StandardRun>> {
         self.readers
             .run(move |c| ops::standard_run_of(c, project_id))

@@ -1188,14 +1188,15 @@ pub fn reviews(conn: &Connection, project_id: i64) -> Result<Vec<Review>> {
 pub fn put_standard_run(conn: &Connection, run: &StandardRun) -> Result<()> {
     execute(
         conn,
-        "INSERT INTO standard_runs (hash, prompts_project_id, battles_project_id, models, private, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO standard_runs (hash, prompts_project_id, battles_project_id, models, private, standard, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             run.hash,
             run.prompts_project_id,
             run.battles_project_id,
             json_text(&run.models),
             run.private,
+            json_text(&run.standard),
             run.created_at
         ],
     )?;
@@ -1203,7 +1204,7 @@ pub fn put_standard_run(conn: &Connection, run: &StandardRun) -> Result<()> {
 }
 
 fn standard_run_from(row: &Row<'_>) -> rusqlite::Result<Result<StandardRun>> {
-    let models: String = row.get("models")?;
+    let (models, standard): (String, String) = (row.get("models")?, row.get("standard")?);
     let (hash, prompts_project_id, battles_project_id, private, created_at) = (
         row.get("hash")?,
         row.get("prompts_project_id")?,
@@ -1211,16 +1212,26 @@ fn standard_run_from(row: &Row<'_>) -> rusqlite::Result<Result<StandardRun>> {
         row.get("private")?,
         row.get("created_at")?,
     );
-    Ok(serde_json::from_str(&models)
-        .map_err(|e| StoreError::Database(Box::new(e)))
-        .map(|models| StandardRun {
+    Ok((|| {
+        Ok(StandardRun {
             hash,
             prompts_project_id,
             battles_project_id,
-            models,
+            models: serde_json::from_str(&models).map_err(|e| StoreError::Database(Box::new(e)))?,
             private,
+            standard: parse_json(&standard)?,
             created_at,
-        }))
+        })
+    })())
+}
+
+pub fn all_standard_runs(conn: &Connection) -> Result<Vec<StandardRun>> {
+    all(
+        conn,
+        "SELECT * FROM standard_runs ORDER BY id DESC",
+        [],
+        standard_run_from,
+    )
 }
 
 pub fn standard_runs(conn: &Connection, hash: &str) -> Result<Vec<StandardRun>> {

@@ -205,6 +205,28 @@ pub struct Standard {
     pub hash: String,
 }
 
+impl Standard {
+    /// The standard as kept with its runs: its spec and its items.
+    pub fn stored(&self) -> Value {
+        json!({"spec": self.spec, "items": self.items})
+    }
+
+    /// A standard kept with a run, checked against its own hashes.
+    pub fn from_stored(value: &Value) -> Result<Standard, String> {
+        let spec: Spec =
+            serde_json::from_value(value["spec"].clone()).map_err(|e| e.to_string())?;
+        let items: Vec<StandardItem> =
+            serde_json::from_value(value["items"].clone()).map_err(|e| e.to_string())?;
+        let hashes: Vec<(String, String)> =
+            items.iter().map(|i| (i.id.clone(), hash_of(i))).collect();
+        if hashes != spec.items {
+            return Err("the stored items do not match the standard's item hashes".into());
+        }
+        let hash = spec.hash();
+        Ok(Standard { spec, items, hash })
+    }
+}
+
 /// JSON with sorted keys and no whitespace.
 pub fn canonical_json(value: &Value) -> String {
     fn write(value: &Value, out: &mut String) {

@@ -3,6 +3,7 @@
 //! the ordinary workspace, under the ordinary quality loop.
 
 use quorum_store::{QualityPolicy, StandardRun, Store};
+use serde::Serialize;
 use serde_json::json;
 
 use super::{JudgePolicy, Standard, item_json};
@@ -26,7 +27,90 @@ pub fn skill_of(standard: &Standard) -> String {
     format!("standard {}", standard.spec.standard.name)
 }
 
+/// A standard's run as the instance lists it, with what it still needs before its report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StandardOverview {
+    pub hash: String,
+    pub name: String,
+    pub version: String,
+    pub prompts_project_id: i64,
+    pub battles_project_id: i64,
+    pub models: Vec<String>,
+    pub created_at: i64,
+    /// Empty when the report can be made.
+    pub missing: Vec<String>,
+}
+
 impl<S: Store> App<S> {
+    /// Runs a standard given as TOML text (the web app's upload): its items must be inline.
+    pub async fn run_standard_text(
+        &self,
+        caller: &Caller,
+        text: &str,
+        options: RunOptions,
+    ) -> Result<(Standard, StandardRun), AppError> {
+        let standard = super::parse(text, |file| {
+            Err(format!(
+                "an uploaded standard cannot read `{file}`: put its items inline ([[items.inline]])"
+            ))
+        })
+        .map_err(|problems| AppError::Invalid {
+            message: format!(
+                "the standard has {} problem(s): {}",
+                problems.len(),
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            details: json!({"problems": problems}),
+        })?;
+        let run = self
+            .run_standard(caller, &standard, options, &|_| {})
+            .await?;
+        Ok((standard, run))
+    }
+
+    /// The standards run here whose battles the caller may see, newest first.
+    pub async fn standards(&self, caller: &Caller) -> Result<Vec<StandardOverview>, AppError> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for run in self.store().all_standard_runs().await? {
+            if !seen.insert(run.hash.clone())
+                || self
+                    .require(caller, run.battles_project_id, quorum_core::Role::Reviewer)
+                    .await
+                    .is_err()
+            {
+                continue;
+            }
+            let standard = Standard::from_stored(&run.standard).map_err(AppError::invalid)?;
+            out.push(StandardOverview {
+                missing: self.standard_missing(caller, &standard).await?,
+                hash: run.hash,
+                name: standard.spec.standard.name.clone(),
+                version: standard.spec.standard.version.clone(),
+                prompts_project_id: run.prompts_project_id,
+                battles_project_id: run.battles_project_id,
+                models: run.models,
+                created_at: run.created_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The standard of the latest run with this hash, as kept with the run.
+    pub async fn stored_standard(&self, hash: &str) -> Result<Standard, AppError> {
+        let run = self
+            .store()
+            .standard_runs(hash)
+            .await?
+            .pop()
+            .ok_or(AppError::NotFound("standard"))?;
+        Standard::from_stored(&run.standard).map_err(AppError::invalid)
+    }
+
     /// Runs a standard (administrators): creates its projects, collects the models' answers,
     /// builds the battles and runs the judges; returns the run (also recorded by the hash).
     pub async fn run_standard(
@@ -145,6 +229,7 @@ impl<S: Store> App<S> {
             battles_project_id: battles.id,
             models,
             private: spec.exposure.policy == super::ExposurePolicy::Private,
+            standard: standard.stored(),
             created_at: self.now(),
         };
         self.store().put_standard_run(run.clone()).await?;

@@ -487,3 +487,149 @@ async fn demonstrations_export_as_sft_conversations() {
         (Some("d1"), Some("wendy"))
     );
 }
+
+const SMALL_STANDARD: &str = r#"
+[standard]
+name = "small"
+version = "1"
+
+[[items.inline]]
+id = "q1"
+prompt = "What is the capital of Qatar?"
+
+[[items.inline]]
+id = "q2"
+prompt = "How do I apply for a library card?"
+
+[[questions]]
+name = "preference"
+kind = "pairwise"
+required = true
+
+[raters]
+min_ratings_per_item = 2
+locales = [{ locale = "ar-QA", min_raters = 1 }, { locale = "en-GB", min_raters = 1 }]
+"#;
+
+/// A standard uploaded over the API (what the web page does): problems listed with their
+/// locations; the run; the list saying what is missing; the report refused until the raters
+/// are there, then signed and verifiable; and the page that lists it.
+#[tokio::test]
+async fn a_standard_is_run_and_reported_over_the_api() {
+    let server = Server::start().await;
+    let base = provider().await;
+    for name in ["m1", "m2"] {
+        let (status, body) = server
+            .call(
+                &server.admin_token,
+                Method::POST,
+                "/api/v1/models",
+                Some(json!({"name": name, "base_url": base})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let post = |token: String, text: String| {
+        let server = &server;
+        async move {
+            let response = server
+                .client
+                .post(format!("{}/api/v1/standards?models=m1,m2", server.base))
+                .bearer_auth(token)
+                .body(text)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let broken = SMALL_STANDARD.replace("min_ratings_per_item = 2", "min_ratings_per_item = 0");
+    let (status, body) = post(server.admin_token.clone(), broken).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["error"]["details"]["problems"][0]["location"], "raters.min_ratings_per_item",
+        "{body}"
+    );
+    let with_file = "[standard]\nname = \"f\"\nversion = \"1\"\n[items]\nfile = \"items.jsonl\"\n[[questions]]\nname = \"p\"\nkind = \"pairwise\"\n[raters]\nmin_ratings_per_item = 1\n";
+    let (status, body) = post(server.admin_token.clone(), with_file.into()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.to_string().contains("inline"), "{body}");
+    let (status, body) = post(server.admin_token.clone(), SMALL_STANDARD.into()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let hash = body["hash"].as_str().unwrap().to_string();
+    let battles = body["battles_project_id"].as_i64().unwrap();
+
+    let (_, list) = server
+        .call(&server.admin_token, Method::GET, "/api/v1/standards", None)
+        .await;
+    let missing = list["standards"][0]["missing"].as_array().unwrap();
+    assert!(
+        missing
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("en-GB: 0 of the 1")),
+        "{list}"
+    );
+    let report = format!("/api/v1/standards/{hash}/report");
+    let (status, body) = server
+        .call(&server.admin_token, Method::GET, &report, None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    for (name, locale) in [("qa", "ar-QA"), ("gb", "en-GB")] {
+        let token = server.rater(name, battles, "annotator", &[locale]).await;
+        loop {
+            let (status, body) = server
+                .call(
+                    &token,
+                    Method::POST,
+                    &format!("/api/v1/projects/{battles}/next"),
+                    None,
+                )
+                .await;
+            if status == StatusCode::NO_CONTENT {
+                break;
+            }
+            let lease = body["lease"]["id"].as_i64().unwrap();
+            let (status, _) = server
+                .call(
+                    &token,
+                    Method::POST,
+                    &format!("/api/v1/leases/{lease}/response"),
+                    Some(json!({"answers": {"preference": "a"}})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+    }
+    let (_, list) = server
+        .call(&server.admin_token, Method::GET, "/api/v1/standards", None)
+        .await;
+    assert_eq!(list["standards"][0]["missing"], json!([]), "{list}");
+    let (status, body) = server
+        .call(&server.admin_token, Method::GET, &report, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let signed: quorum_app::standard::report::SignedReport = serde_json::from_value(body).unwrap();
+    signed.verify().unwrap();
+    assert_eq!(signed.report.standard_hash, hash);
+    assert_eq!(signed.report.human_ratings, 4);
+
+    // The pages: the list, and the report's HTML twin.
+    let cookie = crate::web::sign_in(&server, "admin", "administrator")
+        .await
+        .unwrap();
+    let (status, page) = crate::web::get(&server, &cookie, "/standards").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(&hash) && page.contains("requirements are met"),
+        "{page}"
+    );
+    let (status, page) =
+        crate::web::get(&server, &cookie, &format!("/standards/{hash}/report")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"standard-hash\""));
+}
