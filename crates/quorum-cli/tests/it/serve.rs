@@ -19,9 +19,17 @@ pub(crate) struct Served {
     pub(crate) token: Option<String>,
 }
 
+/// A server outliving its test (a failed assertion, a forgotten kill) is stopped here.
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[allow(
     clippy::zombie_processes,
-    reason = "each test kills and waits for the servers it starts"
+    reason = "`Served` kills and waits when dropped"
 )]
 pub(crate) fn serve(database: &str, admin_password: &str) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_quorum"))
@@ -218,7 +226,7 @@ async fn exported(client: &Client, base: &str, admin: &str, project: i64) -> Vec
 async fn every_acknowledged_answer_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
-    let first = serve(&database, "administrator");
+    let mut first = serve(&database, "administrator");
     let admin = first.token.clone().unwrap();
     let client = Client::new();
     let (project, tokens) = setup(&client, &first.base, &database, &admin, 400, 16, 2).await;
@@ -239,7 +247,7 @@ async fn every_acknowledged_answer_survives_sigkill() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut child = first.child;
+    let child = &mut first.child;
     child.kill().unwrap(); // SIGKILL: no drain, no flush
     child.wait().unwrap();
     let mut acknowledged = Vec::new();
@@ -252,7 +260,7 @@ async fn every_acknowledged_answer_survives_sigkill() {
         acknowledged.len()
     );
 
-    let second = serve(&database, "administrator");
+    let mut second = serve(&database, "administrator");
     assert!(second.token.is_none(), "the administrator already exists");
     let stored = exported(&client, &second.base, &admin, project).await;
     let stored_set: HashSet<(i64, String)> = stored.iter().cloned().collect();
@@ -272,7 +280,7 @@ async fn every_acknowledged_answer_survives_sigkill() {
         *per_item.entry(*item).or_default() += 1;
     }
     assert!(per_item.values().all(|&n| n <= 2));
-    let mut child = second.child;
+    let child = &mut second.child;
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -344,8 +352,8 @@ async fn two_servers_on_one_postgres_never_overshoot() {
     for (item, token) in &acknowledged {
         assert!(pairs.contains(&(*item, names[token].clone())));
     }
-    for served in [first, second] {
-        let mut child = served.child;
+    for mut served in [first, second] {
+        let child = &mut served.child;
         child.kill().unwrap();
         child.wait().unwrap();
     }
@@ -359,7 +367,7 @@ async fn two_servers_on_one_postgres_never_overshoot() {
 async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
-    let server = serve(&database, "administrator");
+    let mut server = serve(&database, "administrator");
     let admin = server.token.clone().unwrap();
     let client = Client::new();
     let (project, tokens) = setup(&client, &server.base, &database, &admin, 0, 1, 1).await;
@@ -472,7 +480,7 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
         "rater0",
     ]);
     assert!(!refused.status.success());
-    let mut child = server.child;
+    let child = &mut server.child;
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -481,7 +489,7 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
 async fn sigterm_drains_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
-    let server = serve(&database, "administrator");
+    let mut server = serve(&database, "administrator");
     let admin = server.token.clone().unwrap();
     let client = Client::new();
     let (project, tokens) = setup(&client, &server.base, &database, &admin, 3, 1, 1).await;
@@ -493,7 +501,7 @@ async fn sigterm_drains_and_exits_cleanly() {
     )
     .await;
     assert_eq!(answered.len(), 3);
-    let mut child = server.child;
+    let child = &mut server.child;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -501,12 +509,12 @@ async fn sigterm_drains_and_exits_cleanly() {
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "SIGTERM ends the server cleanly: {exit:?}");
-    let again = serve(&database, "administrator");
+    let mut again = serve(&database, "administrator");
     assert_eq!(
         exported(&client, &again.base, &admin, project).await.len(),
         3
     );
-    let mut child = again.child;
+    let child = &mut again.child;
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -935,8 +943,8 @@ async fn the_quality_loop_holds_across_two_servers_on_postgres() {
         .collect();
     assert_eq!(actions, vec!["paused", "reinstated"]);
 
-    for served in [first, second] {
-        let mut child = served.child;
+    for mut served in [first, second] {
+        let child = &mut served.child;
         child.kill().unwrap();
         child.wait().unwrap();
     }
