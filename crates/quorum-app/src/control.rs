@@ -11,7 +11,7 @@ use quorum_store::{
     PauseRules, Pool, Project, QualityPolicy, RaterChange, RaterEvent, RaterRecord, Store,
 };
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use crate::{App, AppError, Caller};
 
@@ -116,17 +116,6 @@ pub fn pause_reason(rules: &PauseRules, record: &RaterRecord) -> Option<String> 
         }
     }
     None
-}
-
-/// Whether `answers` give every gold answer (sets for multi-label, numbers by value).
-pub fn matches_gold(answers: &Map<String, Value>, gold: &Value) -> bool {
-    gold.as_object().is_some_and(|gold| {
-        gold.iter().all(|(q, g)| {
-            answers
-                .get(q)
-                .is_some_and(|a| crate::quality::matches_gold(a, g))
-        })
-    })
 }
 
 /// A manager's change to a rater's standing.

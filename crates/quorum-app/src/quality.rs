@@ -315,12 +315,12 @@ impl<S: Store> App<S> {
     pub(crate) async fn gold_answers(
         &self,
         project_id: i64,
-    ) -> Result<HashMap<i64, serde_json::Map<String, Value>>, AppError> {
+    ) -> Result<HashMap<i64, Value>, AppError> {
         Ok(self
             .all_items(project_id)
             .await?
             .into_iter()
-            .filter_map(|i| Some((i.id, i.gold?.as_object()?.clone())))
+            .filter_map(|i| Some((i.id, i.gold?)))
             .collect())
     }
 
@@ -479,8 +479,33 @@ pub fn consensus_of(
     Ok(out)
 }
 
-/// Whether an answer matches a gold value (sets for multi-label, exact otherwise).
-pub(crate) fn matches_gold(answer: &Value, gold: &Value) -> bool {
+/// The rows a consensus counts: none on gold items, none a reviewer rejected or corrected.
+pub(crate) fn counted(
+    rows: impl IntoIterator<Item = ExportRow>,
+    is_gold: impl Fn(i64) -> bool,
+    verdicts: &HashMap<i64, Verdict>,
+) -> Vec<ExportRow> {
+    rows.into_iter()
+        .filter(|r| !is_gold(r.item_id))
+        .filter(|r| {
+            verdicts
+                .get(&r.response_id)
+                .is_none_or(|v| *v == Verdict::Accept)
+        })
+        .collect()
+}
+
+/// Whether `answers` give every gold answer of an item: the one scoring rule, used when an
+/// answer arrives and in the reliability report.
+pub(crate) fn matches_gold(answers: &Value, gold: &Value) -> bool {
+    gold.as_object().is_some_and(|gold| {
+        gold.iter()
+            .all(|(q, g)| answers.get(q).is_some_and(|a| same_answer(a, g)))
+    })
+}
+
+/// Whether an answer equals a gold value (sets for multi-label, numbers by value).
+fn same_answer(answer: &Value, gold: &Value) -> bool {
     match (answer.as_array(), gold.as_array()) {
         (Some(a), Some(g)) => {
             let set = |v: &Vec<Value>| {
@@ -500,20 +525,15 @@ pub(crate) fn matches_gold(answer: &Value, gold: &Value) -> bool {
 pub fn reliability_of(
     schema: &Schema,
     rows: &[ExportRow],
-    gold: &HashMap<i64, serde_json::Map<String, Value>>,
+    gold: &HashMap<i64, Value>,
     verdicts: &HashMap<i64, Verdict>,
 ) -> Result<Vec<RaterReliability>, AppError> {
     use quorum_stats::special::beta_quantile;
-    let data: Vec<ExportRow> = rows
-        .iter()
-        .filter(|r| !gold.contains_key(&r.item_id))
-        .filter(|r| {
-            verdicts
-                .get(&r.response_id)
-                .is_none_or(|v| *v == Verdict::Accept)
-        })
-        .cloned()
-        .collect();
+    let data = counted(
+        rows.iter().cloned(),
+        |item| gold.contains_key(&item),
+        verdicts,
+    );
     // Consensus on items without gold, with Dawid–Skene for labels.
     let consensus = consensus_of(schema, &data, Method::DawidSkene)?;
     let agreed: HashMap<(i64, &str), &Value> = consensus
@@ -551,10 +571,7 @@ pub fn reliability_of(
         }
         if let Some(expected) = gold.get(&row.item_id) {
             r.gold_answered += 1;
-            let correct = expected
-                .iter()
-                .all(|(q, g)| row.answers.get(q).is_some_and(|a| matches_gold(a, g)));
-            r.gold_correct += usize::from(correct);
+            r.gold_correct += usize::from(matches_gold(&row.answers, expected));
             continue;
         }
         for (question, value) in row.answers.as_object().into_iter().flatten() {
@@ -894,13 +911,7 @@ mod tests {
         // Items 0..10 have gold `x`; raters 1 and 2 get them right, rater 3 never does.
         let mut gold = HashMap::new();
         for item in 0..10 {
-            gold.insert(
-                item,
-                json!({"label": "x"})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            gold.insert(item, json!({"label": "x"}));
             rows.push(row(item, 1, json!({"label": "x"})));
             rows.push(row(item, 2, json!({"label": "x"})));
             rows.push(row(item, 3, json!({"label": "y"})));

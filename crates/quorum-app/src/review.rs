@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::evaluation::schema_of;
-use crate::quality::{ItemConsensus, consensus_of};
+use crate::quality::{ItemConsensus, consensus_of, counted};
 use crate::{App, AppError, Caller};
 
 /// One response as a reviewer sees it, with any verdict it already has.
@@ -62,22 +62,6 @@ fn sampled(project_id: i64, item_id: i64, rate: f64) -> bool {
     rate > 0.0 && SplitMix64::stream(project_id as u64, item_id as u64).next_f64() < rate
 }
 
-/// The rows consensus counts: no gold items, no rejected or corrected responses.
-fn counted(
-    rows: Vec<ExportRow>,
-    gold: &HashSet<i64>,
-    verdicts: &HashMap<i64, Verdict>,
-) -> Vec<ExportRow> {
-    rows.into_iter()
-        .filter(|r| !gold.contains(&r.item_id))
-        .filter(|r| {
-            verdicts
-                .get(&r.response_id)
-                .is_none_or(|v| *v == Verdict::Accept)
-        })
-        .collect()
-}
-
 impl<S: Store> App<S> {
     /// The project's consensus as every report uses it: gold items left out, rejected and
     /// corrected responses left out, corrections as adjudicated answers.
@@ -96,7 +80,11 @@ impl<S: Store> App<S> {
         let reviews = self.store().reviews(project_id).await?;
         let verdicts: HashMap<i64, Verdict> =
             reviews.iter().map(|r| (r.response_id, r.verdict)).collect();
-        let rows = counted(self.all_responses(project_id).await?, &gold, &verdicts);
+        let rows = counted(
+            self.all_responses(project_id).await?,
+            |item| gold.contains(&item),
+            &verdicts,
+        );
         let mut out = consensus_of(schema, &rows, method)?;
         // The latest correction of each item decides it.
         let mut adjudicated: HashMap<i64, &Review> = HashMap::new();

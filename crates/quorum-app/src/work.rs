@@ -202,14 +202,15 @@ impl<S: Store> App<S> {
                 details: json!({"question": e.question}),
             }
         })?;
+        let answers = Value::Object(body.answers);
         let gold_correct = gold
             .as_ref()
-            .map(|g| crate::control::matches_gold(&body.answers, g));
+            .map(|g| crate::quality::matches_gold(&answers, g));
         let submission = Submission {
             lease_id,
             user_id: caller.user.id,
             overlap: project.overlap,
-            answers: Value::Object(body.answers),
+            answers,
             time_spent_ms: body.time_spent_ms,
             idempotency_key,
             gold_pool: project.quality.gold_pool(),

@@ -1068,15 +1068,18 @@ pub async fn rater_record(
     since: i64,
 ) -> Result<RaterRecord> {
     let row = sqlx::query(
-        "SELECT
-           (SELECT COUNT(*) FROM responses WHERE user_id = $1 AND project_id = $2 AND created_at >= $3) AS responses,
-           (SELECT COUNT(gold_correct) FROM responses WHERE user_id = $1 AND project_id = $2 AND created_at >= $3) AS gold_answered,
-           (SELECT COUNT(*) FROM responses WHERE user_id = $1 AND project_id = $2 AND created_at >= $3 AND gold_correct) AS gold_correct,
-           (SELECT COUNT(*) FROM leases WHERE user_id = $1 AND project_id = $2 AND state = 'skipped' AND created_at >= $3) AS skips,
-           (SELECT COUNT(*) FROM reviews WHERE project_id = $2 AND rater_id = $1 AND created_at >= $3 AND verdict = 'accept') AS accepted,
-           (SELECT COUNT(*) FROM reviews WHERE project_id = $2 AND rater_id = $1 AND created_at >= $3 AND verdict <> 'accept') AS rejected,
-           ARRAY(SELECT time_spent_ms FROM responses WHERE user_id = $1 AND project_id = $2 AND created_at >= $3
-                 ORDER BY created_at DESC LIMIT 25) AS recent",
+        "SELECT r.responses, r.gold_answered, r.gold_correct, l.skips, v.accepted, v.rejected,
+                ARRAY(SELECT time_spent_ms FROM responses
+                      WHERE user_id = $1 AND project_id = $2 AND created_at >= $3
+                      ORDER BY created_at DESC LIMIT 25) AS recent
+         FROM (SELECT COUNT(*) AS responses, COUNT(gold_correct) AS gold_answered,
+                      COUNT(*) FILTER (WHERE gold_correct) AS gold_correct
+               FROM responses WHERE user_id = $1 AND project_id = $2 AND created_at >= $3) r,
+              (SELECT COUNT(*) AS skips FROM leases
+               WHERE user_id = $1 AND project_id = $2 AND state = 'skipped' AND created_at >= $3) l,
+              (SELECT COUNT(*) FILTER (WHERE verdict = 'accept') AS accepted,
+                      COUNT(*) FILTER (WHERE verdict <> 'accept') AS rejected
+               FROM reviews WHERE project_id = $2 AND rater_id = $1 AND created_at >= $3) v",
     )
     .bind(user_id)
     .bind(project_id)

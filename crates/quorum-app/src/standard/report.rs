@@ -98,6 +98,15 @@ pub struct Comparison {
 
 const KEY_SETTING: &str = "report-signing-key";
 
+/// What checking a standard's requirements read, kept for its report.
+struct Checked {
+    run: quorum_store::StandardRun,
+    missing: Vec<String>,
+    raters_by_locale: BTreeMap<String, usize>,
+    human_ratings: usize,
+    judges: Vec<crate::judges::JudgeReport>,
+}
+
 /// The model rows of a board: name → (rating, lower, upper, battles).
 fn board_rows(board: &Value) -> BTreeMap<String, (f64, Option<f64>, Option<f64>, u64)> {
     board["boards"][0]["models"]
@@ -248,6 +257,15 @@ impl<S: Store> App<S> {
         caller: &Caller,
         standard: &Standard,
     ) -> Result<Vec<String>, AppError> {
+        Ok(self.check_standard(caller, standard).await?.missing)
+    }
+
+    /// The standard's latest run here, what it still needs, and the counts the check read.
+    async fn check_standard(
+        &self,
+        caller: &Caller,
+        standard: &Standard,
+    ) -> Result<Checked, AppError> {
         let run = self.latest_run(standard).await?;
         self.require(caller, run.battles_project_id, Role::Reviewer)
             .await?;
@@ -284,13 +302,12 @@ impl<S: Store> App<S> {
                 ));
             }
         }
+        let judges = self.judge_reports(caller, run.battles_project_id).await?;
         if spec.judges.policy != JudgePolicy::Humans
             && let Some(model) = &spec.judges.model
         {
-            let judged = self
-                .judge_reports(caller, run.battles_project_id)
-                .await?
-                .into_iter()
+            let judged = judges
+                .iter()
                 .find(|j| &j.judge == model)
                 .map_or(0, |j| j.judged);
             if judged < items.len() {
@@ -300,7 +317,13 @@ impl<S: Store> App<S> {
                 ));
             }
         }
-        Ok(missing)
+        Ok(Checked {
+            human_ratings: items.iter().map(|i| i.responses.max(0) as usize).sum(),
+            run,
+            missing,
+            raters_by_locale: by_locale,
+            judges,
+        })
     }
 
     async fn latest_run(&self, standard: &Standard) -> Result<quorum_store::StandardRun, AppError> {
@@ -333,14 +356,19 @@ impl<S: Store> App<S> {
         caller: &Caller,
         standard: &Standard,
     ) -> Result<SignedReport, AppError> {
-        let missing = self.standard_missing(caller, standard).await?;
+        let Checked {
+            run,
+            missing,
+            raters_by_locale,
+            human_ratings,
+            judges,
+        } = self.check_standard(caller, standard).await?;
         if !missing.is_empty() {
             return Err(AppError::Conflict(format!(
                 "the standard's requirements are not met yet: {}",
                 missing.join("; ")
             )));
         }
-        let run = self.latest_run(standard).await?;
         let spec = &standard.spec;
         let project = run.battles_project_id;
         let options = ReportOptions {
@@ -365,7 +393,6 @@ impl<S: Store> App<S> {
                 .await?;
             slices.insert(slice.clone(), json!(report));
         }
-        let judges = self.judge_reports(caller, project).await?;
         let schema = spec.schema().map_err(AppError::invalid)?;
         let mut consensus: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
         let mut by_method: HashMap<&'static str, Vec<crate::quality::ItemConsensus>> =
@@ -429,8 +456,8 @@ impl<S: Store> App<S> {
                         .map_or(Value::Null, |m| m.parameters.clone()),
                 })
                 .collect(),
-            raters_by_locale: self.raters_by_locale(project).await?,
-            human_ratings: self.all_responses(project).await?.len(),
+            raters_by_locale,
+            human_ratings,
             judges: judges.iter().map(|j| j.judge.clone()).collect(),
             agreement: json!(self.agreement(caller, project).await?),
             leaderboard: json!(leaderboard),
