@@ -28,44 +28,24 @@ async fn vote_all(
     project: i64,
     prefers: impl Fn(&str, &str) -> &'static str,
 ) -> usize {
-    let mut answered = 0;
-    loop {
-        let (status, body) = server
-            .call(
-                token,
-                Method::POST,
-                &format!("/api/v1/projects/{project}/next"),
-                None,
-            )
-            .await;
-        if status == StatusCode::NO_CONTENT || body["item"].is_null() {
-            return answered;
-        }
-        let text = body.to_string();
-        for hidden in ["m-good", "m-local", "m-weak"] {
-            assert!(
-                !text.contains(hidden),
-                "a model name reached a rater: {text}"
+    server
+        .answer_all(token, project, |body| {
+            let text = body.to_string();
+            for hidden in ["m-good", "m-local", "m-weak"] {
+                assert!(
+                    !text.contains(hidden),
+                    "a model name reached a rater: {text}"
+                );
+            }
+            let responses = &body["item"]["fields"]["responses"];
+            assert_eq!(responses[0]["name"], "A");
+            let verdict = prefers(
+                responses[0]["content"].as_str().unwrap(),
+                responses[1]["content"].as_str().unwrap(),
             );
-        }
-        let responses = &body["item"]["fields"]["responses"];
-        assert_eq!(responses[0]["name"], "A");
-        let verdict = prefers(
-            responses[0]["content"].as_str().unwrap(),
-            responses[1]["content"].as_str().unwrap(),
-        );
-        let lease = body["lease"]["id"].as_i64().unwrap();
-        let (status, body) = server
-            .call(
-                token,
-                Method::POST,
-                &format!("/api/v1/leases/{lease}/response"),
-                Some(json!({"answers": {"preference": verdict}})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        answered += 1;
-    }
+            json!({"preference": verdict})
+        })
+        .await
 }
 
 /// The side whose answer comes from the model `best`, then the one from `second`.
@@ -581,29 +561,9 @@ async fn a_standard_is_run_and_reported_over_the_api() {
 
     for (name, locale) in [("qa", "ar-QA"), ("gb", "en-GB")] {
         let token = server.rater(name, battles, "annotator", &[locale]).await;
-        loop {
-            let (status, body) = server
-                .call(
-                    &token,
-                    Method::POST,
-                    &format!("/api/v1/projects/{battles}/next"),
-                    None,
-                )
-                .await;
-            if status == StatusCode::NO_CONTENT {
-                break;
-            }
-            let lease = body["lease"]["id"].as_i64().unwrap();
-            let (status, _) = server
-                .call(
-                    &token,
-                    Method::POST,
-                    &format!("/api/v1/leases/{lease}/response"),
-                    Some(json!({"answers": {"preference": "a"}})),
-                )
-                .await;
-            assert_eq!(status, StatusCode::CREATED);
-        }
+        server
+            .answer_all(&token, battles, |_| json!({"preference": "a"}))
+            .await;
     }
     let (_, list) = server
         .call(&server.admin_token, Method::GET, "/api/v1/standards", None)

@@ -11,30 +11,13 @@ async fn answer_all(
     project: i64,
     pick: impl Fn(&str) -> &'static str,
 ) {
-    loop {
-        let (status, body) = server
-            .call(
-                token,
-                Method::POST,
-                &format!("/api/v1/projects/{project}/next"),
-                None,
-            )
-            .await;
-        if status == StatusCode::NO_CONTENT {
-            return;
-        }
-        let text = body["item"]["fields"]["text"].as_str().unwrap().to_string();
-        let lease = body["lease"]["id"].as_i64().unwrap();
-        let (status, body) = server
-            .call(
-                token,
-                Method::POST,
-                &format!("/api/v1/leases/{lease}/response"),
-                Some(json!({"answers": {"label": pick(&text)}})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-    }
+    server
+        .answer_all(
+            token,
+            project,
+            |body| json!({"label": pick(body["item"]["fields"]["text"].as_str().unwrap())}),
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -172,40 +155,17 @@ async fn confident_items_settle_and_contested_ones_keep_taking_answers() {
     let mut easy_answers = 0;
     let mut hard_answers = 0;
     for (r, token) in tokens.iter().enumerate() {
-        loop {
-            let (status, body) = server
-                .call(
-                    token,
-                    Method::POST,
-                    &format!("/api/v1/projects/{p}/next"),
-                    None,
-                )
-                .await;
-            if status == StatusCode::NO_CONTENT {
-                break;
-            }
-            let text = body["item"]["fields"]["text"].as_str().unwrap().to_string();
-            let label = if text == "easy" || r % 2 == 0 {
-                "pos"
-            } else {
-                "neg"
-            };
-            if text == "easy" {
-                easy_answers += 1;
-            } else {
-                hard_answers += 1;
-            }
-            let lease = body["lease"]["id"].as_i64().unwrap();
-            let (status, _) = server
-                .call(
-                    token,
-                    Method::POST,
-                    &format!("/api/v1/leases/{lease}/response"),
-                    Some(json!({"answers": {"label": label}})),
-                )
-                .await;
-            assert_eq!(status, StatusCode::CREATED);
-        }
+        server
+            .answer_all(token, p, |body| {
+                let easy = body["item"]["fields"]["text"] == "easy";
+                if easy {
+                    easy_answers += 1;
+                } else {
+                    hard_answers += 1;
+                }
+                json!({"label": if easy || r % 2 == 0 { "pos" } else { "neg" }})
+            })
+            .await;
     }
     // With no evidence yet raters count as 70% accurate: three agreeing answers give
     // 0.7³ / (0.7³ + 0.3³) = 0.93 ≥ 0.9, two give 0.84.

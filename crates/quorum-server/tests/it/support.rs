@@ -82,6 +82,43 @@ impl Server {
         )
     }
 
+    /// The rater answers every item they are given with `answers(assignment)`, each answer
+    /// acknowledged with 201; returns how many they answered.
+    pub async fn answer_all(
+        &self,
+        token: &str,
+        project: i64,
+        mut answers: impl FnMut(&Value) -> Value,
+    ) -> usize {
+        let mut answered = 0;
+        loop {
+            let (status, body) = self
+                .call(
+                    token,
+                    Method::POST,
+                    &format!("/api/v1/projects/{project}/next"),
+                    None,
+                )
+                .await;
+            if status == StatusCode::NO_CONTENT {
+                return answered;
+            }
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let lease = body["lease"]["id"].as_i64().unwrap();
+            let answers = answers(&body);
+            let (status, reply) = self
+                .call(
+                    token,
+                    Method::POST,
+                    &format!("/api/v1/leases/{lease}/response"),
+                    Some(json!({"answers": answers})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{reply}");
+            answered += 1;
+        }
+    }
+
     pub async fn project(&self, schema: Value, overlap: i32) -> i64 {
         let (status, body) = self
             .call(
