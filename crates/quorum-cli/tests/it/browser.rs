@@ -168,6 +168,68 @@ async fn create_user(server: &Served, name: &str) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
+/// A label project (`text` field, one label question) with one item per text (external ids
+/// `t0`…) and the named users, created with the rater password, as annotators; returns the
+/// project and the users' ids.
+async fn label_project(
+    server: &Served,
+    name: &str,
+    options: &[&str],
+    overlap: i32,
+    texts: &[String],
+    raters: &[&str],
+) -> (i64, Vec<i64>) {
+    let (base, token) = (&server.base, server.token.as_deref().unwrap());
+    let client = reqwest::Client::new();
+    let schema = json!({
+        "fields": [{"name": "text", "kind": "text"}],
+        "questions": [{"name": "label", "kind": "label", "options": options, "required": true}]
+    });
+    let (status, body) = call(
+        &client,
+        token,
+        Method::POST,
+        format!("{base}/api/v1/projects"),
+        Some(json!({"name": name, "schema": schema, "overlap": overlap})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let project = body["project"]["id"].as_i64().unwrap();
+    let lines: String = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            format!(
+                "{}\n",
+                json!({"external_id": format!("t{i}"), "fields": {"text": text}})
+            )
+        })
+        .collect();
+    let imported = client
+        .post(format!("{base}/api/v1/projects/{project}/items"))
+        .bearer_auth(token)
+        .body(lines)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(imported.status(), StatusCode::OK);
+    let mut ids = Vec::new();
+    for rater in raters {
+        create_user(server, rater).await;
+        let (status, body) = call(
+            &client,
+            token,
+            Method::POST,
+            format!("{base}/api/v1/projects/{project}/members"),
+            Some(json!({"user": rater, "role": "annotator"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(body["member"]["user_id"].as_i64().unwrap());
+    }
+    (project, ids)
+}
+
 async fn exported(server: &Served, project: &str) -> Vec<Value> {
     reqwest::Client::new()
         .get(format!(
@@ -386,45 +448,16 @@ async fn two_raters_fill_an_overlap_of_two_and_the_dashboard_shows_it_complete()
         "manager-password",
     );
     let base = server.base.clone();
-    let client = reqwest::Client::new();
-    let token = server.token.clone().unwrap();
-    let schema = json!({
-        "fields": [{"name": "text", "kind": "text"}],
-        "questions": [{"name": "label", "kind": "label", "options": ["positive", "negative", "neutral"], "required": true}]
-    });
-    let (_, body) = call(
-        &client,
-        &token,
-        Method::POST,
-        format!("{base}/api/v1/projects"),
-        Some(json!({"name": "Sentiment", "schema": schema, "overlap": 2})),
+    let texts: Vec<String> = (0..5).map(|i| format!("مرحبا text {i}")).collect();
+    let (project, _) = label_project(
+        &server,
+        "Sentiment",
+        &["positive", "negative", "neutral"],
+        2,
+        &texts,
+        &["ann", "bob"],
     )
     .await;
-    let project = body["project"]["id"].as_i64().unwrap();
-    let lines: String = (0..5)
-        .map(|i| {
-            format!("{{\"external_id\": \"t{i}\", \"fields\": {{\"text\": \"مرحبا text {i}\"}}}}\n")
-        })
-        .collect();
-    client
-        .post(format!("{base}/api/v1/projects/{project}/items"))
-        .bearer_auth(&token)
-        .body(lines)
-        .send()
-        .await
-        .unwrap();
-    for name in ["ann", "bob"] {
-        create_user(&server, name).await;
-        let (status, _) = call(
-            &client,
-            &token,
-            Method::POST,
-            format!("{base}/api/v1/projects/{project}/members"),
-            Some(json!({"user": name, "role": "annotator"})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED);
-    }
     let ann = browser(&driver, 1280, 720).await;
     let bob = browser(&driver, 360, 740).await;
     sign_in(&ann, &base, "ann", "rater-password").await;
@@ -501,43 +534,17 @@ async fn a_fast_rater_is_paused_reinstated_and_reviewed() {
     let base = server.base.clone();
     let client = reqwest::Client::new();
     let token = server.token.clone().unwrap();
-    let schema = json!({
-        "fields": [{"name": "text", "kind": "text"}],
-        "questions": [{"name": "label", "kind": "label", "options": ["positive", "negative"], "required": true}]
-    });
-    let (_, body) = call(
-        &client,
-        &token,
-        Method::POST,
-        format!("{base}/api/v1/projects"),
-        Some(json!({"name": "Checked", "schema": schema, "overlap": 2})),
+    let texts: Vec<String> = (0..14).map(|i| format!("text {i}")).collect();
+    let (project, ids) = label_project(
+        &server,
+        "Checked",
+        &["positive", "negative"],
+        2,
+        &texts,
+        &["ann", "bob"],
     )
     .await;
-    let project = body["project"]["id"].as_i64().unwrap();
-    let lines: String = (0..14)
-        .map(|i| format!("{{\"external_id\": \"t{i}\", \"fields\": {{\"text\": \"text {i}\"}}}}\n"))
-        .collect();
-    client
-        .post(format!("{base}/api/v1/projects/{project}/items"))
-        .bearer_auth(&token)
-        .body(lines)
-        .send()
-        .await
-        .unwrap();
-    let mut bob_id = 0;
-    for name in ["ann", "bob"] {
-        create_user(&server, name).await;
-        let (status, body) = call(
-            &client,
-            &token,
-            Method::POST,
-            format!("{base}/api/v1/projects/{project}/members"),
-            Some(json!({"user": name, "role": "annotator"})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED);
-        bob_id = body["member"]["user_id"].as_i64().unwrap();
-    }
+    let bob_id = ids[1];
 
     // The manager sets a minimum median time of a minute and a review of disagreements.
     let manager = browser(&driver, 1280, 900).await;
