@@ -142,8 +142,16 @@ impl<S: Store> App<S> {
         project_id: i64,
         policy: QualityPolicy,
     ) -> Result<Project, AppError> {
-        self.require(caller, project_id, Role::Manager).await?;
+        let project = self.require(caller, project_id, Role::Manager).await?;
         validate_quality(&policy)?;
+        // A pass under a skill name counts in every project naming it, so naming one shares
+        // this project's decisions with others: an administrator's call, never a manager's.
+        let skill = |p: &QualityPolicy| p.qualification.as_ref().and_then(|q| q.skill.clone());
+        if !caller.user.is_admin && skill(&policy) != skill(&project.quality) {
+            return Err(AppError::Forbidden(
+                "only administrators set or change qualification.skill: a skill's passes count in every project that names it".into(),
+            ));
+        }
         self.store().set_quality(project_id, policy).await?;
         self.caches().projects.forget(&project_id);
         self.cached_project(project_id)
@@ -225,6 +233,7 @@ impl<S: Store> App<S> {
                         accuracy * 100.0,
                         qualification.min_accuracy * 100.0
                     );
+                    let reason = shared_reason(project, reason);
                     let change = if accuracy >= qualification.min_accuracy {
                         RaterChange::Qualified { skill, reason }
                     } else {
@@ -277,12 +286,16 @@ impl<S: Store> App<S> {
         let change = match change {
             StandingChange::Reinstate { reason } => RaterChange::Reinstated { reason },
             StandingChange::Qualify { passed, reason } => {
-                let skill = project
+                let qualification = project
                     .quality
                     .qualification
                     .as_ref()
-                    .ok_or_else(|| AppError::invalid("the project has no qualification"))?
-                    .skill_key(project_id);
+                    .ok_or_else(|| AppError::invalid("the project has no qualification"))?;
+                if let Some(shared) = &qualification.skill {
+                    self.require_every_project_naming(caller, shared).await?;
+                }
+                let skill = qualification.skill_key(project_id);
+                let reason = shared_reason(&project, reason);
                 if passed {
                     RaterChange::Qualified { skill, reason }
                 } else {
@@ -302,6 +315,44 @@ impl<S: Store> App<S> {
             .await?)
     }
 
+    /// A decision under a shared skill changes a rater's standing in every project naming it,
+    /// so only someone who manages all of them (an administrator, say) may make it by hand.
+    async fn require_every_project_naming(
+        &self,
+        caller: &Caller,
+        skill: &str,
+    ) -> Result<(), AppError> {
+        if caller.user.is_admin {
+            return Ok(());
+        }
+        let mut after = 0;
+        loop {
+            let page = self.store().list_projects(None, after, 500).await?;
+            for project in &page {
+                let names = project
+                    .quality
+                    .qualification
+                    .as_ref()
+                    .is_some_and(|q| q.skill.as_deref() == Some(skill));
+                if names {
+                    let managed = self
+                        .cached_member(project.id, caller.user.id)
+                        .await?
+                        .is_some_and(|m| m.role >= Role::Manager);
+                    if !managed {
+                        return Err(AppError::Forbidden(format!(
+                            "the qualification `{skill}` is shared with projects you do not manage; an administrator decides it"
+                        )));
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 500 => after = last.id,
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// The project's audit log of pauses, reinstatements and qualifications.
     pub async fn rater_events(
         &self,
@@ -310,6 +361,20 @@ impl<S: Store> App<S> {
     ) -> Result<Vec<RaterEvent>, AppError> {
         self.require(caller, project_id, Role::Reviewer).await?;
         Ok(self.store().rater_events(project_id).await?)
+    }
+}
+
+/// A decision under a shared skill is logged in every project naming it: the reason says
+/// which project it was made in.
+fn shared_reason(project: &Project, reason: String) -> String {
+    match project
+        .quality
+        .qualification
+        .as_ref()
+        .and_then(|q| q.skill.as_ref())
+    {
+        Some(_) => format!("{reason} (in project {} \"{}\")", project.id, project.name),
+        None => reason,
     }
 }
 

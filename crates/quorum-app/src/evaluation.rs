@@ -31,7 +31,10 @@ pub struct GenerationLine {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GenerationsOutcome {
     pub stored: usize,
+    /// The first [`crate::MAX_REJECTED`] lines refused.
     pub rejected: Vec<Rejected>,
+    /// Every line refused.
+    pub rejected_total: u64,
 }
 
 /// How pairs of models are chosen for each prompt.
@@ -147,10 +150,14 @@ struct PreferencePair {
 /// writes them) as items of a pairwise project: the prompt, the two answers as responses A and
 /// B — the chosen one on a side drawn from a hash of the id, so position gives nothing away —
 /// and the known preference as the item's gold answer. `id` becomes the external id.
-pub fn dpo_items(body: &str, schema: &Schema) -> Result<Vec<crate::ParsedRow>, AppError> {
+pub fn dpo_items<'a>(
+    body: &'a str,
+    schema: &Schema,
+) -> Result<impl Iterator<Item = crate::ParsedRow> + 'a, AppError> {
     let (prompt, _) = prompt_field(schema).ok_or_else(|| {
         AppError::invalid("the project needs a text, markdown or chat field for the prompt")
     })?;
+    let prompt = prompt.to_string();
     let responses = responses_field(schema)
         .ok_or_else(|| AppError::invalid("the project needs a responses field for the pair"))?;
     let question = pairwise_question(schema)
@@ -160,7 +167,7 @@ pub fn dpo_items(body: &str, schema: &Schema) -> Result<Vec<crate::ParsedRow>, A
         .lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
+        .map(move |(i, line)| {
             let row = (i + 1) as u64;
             let parsed = serde_json::from_str::<PreferencePair>(line)
                 .map_err(|e| format!("not a preference pair (id, prompt, chosen, rejected): {e}"))
@@ -172,7 +179,7 @@ pub fn dpo_items(body: &str, schema: &Schema) -> Result<Vec<crate::ParsedRow>, A
                         (pair.rejected, pair.chosen, "b")
                     };
                     let mut fields = serde_json::Map::new();
-                    fields.insert(prompt.to_string(), pair.prompt);
+                    fields.insert(prompt.clone(), pair.prompt);
                     fields.insert(
                         responses.clone(),
                         json!([{"name": "A", "content": a}, {"name": "B", "content": b}]),
@@ -187,8 +194,7 @@ pub fn dpo_items(body: &str, schema: &Schema) -> Result<Vec<crate::ParsedRow>, A
                     }
                 });
             (row, parsed)
-        })
-        .collect())
+        }))
 }
 
 impl<S: Store> App<S> {
@@ -213,7 +219,7 @@ impl<S: Store> App<S> {
             .filter_map(|i| i.external_id.map(|e| (e, i.id)))
             .collect();
         let now = self.now();
-        let mut rejected = Vec::new();
+        let mut rejected = crate::projects::Rejections::default();
         let mut generations = Vec::new();
         for (index, line) in body.lines().enumerate() {
             let row = index as u64 + 1;
@@ -223,25 +229,22 @@ impl<S: Store> App<S> {
             let parsed: GenerationLine = match serde_json::from_str(line) {
                 Ok(parsed) => parsed,
                 Err(e) => {
-                    rejected.push(Rejected {
+                    rejected.push(
                         row,
-                        error: format!("not a generation (prompt_id, model, response): {e}"),
-                    });
+                        format!("not a generation (prompt_id, model, response): {e}"),
+                    );
                     continue;
                 }
             };
             let Some(&item_id) = by_external.get(&parsed.prompt_id) else {
-                rejected.push(Rejected {
+                rejected.push(
                     row,
-                    error: format!("no item has external id `{}`", parsed.prompt_id),
-                });
+                    format!("no item has external id `{}`", parsed.prompt_id),
+                );
                 continue;
             };
             if parsed.model.trim().is_empty() {
-                rejected.push(Rejected {
-                    row,
-                    error: "model must not be empty".into(),
-                });
+                rejected.push(row, "model must not be empty".into());
                 continue;
             }
             generations.push(Generation {
@@ -260,7 +263,8 @@ impl<S: Store> App<S> {
         if !rejected.is_empty() {
             return Ok(GenerationsOutcome {
                 stored: 0,
-                rejected,
+                rejected_total: rejected.total,
+                rejected: rejected.kept,
             });
         }
         let stored = generations.len();
@@ -268,6 +272,7 @@ impl<S: Store> App<S> {
         Ok(GenerationsOutcome {
             stored,
             rejected: Vec::new(),
+            rejected_total: 0,
         })
     }
 
@@ -415,7 +420,9 @@ impl<S: Store> App<S> {
                 };
                 let item = Item::validate(input, &parsed_schema)
                     .map_err(|e| AppError::invalid(format!("prompt item {}: {e}", prompt.id)))?;
-                batch.push(&item);
+                batch
+                    .push(&item)
+                    .map_err(|full| AppError::invalid(full.to_string()))?;
                 sides.push(BattleSides {
                     model_a: model_a.clone(),
                     model_b: model_b.clone(),
@@ -661,7 +668,9 @@ mod tests {
         let body: String = (0..1000)
             .map(|i| format!("{{\"id\": \"x{i}\", \"prompt\": \"p{i}\", \"chosen\": \"good\", \"rejected\": \"bad\"}}\n"))
             .collect();
-        let rows = dpo_items(&body, &pairwise_schema()).unwrap_or_default();
+        let rows: Vec<_> = dpo_items(&body, &pairwise_schema())
+            .map(Iterator::collect)
+            .unwrap_or_default();
         assert_eq!(rows.len(), 1000);
         let mut first = 0;
         for (_, parsed) in &rows {
@@ -676,7 +685,9 @@ mod tests {
             (430..=570).contains(&first),
             "chosen first {first} times of 1000"
         );
-        let bad = dpo_items("{\"prompt\": \"p\"}\n", &pairwise_schema()).unwrap_or_default();
+        let bad: Vec<_> = dpo_items("{\"prompt\": \"p\"}\n", &pairwise_schema())
+            .map(Iterator::collect)
+            .unwrap_or_default();
         assert!(bad[0].1.as_ref().is_err_and(|e| e.contains("chosen")));
     }
 }

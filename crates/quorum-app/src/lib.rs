@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 pub use error::AppError;
 pub use projects::{
-    AddMember, CreateProject, ImportFormat, ImportOutcome, ImportSession, ParsedRow, Rejected,
-    csv_items, parse_items,
+    AddMember, CreateProject, ImportFormat, ImportOutcome, ImportSession, MAX_REJECTED, ParsedRow,
+    Rejected, csv_items,
 };
 pub use work::{Assignment, ItemView, SubmitAnswers, Submitted};
 

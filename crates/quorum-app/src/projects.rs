@@ -75,7 +75,46 @@ pub struct Rejected {
 pub struct ImportOutcome {
     pub created: u64,
     pub updated: u64,
+    /// The first [`MAX_REJECTED`] rows refused, in order.
     pub rejected: Vec<Rejected>,
+    /// Every row refused (more than `rejected` holds when that list was cut short).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rejected_total: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// An import reports at most this many refused rows (and counts the rest), so a body of bad
+/// rows costs bounded memory and a bounded reply, whatever its size.
+pub const MAX_REJECTED: usize = 1000;
+/// A row's problem is cut to this many characters (a message may quote the row).
+const MAX_PROBLEM_CHARS: usize = 300;
+
+/// The rows an import refused: the first [`MAX_REJECTED`], each problem cut short, and the
+/// count of all of them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rejections {
+    pub(crate) kept: Vec<Rejected>,
+    pub(crate) total: u64,
+}
+
+impl Rejections {
+    pub(crate) fn push(&mut self, row: u64, mut error: String) {
+        self.total += 1;
+        if self.kept.len() < MAX_REJECTED {
+            if let Some((cut, _)) = error.char_indices().nth(MAX_PROBLEM_CHARS) {
+                error.truncate(cut);
+                error.push('…');
+            }
+            self.kept.push(Rejected { row, error });
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.total == 0
+    }
 }
 
 impl<S: Store> App<S> {
@@ -237,15 +276,20 @@ impl<S: Store> App<S> {
         body: &str,
     ) -> Result<ImportOutcome, AppError> {
         let mut session = self.begin_import(caller, project_id).await?;
-        let rows: Box<dyn Iterator<Item = ParsedRow> + '_> = match format {
-            ImportFormat::Json => parse_items(body)?,
-            ImportFormat::Csv => Box::new(csv_items(body, &session.schema)?.into_iter()),
-            ImportFormat::Dpo => {
-                Box::new(crate::evaluation::dpo_items(body, &session.schema)?.into_iter())
+        // The readers borrow the schema while rows are pushed into the session.
+        let schema = session.schema.clone();
+        match format {
+            ImportFormat::Json => push_json(&mut session, body)?,
+            ImportFormat::Csv => {
+                for (row, parsed) in csv_items(body, &schema)? {
+                    session.push(row, parsed);
+                }
             }
-        };
-        for (row, parsed) in rows {
-            session.push(row, parsed);
+            ImportFormat::Dpo => {
+                for (row, parsed) in crate::evaluation::dpo_items(body, &schema)? {
+                    session.push(row, parsed);
+                }
+            }
         }
         self.finish_import(session).await
     }
@@ -263,7 +307,7 @@ impl<S: Store> App<S> {
             project_id,
             schema,
             items: ItemBatch::default(),
-            rejected: Vec::new(),
+            rejected: Rejections::default(),
             keys: (RandomState::new(), RandomState::new()),
             seen: HashSet::new(),
         })
@@ -275,7 +319,8 @@ impl<S: Store> App<S> {
             return Ok(ImportOutcome {
                 created: 0,
                 updated: 0,
-                rejected: session.rejected,
+                rejected_total: session.rejected.total,
+                rejected: session.rejected.kept,
             });
         }
         let ImportReport { created, updated } = self
@@ -286,6 +331,7 @@ impl<S: Store> App<S> {
             created,
             updated,
             rejected: Vec::new(),
+            rejected_total: 0,
         })
     }
 
@@ -312,7 +358,7 @@ pub struct ImportSession {
     project_id: i64,
     schema: Schema,
     items: ItemBatch,
-    rejected: Vec<Rejected>,
+    rejected: Rejections,
     /// External ids seen so far, as 128-bit hashes (two independently keyed SipHashes): exact
     /// for any practical import, 16 bytes per row instead of a copy of every id.
     keys: (RandomState, RandomState),
@@ -323,7 +369,7 @@ impl std::fmt::Debug for ImportSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImportSession")
             .field("rows", &self.items.len())
-            .field("rejected", &self.rejected.len())
+            .field("rejected", &self.rejected.total)
             .finish()
     }
 }
@@ -340,19 +386,26 @@ impl ImportSession {
                         .seen
                         .insert((self.keys.0.hash_one(id), self.keys.1.hash_one(id)))
                 {
-                    self.rejected.push(Rejected {
+                    self.reject(
                         row,
-                        error: format!("external_id `{id}` appears twice in this import"),
-                    });
-                } else if self.rejected.is_empty() {
-                    self.items.push(&item);
+                        format!("external_id `{id}` appears twice in this import"),
+                    );
+                } else if self.rejected.is_empty()
+                    && let Err(full) = self.items.push(&item)
+                {
+                    self.reject(row, full.to_string());
                 }
             }
-            Err(error) => {
-                self.rejected.push(Rejected { row, error });
-                self.items = ItemBatch::default();
-            }
+            Err(error) => self.reject(row, error),
         }
+    }
+
+    /// Records a refused row. Nothing will be written, so the rows kept so far are dropped.
+    fn reject(&mut self, row: u64, error: String) {
+        if self.rejected.is_empty() {
+            self.items = ItemBatch::default();
+        }
+        self.rejected.push(row, error);
     }
 
     /// One line of a JSON Lines body (blank lines are skipped).
@@ -379,42 +432,53 @@ pub enum ImportFormat {
     Dpo,
 }
 
-/// Parses a JSON import body: a JSON array of items, or JSON Lines (one item per line; blank
-/// lines skipped), lazily for JSON Lines. Each entry keeps its 1-based row number (array
-/// position or line).
-pub fn parse_items(body: &str) -> Result<Box<dyn Iterator<Item = ParsedRow> + '_>, AppError> {
+/// Reads a JSON import body into the session: a JSON array of items (walked element by
+/// element, so only one item is ever parsed at a time) or JSON Lines (one item per line; blank
+/// lines skipped). Rows are numbered from 1 by array position or line.
+fn push_json(session: &mut ImportSession, body: &str) -> Result<(), AppError> {
     let trimmed = body.trim_start();
-    if trimmed.starts_with('[') {
-        let values: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| AppError::Invalid {
+    if !trimmed.starts_with('[') {
+        for (i, line) in body.lines().enumerate() {
+            session.push_json_line((i + 1) as u64, line);
+        }
+        return Ok(());
+    }
+    struct Rows<'s>(&'s mut ImportSession);
+    impl<'de> serde::de::Visitor<'de> for Rows<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON array of items")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut row = 0u64;
+            while let Some(value) = seq.next_element::<Value>()? {
+                row += 1;
+                self.0.push(
+                    row,
+                    serde_json::from_value(value).map_err(|e| e.to_string()),
+                );
+            }
+            Ok(())
+        }
+    }
+    let mut reader = serde_json::Deserializer::from_str(trimmed);
+    serde::Deserializer::deserialize_seq(&mut reader, Rows(session))
+        .and_then(|()| reader.end())
+        .map_err(|e| AppError::Invalid {
             message: format!("the body is not a JSON array: {e}"),
             details: json!({"line": e.line(), "column": e.column()}),
-        })?;
-        Ok(Box::new(values.into_iter().enumerate().map(|(i, v)| {
-            (
-                (i + 1) as u64,
-                serde_json::from_value(v).map_err(|e| e.to_string()),
-            )
-        })))
-    } else {
-        Ok(Box::new(
-            body.lines()
-                .enumerate()
-                .filter(|(_, line)| !line.trim().is_empty())
-                .map(|(i, line)| {
-                    (
-                        (i + 1) as u64,
-                        serde_json::from_str(line).map_err(|e| e.to_string()),
-                    )
-                }),
-        ))
-    }
+        })
 }
 
-/// Parses a CSV import body. Columns: `external_id`, `priority`, `locale`, `category`; one per
-/// schema field (text, markdown and image fields take the cell as it is, the others parse it
-/// as JSON); `metadata.KEY` (a string); `gold.QUESTION` and `suggestion.QUESTION` (JSON when the
-/// cell parses as JSON, else the text). Row numbers are CSV line numbers.
-pub fn csv_items(body: &str, schema: &Schema) -> Result<Vec<ParsedRow>, AppError> {
+/// Parses a CSV import body, row by row as it is read. Columns: `external_id`, `priority`,
+/// `locale`, `category`; one per schema field (text, markdown and image fields take the cell as
+/// it is, the others parse it as JSON); `metadata.KEY` (a string); `gold.QUESTION` and
+/// `suggestion.QUESTION` (JSON when the cell parses as JSON, else the text). Row numbers are
+/// CSV line numbers.
+pub fn csv_items<'a>(
+    body: &'a str,
+    schema: &'a Schema,
+) -> Result<impl Iterator<Item = ParsedRow> + 'a, AppError> {
     let mut reader = csv::ReaderBuilder::new().from_reader(body.as_bytes());
     let headers = reader
         .headers()
@@ -444,20 +508,16 @@ pub fn csv_items(body: &str, schema: &Schema) -> Result<Vec<ParsedRow>, AppError
             });
         }
     }
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        match record {
-            Ok(record) => {
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
-                rows.push((line, csv_row(&headers, &record, schema)));
-            }
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                rows.push((line, Err(format!("not valid CSV: {e}"))));
-            }
+    Ok(reader.into_records().map(move |record| match record {
+        Ok(record) => {
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            (line, csv_row(&headers, &record, schema))
         }
-    }
-    Ok(rows)
+        Err(e) => {
+            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            (line, Err(format!("not valid CSV: {e}")))
+        }
+    }))
 }
 
 fn csv_row(

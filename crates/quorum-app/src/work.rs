@@ -217,9 +217,24 @@ impl<S: Store> App<S> {
             gold_correct,
             now: self.now(),
         };
-        let (created, response) = match self.store().submit(submission).await? {
-            SubmitOutcome::Created(response) => (true, response),
-            SubmitOutcome::Replayed(response) => (false, response),
+        let (created, response, gold_correct) = match self.store().submit(submission).await? {
+            SubmitOutcome::Created(response) => (true, response, gold_correct),
+            // A key names one answer on one lease: used on another lease it is refused, so a
+            // replay can never speak about an item the original answer was not on.
+            SubmitOutcome::Replayed(response) if response.lease_id != lease_id => {
+                return Err(AppError::Invalid {
+                    message: "this Idempotency-Key was already used for an answer on another lease; use a new key for each answer".into(),
+                    details: json!({"header": "Idempotency-Key"}),
+                });
+            }
+            // A replay says exactly what the original reply said: the score of the answers
+            // stored then, not of the body sent now.
+            SubmitOutcome::Replayed(response) => {
+                let correct = gold
+                    .as_ref()
+                    .map(|g| crate::quality::matches_gold(&response.answers, g));
+                (false, response, correct)
+            }
         };
         if created && scores {
             self.enforce(&project, caller.user.id, gold_correct.is_some())

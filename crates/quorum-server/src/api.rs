@@ -29,7 +29,31 @@ use crate::{ApiError, AppState, OPENAPI};
 
 /// Bodies above this are refused with 413, except item imports.
 const BODY_LIMIT: usize = 1 << 20;
+/// JSON Lines imports are read line by line as they arrive, up to this.
 const IMPORT_LIMIT: usize = 512 << 20;
+/// Imports read whole (JSON arrays, CSV, preference pairs) and generations, up to this.
+const WHOLE_IMPORT_LIMIT: usize = 64 << 20;
+
+/// The 422 of an import with refused rows: the first ones (at most
+/// [`quorum_app::MAX_REJECTED`]) and how many there were in all.
+fn rows_rejected(
+    rejected: &[quorum_app::Rejected],
+    total: u64,
+    rows: &str,
+    done: &str,
+) -> ApiError {
+    let listed = if total as usize > rejected.len() {
+        format!(" (the first {} are listed)", rejected.len())
+    } else {
+        String::new()
+    };
+    let mut error = ApiError::invalid(
+        format!("{total} {rows} were rejected; nothing was {done}{listed}"),
+        json!({"rejected": rejected, "rejected_total": total}),
+    );
+    error.code = "rows_rejected";
+    error
+}
 
 pub fn routes<S: Store>(state: AppState<S>) -> Router {
     let api = Router::new()
@@ -48,7 +72,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .route("/api/v1/projects/{id}/stats", get(stats::<S>))
         .route(
             "/api/v1/projects/{id}/generations",
-            post(import_generations::<S>).layer(DefaultBodyLimit::max(IMPORT_LIMIT)),
+            post(import_generations::<S>).layer(DefaultBodyLimit::max(WHOLE_IMPORT_LIMIT)),
         )
         .route("/api/v1/projects/{id}/battles", post(build_battles::<S>))
         .route("/api/v1/projects/{id}/leaderboard", get(leaderboard::<S>))
@@ -334,11 +358,11 @@ async fn import_items<S: Store>(
             ));
         }
     };
-    let too_large = || {
+    let too_large = |limit: usize, what: &str| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("imports are limited to {IMPORT_LIMIT} bytes"),
+            format!("{what} are limited to {limit} bytes"),
         )
     };
     let not_utf8 = |line: u64| ApiError::invalid("the body is not UTF-8", json!({"line": line}));
@@ -349,36 +373,51 @@ async fn import_items<S: Store>(
     let mut session = state.app.begin_import(&caller, id).await?;
     let mut chunks = body.into_data_stream();
     let mut pending: Vec<u8> = Vec::new();
+    // Bytes of `pending` already looked at: every chunk is scanned once, never again.
+    let mut scanned = 0usize;
     let mut received = 0usize;
     let mut line = 0u64;
-    // Until the first non-blank byte shows the body is JSON Lines, keep everything.
-    let mut streaming = false;
+    // Until the first non-blank byte tells, the body may be JSON Lines (streamed) or a format
+    // that is read whole (a JSON array, CSV, preference pairs).
+    let mut streaming = None::<bool>;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::invalid(format!("the body could not be read: {e}"), Value::Null)
         })?;
         received += chunk.len();
         if received > IMPORT_LIMIT {
-            return Err(too_large());
+            return Err(too_large(IMPORT_LIMIT, "imports"));
         }
         pending.extend_from_slice(&chunk);
-        if !streaming {
-            match pending.iter().find(|b| !b.is_ascii_whitespace()) {
-                Some(b'{') if !csv && !dpo => streaming = true,
-                _ => continue,
+        if streaming.is_none() {
+            match pending[scanned..].iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') if !csv && !dpo => streaming = Some(true),
+                Some(_) => streaming = Some(false),
+                None => scanned = pending.len(),
             }
         }
+        if streaming != Some(true) {
+            if received > WHOLE_IMPORT_LIMIT {
+                return Err(too_large(
+                    WHOLE_IMPORT_LIMIT,
+                    "JSON array, CSV and preference-pair imports (read whole; send JSON Lines for more)",
+                ));
+            }
+            continue;
+        }
         let mut start = 0;
-        while let Some(end) = pending[start..].iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr_newline(&pending[scanned..]) {
+            let end = scanned + end;
             line += 1;
-            let text =
-                std::str::from_utf8(&pending[start..start + end]).map_err(|_| not_utf8(line))?;
+            let text = std::str::from_utf8(&pending[start..end]).map_err(|_| not_utf8(line))?;
             session.push_json_line(line, text);
-            start += end + 1;
+            start = end + 1;
+            scanned = start;
         }
         pending.drain(..start);
+        scanned = pending.len();
     }
-    let outcome = if streaming {
+    let outcome = if streaming == Some(true) {
         line += 1;
         let text = std::str::from_utf8(&pending).map_err(|_| not_utf8(line))?;
         session.push_json_line(line, text);
@@ -395,21 +434,23 @@ async fn import_items<S: Store>(
         state.app.import(&caller, id, format, text).await?
     };
     if !outcome.rejected.is_empty() {
-        let mut error = ApiError::invalid(
-            format!(
-                "{} rows were rejected; nothing was imported",
-                outcome.rejected.len()
-            ),
-            json!({"rejected": outcome.rejected}),
-        );
-        error.code = "rows_rejected";
-        return Err(error);
+        return Err(rows_rejected(
+            &outcome.rejected,
+            outcome.rejected_total,
+            "rows",
+            "imported",
+        ));
     }
     state
         .metrics
         .items_imported
         .fetch_add(outcome.created + outcome.updated, Ordering::Relaxed);
     Ok((StatusCode::OK, Json(json!(outcome))).into_response())
+}
+
+/// Where the first newline of `bytes` is.
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
 }
 
 async fn next<S: Store>(
@@ -513,15 +554,12 @@ async fn import_generations<S: Store>(
         .map_err(|_| ApiError::invalid("the body is not UTF-8", Value::Null))?;
     let outcome = state.app.import_generations(&caller, id, text).await?;
     if !outcome.rejected.is_empty() {
-        let mut error = ApiError::invalid(
-            format!(
-                "{} lines were rejected; nothing was stored",
-                outcome.rejected.len()
-            ),
-            json!({"rejected": outcome.rejected}),
-        );
-        error.code = "rows_rejected";
-        return Err(error);
+        return Err(rows_rejected(
+            &outcome.rejected,
+            outcome.rejected_total,
+            "lines",
+            "stored",
+        ));
     }
     Ok(Json(json!({"stored": outcome.stored})))
 }

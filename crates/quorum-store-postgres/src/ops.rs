@@ -1175,6 +1175,23 @@ pub async fn change_rater(
     .execute(&mut *conn)
     .await
     .map_err(database_error)?;
+    // A decision under a shared skill affects every project naming it: each logs it.
+    if let Some(shared) = change.shared_skill() {
+        sqlx::query(
+            "INSERT INTO rater_events (project_id, user_id, change, actor_id, at)
+             SELECT id, $2, $3, $4, $5 FROM projects
+             WHERE id != $1 AND quality::jsonb #>> '{qualification,skill}' = $6",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(json_text(change))
+        .bind(actor_id)
+        .bind(now)
+        .bind(shared)
+        .execute(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    }
     Ok(true)
 }
 

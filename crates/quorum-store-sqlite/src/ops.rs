@@ -1087,6 +1087,23 @@ pub fn change_rater(
         "INSERT INTO rater_events (project_id, user_id, change, actor_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![project_id, user_id, json_text(change), actor_id, now],
     )?;
+    // A decision under a shared skill affects every project naming it: each logs it.
+    if let Some(shared) = change.shared_skill() {
+        execute(
+            conn,
+            "INSERT INTO rater_events (project_id, user_id, change, actor_id, at)
+             SELECT id, ?2, ?3, ?4, ?5 FROM projects
+             WHERE id != ?1 AND json_extract(quality, '$.qualification.skill') = ?6",
+            params![
+                project_id,
+                user_id,
+                json_text(change),
+                actor_id,
+                now,
+                shared
+            ],
+        )?;
+    }
     Ok(true)
 }
 

@@ -948,6 +948,73 @@ pub async fn gold_pool_scores_and_rater_standing<S: Store>(store: S) {
         store.set_quality(p + 1000, quality).await,
         Err(StoreError::NotFound(_))
     ));
+
+    // A decision under a shared skill is logged in every project naming that skill, and only
+    // there; a project's own qualification only in that project.
+    let naming = |skill: &str| QualityPolicy {
+        qualification: Some(crate::Qualification {
+            gold_items: 5,
+            min_accuracy: 0.8,
+            skill: Some(skill.to_string()),
+        }),
+        ..QualityPolicy::default()
+    };
+    let (q, other) = (
+        project(&store, owner, 1, LocalePolicy::Any).await,
+        project(&store, owner, 1, LocalePolicy::Any).await,
+    );
+    store.set_quality(p, naming("medical")).await.unwrap();
+    store.set_quality(q, naming("medical")).await.unwrap();
+    store.set_quality(other, naming("legal")).await.unwrap();
+    let (in_p, in_q, in_other) = event_counts(&store, [p, q, other]).await;
+    store
+        .change_rater(
+            p,
+            a,
+            RaterChange::NotQualified {
+                skill: "skill:medical".into(),
+                reason: "1 of 5".into(),
+            },
+            Some(owner),
+            30,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        event_counts(&store, [p, q, other]).await,
+        (in_p + 1, in_q + 1, in_other)
+    );
+    let logged = store.rater_events(q).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (logged.user_id, logged.actor_id, logged.at),
+        (a, Some(owner), 30)
+    );
+    store
+        .change_rater(
+            p,
+            a,
+            RaterChange::Qualified {
+                skill: format!("project:{p}"),
+                reason: "by hand".into(),
+            },
+            Some(owner),
+            31,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        event_counts(&store, [p, q, other]).await,
+        (in_p + 2, in_q + 1, in_other)
+    );
+}
+
+/// How many audit-log rows each project has.
+async fn event_counts<S: Store>(store: &S, projects: [i64; 3]) -> (usize, usize, usize) {
+    let mut counts = [0; 3];
+    for (count, project) in counts.iter_mut().zip(projects) {
+        *count = store.rater_events(project).await.unwrap().len();
+    }
+    (counts[0], counts[1], counts[2])
 }
 
 /// Reviews replace earlier verdicts on the same response and count for or against its rater.

@@ -231,8 +231,15 @@ pub struct ItemRef<'a> {
     pub priority: i32,
 }
 
+/// An [`ItemBatch`] holds at most 4 GiB of text (its offsets are 32-bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the import holds more than 4 GiB of item text; split it into several imports")]
+pub struct BatchFull;
+
 impl ItemBatch {
-    pub fn push(&mut self, item: &Item) {
+    /// Adds an item, or refuses it (leaving the batch as it was) when the arena would pass
+    /// 4 GiB.
+    pub fn push(&mut self, item: &Item) -> std::result::Result<(), BatchFull> {
         let object = |map: &serde_json::Map<String, Value>| {
             serde_json::to_string(map).unwrap_or_else(|_| "{}".into())
         };
@@ -245,6 +252,10 @@ impl ItemBatch {
             item.suggestions.as_ref().map(object),
             item.gold.as_ref().map(object),
         ];
+        let added: usize = parts.iter().flatten().map(String::len).sum();
+        if self.text.len() + added > u32::MAX as usize {
+            return Err(BatchFull);
+        }
         let mut ends = [0u32; 7];
         let mut present = 0u8;
         for (i, part) in parts.iter().enumerate() {
@@ -259,6 +270,7 @@ impl ItemBatch {
             present,
             priority: item.priority,
         });
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -298,7 +310,10 @@ impl FromIterator<Item> for ItemBatch {
     fn from_iter<T: IntoIterator<Item = Item>>(items: T) -> Self {
         let mut batch = ItemBatch::default();
         for item in items {
-            batch.push(&item);
+            // Collected batches are built from a few items in code and tests.
+            batch
+                .push(&item)
+                .expect("an ItemBatch collected from items stays under 4 GiB");
         }
         batch
     }
@@ -520,6 +535,20 @@ pub enum RaterChange {
         skill: String,
         reason: String,
     },
+}
+
+impl RaterChange {
+    /// The skill name of a qualification decision that counts in every project naming that
+    /// skill (recorded under `skill:NAME`); `None` for a project's own qualification and for
+    /// pauses.
+    pub fn shared_skill(&self) -> Option<&str> {
+        match self {
+            RaterChange::Qualified { skill, .. } | RaterChange::NotQualified { skill, .. } => {
+                skill.strip_prefix("skill:")
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -748,6 +777,7 @@ pub trait Store: Send + Sync + 'static {
     async fn rater_states(&self, project_id: i64) -> Result<Vec<RaterState>>;
     /// Applies a change to a rater's standing and logs it, in one transaction. A pause of a
     /// paused rater, or a reinstatement of one who is not, changes nothing and returns `false`.
+    /// A qualification decided under a shared skill is logged in every project naming it.
     async fn change_rater(
         &self,
         project_id: i64,

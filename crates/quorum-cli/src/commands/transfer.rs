@@ -73,8 +73,13 @@ async fn import_with<S: Store>(store: S, args: ImportArgs) -> anyhow::Result<()>
                 &args.file,
                 None,
                 format!(
-                    "{} rows were rejected; nothing was imported",
-                    outcome.rejected.len()
+                    "{} rows were rejected{}; nothing was imported",
+                    outcome.rejected_total,
+                    if outcome.rejected_total as usize > outcome.rejected.len() {
+                        format!(" (the first {} are listed)", outcome.rejected.len())
+                    } else {
+                        String::new()
+                    }
                 ),
             )
             .into());

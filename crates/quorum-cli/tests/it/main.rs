@@ -9,5 +9,6 @@
 mod aggregate;
 mod browser;
 mod datasets;
+mod limits;
 mod serve;
 mod support;

@@ -10,5 +10,6 @@ mod api;
 mod control;
 mod evaluation;
 mod quality;
+mod security;
 mod support;
 mod web;

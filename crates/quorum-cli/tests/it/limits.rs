@@ -1,0 +1,202 @@
+//! What one request may cost a running `quorum serve`: bounded memory and linear time for
+//! hostile import bodies, timeouts for half-sent requests (issue 12, findings 3, 4 and 8).
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::serve::{Served, call, serve};
+
+/// The server process's peak resident memory (VmHWM), in bytes.
+pub(crate) fn peak_memory(served: &Served) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", served.child.id())).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/PID/status");
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Posts `length` bytes made by `chunk(i)` (written one after another) over a raw connection,
+/// stopping early if the server stops reading; returns the status and the body of the reply.
+pub(crate) async fn raw_post(
+    base: &str,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    length: usize,
+    mut chunk: impl FnMut(usize) -> Vec<u8>,
+) -> (u16, String) {
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    // Like any careful client, stop sending once the server has answered.
+    let answered = std::sync::atomic::AtomicBool::new(false);
+    let send = async {
+        let mut sent = 0;
+        let mut i = 0;
+        while sent < length && !answered.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut bytes = chunk(i);
+            bytes.truncate(length - sent);
+            for piece in bytes.chunks(64 << 10) {
+                if answered.load(std::sync::atomic::Ordering::Relaxed)
+                    || writer.write_all(piece).await.is_err()
+                {
+                    return;
+                }
+                sent += piece.len();
+            }
+            i += 1;
+        }
+    };
+    let receive = async {
+        let mut reply = Vec::new();
+        let mut buffer = vec![0u8; 64 << 10];
+        while let Ok(n) = reader.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+            answered.store(true, std::sync::atomic::Ordering::Relaxed);
+            reply.extend_from_slice(&buffer[..n]);
+        }
+        reply
+    };
+    let (_, reply) = tokio::join!(send, receive);
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP reply: {reply:?}"));
+    let body = reply
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+async fn label_project(client: &Client, base: &str, token: &str) -> i64 {
+    let schema = json!({"fields": [{"name": "text", "kind": "text"}], "questions": [{"name": "label", "kind": "label", "options": ["a", "b"]}]});
+    let (status, body) = call(
+        client,
+        token,
+        Method::POST,
+        format!("{base}/api/v1/projects"),
+        Some(json!({"name": "limits", "schema": schema})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["project"]["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn hostile_import_bodies_are_refused_in_bounded_memory_and_linear_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("q.sqlite3").display());
+    let served = serve(&database, "password123");
+    let token = served.token.clone().unwrap();
+    let client = Client::new();
+    let project = label_project(&client, &served.base, &token).await;
+    let path = format!("/api/v1/projects/{project}/items");
+
+    // Finding 3: 20 MB of bad rows, each of whose problems quotes the row.
+    let row = format!("\"{}\"\n", "x".repeat(1000));
+    let rows = 20 * 1024 * 1024 / row.len();
+    let started = Instant::now();
+    let (status, body) = raw_post(
+        &served.base,
+        &path,
+        &token,
+        "application/x-ndjson",
+        rows * row.len() + 14,
+        |i| {
+            if i == 0 {
+                b"{\"fields\": 1}\n".to_vec()
+            } else {
+                row.as_bytes().to_vec()
+            }
+        },
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, 422, "{}", &body[..body.len().min(300)]);
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        reply["error"]["details"]["rejected"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1000
+    );
+    assert_eq!(
+        reply["error"]["details"]["rejected_total"].as_u64(),
+        Some(rows as u64 + 1),
+        "every row and the first"
+    );
+    assert!(
+        body.len() < 1_000_000,
+        "a bounded reply: {} bytes",
+        body.len()
+    );
+    assert!(elapsed < Duration::from_secs(5), "refused in {elapsed:?}");
+    let peak = peak_memory(&served);
+    assert!(peak < 300 << 20, "peak server memory {} MiB", peak >> 20);
+
+    // Finding 4: a 128 MB single line is scanned once, not once per chunk (that took minutes).
+    let started = Instant::now();
+    let line = 128 << 20;
+    let (status, _) = raw_post(
+        &served.base,
+        &path,
+        &token,
+        "application/x-ndjson",
+        line,
+        |i| {
+            if i == 0 {
+                b"{\"fields\": {\"nope\": \"".to_vec()
+            } else {
+                vec![b'y'; 64 << 10]
+            }
+        },
+    )
+    .await;
+    assert_eq!(status, 422);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "a 128 MB line took {elapsed:?}"
+    );
+
+    // A body read whole (here: all whitespace so far) is refused once it passes its limit,
+    // without reading the rest.
+    let (status, body) = raw_post(
+        &served.base,
+        &path,
+        &token,
+        "application/json",
+        600 << 20,
+        |_| vec![b' '; 1 << 20],
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("JSON Lines"), "{body}");
+
+    // Nothing was written by any of them.
+    let (_, stats) = call(
+        &client,
+        &token,
+        Method::GET,
+        format!("{}/api/v1/projects/{project}/stats", served.base),
+        None,
+    )
+    .await;
+    assert_eq!(stats["stats"]["items"], 0);
+}
