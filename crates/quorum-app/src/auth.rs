@@ -4,6 +4,9 @@ use argon2::Argon2;
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
 };
+use std::collections::HashMap;
+use std::net::IpAddr;
+
 use quorum_store::{NewUser, Store, User};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -16,6 +19,14 @@ pub fn hash_password(password: &str) -> Result<String, AppError> {
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| AppError::Internal(e.to_string().into()))
+}
+
+/// The hash checked when a sign-in names nobody, so an unknown name costs the same work (and
+/// time) as a known one and answers reveal nothing about which names exist.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| hash_password(&new_password()).unwrap_or_default());
+    &DECOY
 }
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
@@ -90,10 +101,38 @@ impl<S: Store> App<S> {
         password: &str,
     ) -> Result<Caller, AppError> {
         let user = self.store().user_by_name(name).await?;
+        let hash = user
+            .as_ref()
+            .map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
+        let password = password.to_string();
+        let matches = self
+            .hashing(move || verify_password(&password, &hash))
+            .await?;
         match user {
-            Some(user) if verify_password(password, &user.password_hash) => Ok(Caller { user }),
+            Some(user) if matches => Ok(Caller { user }),
             _ => Err(AppError::Unauthenticated),
         }
+    }
+
+    /// Runs password hashing (deliberately slow: tens of milliseconds of CPU) on the blocking
+    /// pool, a few at a time, so a burst of sign-ins can neither starve the request workers
+    /// nor take every core.
+    pub(crate) async fn hashing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let permit = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.caches().hashing.acquire(),
+        )
+        .await
+        .map_err(|_| AppError::Unavailable)?
+        .map_err(|_| AppError::Unavailable)?;
+        let result = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AppError::Internal(Box::new(e)))?;
+        drop(permit);
+        Ok(result)
     }
 
     /// Creates a user; only administrators may.
@@ -127,7 +166,8 @@ impl<S: Store> App<S> {
         if password.chars().count() < 8 {
             return Err(AppError::invalid("passwords have at least 8 characters"));
         }
-        let password_hash = hash_password(password)?;
+        let password = password.to_string();
+        let password_hash = self.hashing(move || hash_password(&password)).await??;
         let user = NewUser {
             name: name.to_string(),
             password_hash,
@@ -205,9 +245,156 @@ impl<S: Store> App<S> {
     }
 }
 
+/// How failed sign-ins are limited, in this process. Two counts are kept:
+///
+/// - per (name, client address): after [`FREE_FAILURES`] failures, each further failure locks
+///   that pair for twice as long as the one before (1 minute, 2, 4, … up to an hour). Someone
+///   guessing a name's password from one address is slowed down without bound, while the
+///   name's owner, signing in from their own address, is never locked out by them;
+/// - per client address: at most [`ADDRESS_BUDGET`] failures, whatever the names, in
+///   [`ADDRESS_WINDOW_MS`], so one address cannot walk through many names.
+///
+/// A success clears its (name, address) count. Names are compared trimmed and lower-cased,
+/// as sign-in reads them.
+#[derive(Debug, Default)]
+pub struct SignInLimiter {
+    pairs: std::sync::Mutex<HashMap<(String, IpAddr), Backoff>>,
+    addresses: std::sync::Mutex<HashMap<IpAddr, Budget>>,
+}
+
+/// Failures a (name, address) pair may make before the back-off starts.
+pub const FREE_FAILURES: u32 = 5;
+/// Failures one address may make, over every name, within [`ADDRESS_WINDOW_MS`].
+pub const ADDRESS_BUDGET: u32 = 100;
+pub const ADDRESS_WINDOW_MS: i64 = 15 * 60 * 1000;
+const FIRST_LOCK_MS: i64 = 60 * 1000;
+const LONGEST_LOCK_MS: i64 = 60 * 60 * 1000;
+/// Entries kept before the expired ones are swept.
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    locked_until: i64,
+    last: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    failures: u32,
+    since: i64,
+}
+
+/// A user name as sign-in compares it.
+pub fn normalise_name(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+impl SignInLimiter {
+    /// `Some(milliseconds)` to wait when this name may not be tried from this address now.
+    pub fn blocked(&self, name: &str, address: IpAddr, now: i64) -> Option<i64> {
+        let pair = self
+            .pairs
+            .lock()
+            .ok()?
+            .get(&(normalise_name(name), address))
+            .map_or(0, |b| b.locked_until - now);
+        let budget = self.addresses.lock().ok()?.get(&address).map_or(0, |b| {
+            if b.failures >= ADDRESS_BUDGET {
+                b.since + ADDRESS_WINDOW_MS - now
+            } else {
+                0
+            }
+        });
+        let wait = pair.max(budget);
+        (wait > 0).then_some(wait)
+    }
+
+    pub fn failed(&self, name: &str, address: IpAddr, now: i64) {
+        if let Ok(mut pairs) = self.pairs.lock() {
+            if pairs.len() >= MAX_ENTRIES {
+                pairs.retain(|_, b| b.locked_until > now || now - b.last < LONGEST_LOCK_MS);
+            }
+            let entry = pairs
+                .entry((normalise_name(name), address))
+                .or_insert(Backoff {
+                    failures: 0,
+                    locked_until: 0,
+                    last: now,
+                });
+            // A quiet hour forgives the past.
+            if now - entry.last >= LONGEST_LOCK_MS && entry.locked_until <= now {
+                entry.failures = 0;
+            }
+            entry.failures += 1;
+            entry.last = now;
+            if entry.failures >= FREE_FAILURES {
+                let doublings = (entry.failures - FREE_FAILURES).min(10);
+                let lock = (FIRST_LOCK_MS << doublings).min(LONGEST_LOCK_MS);
+                entry.locked_until = now + lock;
+            }
+        }
+        if let Ok(mut addresses) = self.addresses.lock() {
+            if addresses.len() >= MAX_ENTRIES {
+                addresses.retain(|_, b| now - b.since < ADDRESS_WINDOW_MS);
+            }
+            let entry = addresses.entry(address).or_insert(Budget {
+                failures: 0,
+                since: now,
+            });
+            if now - entry.since >= ADDRESS_WINDOW_MS {
+                *entry = Budget {
+                    failures: 0,
+                    since: now,
+                };
+            }
+            entry.failures += 1;
+        }
+    }
+
+    pub fn succeeded(&self, name: &str, address: IpAddr) {
+        if let Ok(mut pairs) = self.pairs.lock() {
+            pairs.remove(&(normalise_name(name), address));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sign_ins_back_off_per_name_and_address_within_a_budget_per_address() {
+        let limiter = SignInLimiter::default();
+        let (here, there) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        for _ in 0..FREE_FAILURES - 1 {
+            assert!(limiter.blocked("Ann", here, 0).is_none());
+            limiter.failed("ann", here, 0);
+        }
+        limiter.failed(" ANN ", here, 0);
+        // Padding and case make no new name; another address is not locked.
+        assert_eq!(limiter.blocked("  ann", here, 0), Some(FIRST_LOCK_MS));
+        assert!(limiter.blocked("ann", there, 0).is_none());
+        // Each failure after the lock doubles it.
+        limiter.failed("ann", here, FIRST_LOCK_MS);
+        assert_eq!(
+            limiter.blocked("ann", here, FIRST_LOCK_MS),
+            Some(2 * FIRST_LOCK_MS)
+        );
+        limiter.succeeded("ann", here);
+        assert!(limiter.blocked("ann", here, FIRST_LOCK_MS).is_none());
+        // One address walking through names runs out of its budget for every name.
+        for i in 0..ADDRESS_BUDGET {
+            limiter.failed(&format!("user{i}"), there, 1000);
+        }
+        assert!(limiter.blocked("someone-else", there, 1000).is_some());
+        assert!(
+            limiter
+                .blocked("someone-else", there, 1000 + ADDRESS_WINDOW_MS)
+                .is_none()
+        );
+        assert!(limiter.blocked("someone-else", here, 1000).is_none());
+    }
 
     #[test]
     fn passwords_and_tokens() {

@@ -105,6 +105,8 @@ pub(crate) struct Caches {
     pub(crate) draws: std::sync::atomic::AtomicU64,
     /// Rater accuracy estimates per project, for dynamic overlap.
     pub(crate) accuracies: std::sync::Mutex<std::collections::HashMap<i64, overlap::Accuracies>>,
+    /// Password hashes computed at once (each takes a core for tens of milliseconds).
+    pub(crate) hashing: tokio::sync::Semaphore,
 }
 
 /// The application: a store, a clock and a short-lived cache. Cheap to clone.
@@ -139,6 +141,10 @@ impl<S: Store> App<S> {
             leases: std::sync::Mutex::new(std::collections::HashMap::new()),
             draws: std::sync::atomic::AtomicU64::new(0),
             accuracies: std::sync::Mutex::new(std::collections::HashMap::new()),
+            // Half the cores at most: the other half keeps answering raters.
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)),
+            ),
         };
         Self {
             store,

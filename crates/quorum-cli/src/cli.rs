@@ -361,6 +361,33 @@ pub struct ServeArgs {
     /// The first administrator's password; generated and printed when absent.
     #[arg(long, env = "QUORUM_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// Seconds a client has to send a request's head (half-sent requests are closed).
+    #[arg(long, env = "QUORUM_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a request body may pause between two chunks.
+    #[arg(long, env = "QUORUM_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
+    /// Seconds from a request's head to the start of its reply (else 408).
+    #[arg(long, env = "QUORUM_REQUEST_TIMEOUT", default_value_t = 300)]
+    pub request_timeout: u64,
+    /// Seconds open connections may go on after SIGTERM before they are closed.
+    #[arg(long, env = "QUORUM_DRAIN_TIMEOUT", default_value_t = 30)]
+    pub drain_timeout: u64,
+    /// The address browsers use (e.g. https://quorum.example.org); `https://` makes session
+    /// cookies Secure and adds Strict-Transport-Security.
+    #[arg(long, env = "QUORUM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// A reverse proxy's address whose X-Forwarded-For names the client (repeat, or
+    /// comma-separated in the variable).
+    #[arg(
+        long = "trusted-proxy",
+        env = "QUORUM_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// When set, /metrics requires `Authorization: Bearer <this token>`.
+    #[arg(long, env = "QUORUM_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,12 +6,10 @@
 //! form field, or `X-CSRF-Token` from scripts). Failed sign-ins are limited per name.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -27,46 +25,6 @@ const COOKIE: &str = "quorum_session";
 /// The sign-in form's own CSRF token, set with the form (double-submit: a page on another
 /// origin can neither read nor set it).
 const LOGIN_COOKIE: &str = "quorum_login";
-/// Failed sign-ins allowed per name within [`WINDOW`].
-const MAX_FAILURES: u32 = 5;
-const WINDOW: Duration = Duration::from_secs(15 * 60);
-
-/// Failed sign-in attempts per (lower-cased) name, in this process.
-#[derive(Debug, Default)]
-pub struct SignInLimiter {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-impl SignInLimiter {
-    /// `Some(wait)` when the name has used up its attempts.
-    fn blocked(&self, name: &str) -> Option<Duration> {
-        let failures = self.failures.lock().ok()?;
-        let (count, since) = failures.get(&name.to_lowercase())?;
-        let elapsed = since.elapsed();
-        (*count >= MAX_FAILURES && elapsed < WINDOW).then(|| WINDOW - elapsed)
-    }
-
-    fn failed(&self, name: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
-            if failures.len() > 100_000 {
-                failures.retain(|_, (_, since)| since.elapsed() < WINDOW);
-            }
-            let entry = failures
-                .entry(name.to_lowercase())
-                .or_insert((0, Instant::now()));
-            if entry.1.elapsed() >= WINDOW {
-                *entry = (0, Instant::now());
-            }
-            entry.0 += 1;
-        }
-    }
-
-    fn succeeded(&self, name: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&name.to_lowercase());
-        }
-    }
-}
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -282,9 +240,12 @@ struct LoginForm {
 
 async fn login<S: Store>(
     State(state): State<AppState<S>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let address = state.settings.client_address(peer.ip(), &headers);
+    let now = state.app.now();
     let again = |message: String, status| login_page(&form.name, Some(message), status);
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_secret(&form.login_csrf, &expected) {
@@ -293,18 +254,18 @@ async fn login<S: Store>(
             StatusCode::FORBIDDEN,
         );
     }
-    if let Some(wait) = state.sign_ins.blocked(&form.name) {
+    if let Some(wait_ms) = state.sign_ins.blocked(&form.name, address, now) {
         return again(
             format!(
-                "Too many failed attempts for this name. Try again in {} minute(s).",
-                wait.as_secs().div_ceil(60)
+                "Too many failed attempts. Try again in {} minute(s).",
+                (wait_ms as u64).div_ceil(60_000)
             ),
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
     match state.app.sign_in(form.name.trim(), &form.password).await {
         Ok((_, session)) => {
-            state.sign_ins.succeeded(&form.name);
+            state.sign_ins.succeeded(&form.name, address);
             let mut response = Redirect::to("/home").into_response();
             response
                 .headers_mut()
@@ -312,7 +273,7 @@ async fn login<S: Store>(
             response
         }
         Err(AppError::Unauthenticated) => {
-            state.sign_ins.failed(&form.name);
+            state.sign_ins.failed(&form.name, address, now);
             again("Wrong name or password.".into(), StatusCode::UNAUTHORIZED)
         }
         Err(error) => {
@@ -1128,18 +1089,5 @@ mod tests {
             HeaderValue::from_static("a=1; quorum_session=qrm_abc; b=2"),
         );
         assert_eq!(session_cookie(&headers).as_deref(), Some("qrm_abc"));
-    }
-
-    #[test]
-    fn sign_ins_are_limited_per_name() {
-        let limiter = SignInLimiter::default();
-        for _ in 0..MAX_FAILURES {
-            assert!(limiter.blocked("Ann").is_none());
-            limiter.failed("ann");
-        }
-        assert!(limiter.blocked("ANN").is_some());
-        assert!(limiter.blocked("bob").is_none());
-        limiter.succeeded("ann");
-        assert!(limiter.blocked("ann").is_none());
     }
 }

@@ -65,10 +65,23 @@ async fn serve<S: Store>(
         "Quorum is listening on http://{address} (database: {})",
         redact(&args.database.database)
     );
-    let router = quorum_server::router(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let settings = quorum_server::HttpSettings {
+        trusted_proxies: args.trusted_proxies.clone(),
+        metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
+        https: args
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://")),
+    };
+    let router = quorum_server::router_with(app, settings);
+    let seconds = std::time::Duration::from_secs;
+    let timeouts = quorum_server::Timeouts {
+        header: seconds(args.header_timeout.max(1)),
+        body: seconds(args.body_timeout.max(1)),
+        request: seconds(args.request_timeout.max(1)),
+        drain: seconds(args.drain_timeout),
+    };
+    quorum_server::serve(listener, router, timeouts, shutdown_signal()).await?;
     // In-flight requests have drained; commit what is queued before exiting.
     store.close().await;
     tracing::info!("stopped");

@@ -200,3 +200,102 @@ async fn hostile_import_bodies_are_refused_in_bounded_memory_and_linear_time() {
     .await;
     assert_eq!(stats["stats"]["items"], 0);
 }
+
+/// Whether the server has closed `stream` (a read ends or fails) within `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    let mut buffer = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(within, stream.read(&mut buffer)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // A reply (a 408, say) before the close.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Finding 8: half-sent requests are closed, a stalled body ends its request, and SIGTERM does
+/// not wait for either beyond the drain timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_requests_time_out_and_shutdown_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("q.sqlite3").display());
+    let mut served = crate::serve::serve_with(
+        &database,
+        "password123",
+        &[
+            "--header-timeout",
+            "1",
+            "--body-timeout",
+            "1",
+            "--drain-timeout",
+            "2",
+        ],
+    );
+    let token = served.token.clone().unwrap();
+    let address = served.base.trim_start_matches("http://").to_string();
+    // 200 slowloris connections: a request head started and never finished, or nothing sent.
+    let mut connections = Vec::new();
+    for i in 0..200 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        if i % 2 == 0 {
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .await
+                .unwrap();
+        }
+        connections.push(stream);
+    }
+    // A body that stops half-way.
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"name\": "
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    for (i, stream) in connections.iter_mut().enumerate() {
+        assert!(
+            closed_within(stream, Duration::from_secs(5)).await,
+            "connection {i} still open after {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(closed_within(&mut stalled, Duration::from_secs(5)).await);
+    // The server still answers.
+    let client = Client::new();
+    let (status, _) = call(
+        &client,
+        &token,
+        Method::GET,
+        format!("{}/healthz", served.base),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // SIGTERM with a request in flight that never finishes its body: the server exits within
+    // the drain timeout, not when the client gives up.
+    let mut lingering = tokio::net::TcpStream::connect(&address).await.unwrap();
+    lingering.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || {
+        let exit = served.child.wait().unwrap();
+        (exit, served)
+    })
+    .await
+    .unwrap()
+    .0;
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}",
+        stopping.elapsed()
+    );
+    drop(lingering);
+}

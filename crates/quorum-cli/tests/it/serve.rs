@@ -32,8 +32,18 @@ impl Drop for Served {
     reason = "`Served` kills and waits when dropped"
 )]
 pub(crate) fn serve(database: &str, admin_password: &str) -> Served {
+    serve_with(database, admin_password, &[])
+}
+
+/// `quorum serve` with more arguments.
+#[allow(
+    clippy::zombie_processes,
+    reason = "`Served` kills and waits when dropped"
+)]
+pub(crate) fn serve_with(database: &str, admin_password: &str, more: &[&str]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_quorum"))
         .args(["serve", "--bind", "127.0.0.1:0", "--database", database])
+        .args(more)
         .env("QUORUM_ADMIN_PASSWORD", admin_password)
         .env("QUORUM_LOG", "warn")
         .stdout(Stdio::piped())

@@ -270,3 +270,118 @@ async fn a_shared_skill_is_an_administrators_decision_and_logged_everywhere_it_c
         "{last}"
     );
 }
+
+/// Finding 5: padding a name does not reset its count, and someone else failing from another
+/// address does not lock a name's owner out; one address has a budget over all names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_limits_follow_the_name_and_the_address() {
+    use crate::web::sign_in_from;
+    let server = Server::start().await;
+    server
+        .app
+        .create_user_unchecked("ann", "password123", false)
+        .await
+        .unwrap();
+    let attacker: std::net::IpAddr = [127, 0, 0, 2].into();
+    let owner: std::net::IpAddr = [127, 0, 0, 3].into();
+    for name in ["admin", " admin", "admin ", "ADMIN", "  Admin  "] {
+        let (status, _) = sign_in_from(&server, attacker, name, "guess")
+            .await
+            .unwrap_err();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Locked for that name from that address, whatever the padding, even with the password…
+    for name in ["admin", "   admin   "] {
+        let (status, page) = sign_in_from(&server, attacker, name, "administrator")
+            .await
+            .unwrap_err();
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
+    }
+    // …but not for its owner elsewhere.
+    assert!(
+        sign_in_from(&server, owner, "admin", "administrator")
+            .await
+            .is_ok()
+    );
+    // One address walking through many names runs out of its budget for every name.
+    let walker: std::net::IpAddr = [127, 0, 0, 4].into();
+    let budget = quorum_app::auth::ADDRESS_BUDGET as usize;
+    let failures: Vec<_> = (0..budget)
+        .map(|i| {
+            let server = &server;
+            async move { sign_in_from(server, walker, &format!("user{i}"), "guess").await }
+        })
+        .collect();
+    for failure in futures_util::future::join_all(failures).await {
+        assert_eq!(failure.unwrap_err().0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = sign_in_from(&server, walker, "ann", "password123")
+        .await
+        .unwrap_err();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        sign_in_from(&server, owner, "ann", "password123")
+            .await
+            .is_ok()
+    );
+}
+
+/// Finding 6: password checks never stall other requests, and a name that does not exist costs
+/// the same time as one that does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_failed_sign_ins_neither_stalls_the_server_nor_tells_names_apart() {
+    use crate::web::sign_in_from;
+    let server = Server::start().await;
+    let timed = |name: &'static str, from: u8| {
+        let server = &server;
+        async move {
+            let started = std::time::Instant::now();
+            let (status, _) =
+                sign_in_from(server, [127, 0, 1, from].into(), name, "wrong-password")
+                    .await
+                    .unwrap_err();
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            started.elapsed()
+        }
+    };
+    // Known and unknown names, one at a time, alternating.
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..4 {
+        known.push(timed("admin", 1 + i).await);
+        unknown.push(timed("nobody-by-this-name", 1 + i).await);
+    }
+    known.sort();
+    unknown.sort();
+    let (known, unknown) = (known[2], unknown[2]);
+    assert!(
+        unknown * 2 > known && known * 2 > unknown,
+        "known name {known:?}, unknown name {unknown:?}"
+    );
+    // 64 concurrent failures (from 64 addresses, so no limit cuts them short) while /healthz
+    // is asked again and again.
+    let burst: Vec<_> = (0..64u8).map(|i| timed("admin", 100 + i)).collect();
+    let burst = futures_util::future::join_all(burst);
+    let probe = async {
+        let client = reqwest::Client::new();
+        let mut latencies = Vec::new();
+        for _ in 0..100 {
+            let started = std::time::Instant::now();
+            let response = client
+                .get(format!("{}/healthz", server.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            latencies.push(started.elapsed());
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        latencies
+    };
+    let (_, mut latencies) = tokio::join!(burst, probe);
+    latencies.sort();
+    let p99 = latencies[98];
+    assert!(
+        p99 < std::time::Duration::from_millis(50),
+        "/healthz p99 {p99:?} during the burst"
+    );
+}

@@ -174,7 +174,15 @@ impl Server {
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
-    axum::serve(listener, router).await.unwrap();
+    let forever = std::future::pending::<()>();
+    quorum_server::serve(
+        listener,
+        router,
+        quorum_server::Timeouts::default(),
+        forever,
+    )
+    .await
+    .unwrap();
 }
 
 pub fn label_schema() -> Value {

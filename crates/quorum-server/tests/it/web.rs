@@ -6,8 +6,14 @@ use reqwest::{StatusCode, redirect};
 use crate::support::Server;
 
 fn no_redirects() -> reqwest::Client {
+    client_from([127, 0, 0, 1].into())
+}
+
+/// A client whose connections come from `local` (any address of 127.0.0.0/8 is this machine).
+fn client_from(local: std::net::IpAddr) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(redirect::Policy::none())
+        .local_address(local)
         .build()
         .unwrap()
 }
@@ -18,6 +24,17 @@ pub(crate) async fn sign_in(
     name: &str,
     password: &str,
 ) -> Result<String, (StatusCode, String)> {
+    sign_in_from(server, [127, 0, 0, 1].into(), name, password).await
+}
+
+/// Signs in from the client address `local`.
+pub(crate) async fn sign_in_from(
+    server: &Server,
+    local: std::net::IpAddr,
+    name: &str,
+    password: &str,
+) -> Result<String, (StatusCode, String)> {
+    let no_redirects = || client_from(local);
     // The form comes with its token, in a cookie and in a hidden field.
     let form = no_redirects()
         .get(format!("{}/login", server.base))
