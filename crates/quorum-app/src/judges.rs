@@ -184,7 +184,7 @@ impl<S: Store> App<S> {
                 }
             }
         }
-        let client = ChatClient::new();
+        let client = ChatClient::new(self.egress());
         let calls = AtomicUsize::new(0);
         let results = stream::iter(todo)
             .map(|(item, swapped)| {
@@ -272,7 +272,7 @@ impl<S: Store> App<S> {
                 model.name
             )));
         }
-        ChatClient::api_key(&model).map_err(AppError::invalid)?;
+        ChatClient::api_key(&model, self.egress()).map_err(AppError::invalid)?;
         Ok(model)
     }
 

@@ -107,13 +107,17 @@ pub(crate) struct Caches {
     pub(crate) accuracies: std::sync::Mutex<std::collections::HashMap<i64, overlap::Accuracies>>,
     /// Password hashes computed at once (each takes a core for tens of milliseconds).
     pub(crate) hashing: tokio::sync::Semaphore,
+    /// (project, model) pairs a model run on this server is calling right now.
+    pub(crate) live_runs: Arc<std::sync::Mutex<std::collections::HashSet<(i64, String)>>>,
 }
 
-/// The application: a store, a clock and a short-lived cache. Cheap to clone.
+/// The application: a store, a clock, the operator's outbound-call policy and a short-lived
+/// cache. Cheap to clone.
 pub struct App<S> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
     caches: Arc<Caches>,
+    egress: Arc<llm::Egress>,
 }
 
 impl<S> Clone for App<S> {
@@ -122,6 +126,7 @@ impl<S> Clone for App<S> {
             store: Arc::clone(&self.store),
             clock: Arc::clone(&self.clock),
             caches: Arc::clone(&self.caches),
+            egress: Arc::clone(&self.egress),
         }
     }
 }
@@ -142,6 +147,7 @@ impl<S: Store> App<S> {
             draws: std::sync::atomic::AtomicU64::new(0),
             accuracies: std::sync::Mutex::new(std::collections::HashMap::new()),
             // Half the cores at most: the other half keeps answering raters.
+            live_runs: Arc::default(),
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)),
             ),
@@ -150,7 +156,19 @@ impl<S: Store> App<S> {
             store,
             clock,
             caches: Arc::new(caches),
+            egress: Arc::new(llm::Egress::default()),
         }
+    }
+
+    /// Sets which model endpoints and key variables model runs and judges may use (by default:
+    /// public endpoints, keys in `QUORUM_KEY_…` variables).
+    pub fn with_egress(mut self, egress: llm::Egress) -> Self {
+        self.egress = Arc::new(egress);
+        self
+    }
+
+    pub fn egress(&self) -> &llm::Egress {
+        &self.egress
     }
 
     pub(crate) fn caches(&self) -> &Caches {

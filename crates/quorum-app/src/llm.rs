@@ -6,6 +6,7 @@
 //! The API key is read from the environment variable the model names, at call time; it is
 //! never stored, logged or put in an error message.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -52,15 +53,127 @@ pub struct ChatFailure {
     pub attempts: u32,
 }
 
+/// What an administrator's model registration may make the servers do: which environment
+/// variables may hold a model's key (so no registration can send, say, the database URL or a
+/// cloud credential to an endpoint of its choosing), and whether endpoints may sit on this
+/// machine or the private network (the cloud metadata service, an internal admin page…).
+#[derive(Debug, Clone, Default)]
+pub struct Egress {
+    /// Variables a model may name for its key, besides any starting with [`KEY_PREFIX`]
+    /// (`QUORUM_MODEL_KEYS_ALLOW`).
+    pub key_variables: Vec<String>,
+    /// Endpoints on loopback, private, link-local and other non-public addresses are allowed
+    /// (`QUORUM_ALLOW_PRIVATE_MODEL_HOSTS`; for models served on the same network).
+    pub allow_private: bool,
+}
+
+/// Environment variables whose names start with this may always hold model keys.
+pub const KEY_PREFIX: &str = "QUORUM_KEY_";
+
+impl Egress {
+    /// Everything allowed: for tests and trials against models on this machine.
+    pub fn permissive() -> Self {
+        Self {
+            key_variables: Vec::new(),
+            allow_private: true,
+        }
+    }
+
+    pub fn key_allowed(&self, variable: &str) -> bool {
+        variable.starts_with(KEY_PREFIX) && variable.len() > KEY_PREFIX.len()
+            || self.key_variables.iter().any(|v| v == variable)
+    }
+
+    /// Why this endpoint may not be called, if it may not: a host that is an address (or
+    /// `localhost`) outside the public internet. Names are also checked when they resolve.
+    pub fn refuse_url(&self, url: &str) -> Option<String> {
+        if self.allow_private {
+            return None;
+        }
+        let parsed = match reqwest::Url::parse(url) {
+            Ok(parsed) => parsed,
+            Err(e) => return Some(format!("`{url}` is not a URL: {e}")),
+        };
+        let host = parsed.host_str().unwrap_or_default();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let private = match bare.parse::<IpAddr>() {
+            Ok(address) => !is_public(address),
+            Err(_) => {
+                let name = host.trim_end_matches('.').to_ascii_lowercase();
+                name.is_empty() || name == "localhost" || name.ends_with(".localhost")
+            }
+        };
+        private.then(|| {
+            format!(
+                "`{url}` is on a loopback or private address; the operator must allow such endpoints (QUORUM_ALLOW_PRIVATE_MODEL_HOSTS)"
+            )
+        })
+    }
+}
+
+/// Whether an address is on the public internet (not loopback, private, link-local — which
+/// holds cloud metadata services —, shared, documentation, multicast or reserved).
+pub fn is_public(address: IpAddr) -> bool {
+    match address {
+        IpAddr::V4(a) => {
+            let [first, second, ..] = a.octets();
+            !(a.is_private()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || a.is_multicast()
+                || first == 0
+                || first >= 240
+                || (first == 100 && (second & 0xc0) == 64)
+                || (first == 192 && second == 0)
+                || (first == 198 && (second & 0xfe) == 18))
+        }
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let head = a.segments()[0];
+                !(a.is_loopback()
+                    || a.is_unspecified()
+                    || a.is_multicast()
+                    || (head & 0xfe00) == 0xfc00
+                    || (head & 0xffc0) == 0xfe80
+                    || head == 0x2001 && a.segments()[1] == 0x0db8
+                    || head == 0x64 && a.segments()[1] == 0xff9b)
+            }
+        },
+    }
+}
+
+/// Resolves names with the system resolver and keeps only public addresses, so a name that
+/// points (or is re-pointed) at a private address is refused when connecting, not just when
+/// registered.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if found.is_empty() {
+                return Err(format!(
+                    "{host} has no public address; the operator must allow private model endpoints"
+                )
+                .into());
+            }
+            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ChatClient {
     http: reqwest::Client,
-}
-
-impl Default for ChatClient {
-    fn default() -> Self {
-        Self::new()
-    }
+    egress: Egress,
 }
 
 /// What one attempt came to.
@@ -71,11 +184,12 @@ enum Attempt {
     Fail(String),
 }
 
-/// `Retry-After` as a number of seconds (the HTTP-date form is not used by these APIs).
+/// `Retry-After` as a number of seconds (the HTTP-date form is not used by these APIs), at
+/// most a day: the caller waits no longer than its own cap anyway.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     let seconds: f64 = text.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)))
 }
 
 /// The reply's text and token counts, or why the body is not a chat completion.
@@ -99,16 +213,27 @@ fn parse_reply(body: &str) -> Result<(String, Option<i64>, Option<i64>), String>
 }
 
 impl ChatClient {
-    pub fn new() -> Self {
+    /// A client that follows no redirects (a redirect could lead the key elsewhere) and, unless
+    /// `egress` allows them, connects to public addresses only.
+    pub fn new(egress: &Egress) -> Self {
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if !egress.allow_private {
+            builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly));
+        }
         Self {
-            http: reqwest::Client::new(),
+            http: builder.build().unwrap_or_default(),
+            egress: egress.clone(),
         }
     }
 
-    /// The model's API key from its environment variable, if it names one.
-    pub fn api_key(model: &ModelSpec) -> Result<Option<String>, String> {
+    /// The model's API key from its environment variable, if it names one the operator allows.
+    pub fn api_key(model: &ModelSpec, egress: &Egress) -> Result<Option<String>, String> {
         match &model.api_key_env {
             None => Ok(None),
+            Some(variable) if !egress.key_allowed(variable) => Err(format!(
+                "model `{}`: {variable} may not hold a model key; use a variable named {KEY_PREFIX}… or list it in QUORUM_MODEL_KEYS_ALLOW",
+                model.name
+            )),
             Some(variable) => std::env::var(variable).map(Some).map_err(|_| {
                 format!(
                     "model `{}`: the environment variable {variable} is not set",
@@ -181,7 +306,10 @@ impl ChatClient {
                 0,
             )
         })?;
-        let key = Self::api_key(model).map_err(|m| fail(m, 0))?;
+        if let Some(refused) = self.egress.refuse_url(base_url) {
+            return Err(fail(refused, 0));
+        }
+        let key = Self::api_key(model, &self.egress).map_err(|m| fail(m, 0))?;
         let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
         let mut body = json!({
             "model": model.model_id.as_deref().unwrap_or(&model.name),
@@ -224,6 +352,48 @@ impl ChatClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_public_endpoints_and_allowed_key_variables_unless_the_operator_says_so() {
+        let strict = Egress::default();
+        for url in [
+            "http://127.0.0.1:8080/v1",
+            "http://localhost/v1",
+            "http://169.254.169.254/latest",
+            "http://10.1.2.3/v1",
+            "http://[::1]/v1",
+            "http://[::ffff:192.168.0.1]/v1",
+            "http://100.64.0.1/",
+        ] {
+            assert!(strict.refuse_url(url).is_some(), "{url}");
+            assert!(Egress::permissive().refuse_url(url).is_none(), "{url}");
+        }
+        assert!(strict.refuse_url("https://api.example.org/v1").is_none());
+        assert!(strict.refuse_url("https://8.8.8.8/v1").is_none());
+        assert!(strict.key_allowed("QUORUM_KEY_OPENAI"));
+        for variable in [
+            "QUORUM_DATABASE",
+            "AWS_SECRET_ACCESS_KEY",
+            "HOME",
+            "QUORUM_KEY_",
+        ] {
+            assert!(!strict.key_allowed(variable), "{variable}");
+        }
+        let listed = Egress {
+            key_variables: vec!["OPENAI_API_KEY".into()],
+            ..Egress::default()
+        };
+        assert!(listed.key_allowed("OPENAI_API_KEY"));
+    }
+
+    #[test]
+    fn retry_after_is_clamped() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::RETRY_AFTER, "1e30".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(86_400)));
+        headers.insert(reqwest::header::RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+    }
 
     #[test]
     fn replies_are_read_or_refused_with_a_reason() {

@@ -52,7 +52,45 @@ fn valid_env_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// A model run's hold on its (project, model) pairs: while it lives, another start of the same
+/// model on the same project is refused, so repeated requests cannot multiply the calls.
+#[derive(Debug)]
+pub struct RunClaim {
+    live: std::sync::Arc<std::sync::Mutex<HashSet<(i64, String)>>>,
+    pairs: Vec<(i64, String)>,
+}
+
+impl Drop for RunClaim {
+    fn drop(&mut self) {
+        if let Ok(mut live) = self.live.lock() {
+            for pair in &self.pairs {
+                live.remove(pair);
+            }
+        }
+    }
+}
+
 impl<S: Store> App<S> {
+    /// Claims the models of a run on a project, or says which is already being run.
+    pub fn claim_run(&self, project_id: i64, models: &[String]) -> Result<RunClaim, AppError> {
+        let live = std::sync::Arc::clone(&self.caches().live_runs);
+        let mut held = live
+            .lock()
+            .map_err(|_| AppError::Internal("the run registry is poisoned".into()))?;
+        if let Some(busy) = models
+            .iter()
+            .find(|m| held.contains(&(project_id, (*m).clone())))
+        {
+            return Err(AppError::Conflict(format!(
+                "model `{busy}` is already being run on this project; its progress is at GET …/runs"
+            )));
+        }
+        let pairs: Vec<(i64, String)> = models.iter().map(|m| (project_id, m.clone())).collect();
+        held.extend(pairs.iter().cloned());
+        drop(held);
+        Ok(RunClaim { live, pairs })
+    }
+
     /// Registers (or updates) a model. Administrators only.
     pub async fn register_model(
         &self,
@@ -80,13 +118,29 @@ impl<S: Store> App<S> {
                 "base_url must be an http:// or https:// URL",
             ));
         }
-        if let Some(variable) = &model.api_key_env
-            && !valid_env_name(variable)
+        if let Some(variable) = &model.api_key_env {
+            if !valid_env_name(variable) {
+                return Err(bad(
+                    "api_key_env",
+                    "api_key_env is the name of an environment variable (letters, digits, _), not the key",
+                ));
+            }
+            if !self.egress().key_allowed(variable) {
+                return Err(bad(
+                    "api_key_env",
+                    &format!(
+                        "{variable} may not hold a model key: name a variable starting with {} or one the operator lists in QUORUM_MODEL_KEYS_ALLOW",
+                        crate::llm::KEY_PREFIX
+                    ),
+                ));
+            }
+        }
+        if let Some(refused) = model
+            .base_url
+            .as_deref()
+            .and_then(|u| self.egress().refuse_url(u))
         {
-            return Err(bad(
-                "api_key_env",
-                "api_key_env is the name of an environment variable (letters, digits, _), not the key",
-            ));
+            return Err(bad("base_url", &refused));
         }
         if !model.parameters.is_object() {
             return Err(bad("parameters", "parameters must be a JSON object"));
@@ -95,9 +149,36 @@ impl<S: Store> App<S> {
         Ok(self.store().upsert_model(model).await?)
     }
 
-    /// The model registry (no secrets are in it).
-    pub async fn models(&self, _caller: &Caller) -> Result<Vec<ModelSpec>, AppError> {
+    /// The model registry (no secrets are in it, but endpoints and parameters are): for
+    /// administrators and whoever manages a project.
+    pub async fn models(&self, caller: &Caller) -> Result<Vec<ModelSpec>, AppError> {
+        if !caller.user.is_admin && !self.manages_a_project(caller).await? {
+            return Err(AppError::Forbidden(
+                "the model registry is for administrators and project managers".into(),
+            ));
+        }
         Ok(self.store().models().await?)
+    }
+
+    /// Whether the caller is a manager of some project.
+    async fn manages_a_project(&self, caller: &Caller) -> Result<bool, AppError> {
+        let mut after = 0;
+        loop {
+            let page = self
+                .store()
+                .list_projects(Some(caller.user.id), after, 500)
+                .await?;
+            for project in &page {
+                let role = self.cached_member(project.id, caller.user.id).await?;
+                if role.is_some_and(|m| m.role >= Role::Manager) {
+                    return Ok(true);
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 500 => after = last.id,
+                _ => return Ok(false),
+            }
+        }
     }
 
     /// Each model's answered and failed prompts in a prompt project.
@@ -168,7 +249,13 @@ impl<S: Store> App<S> {
                     "model `{name}` has no endpoint; import its answers instead"
                 )));
             }
-            ChatClient::api_key(model).map_err(AppError::invalid)?;
+            ChatClient::api_key(model, self.egress()).map_err(AppError::invalid)?;
+            if let Some(refused) = self
+                .egress()
+                .refuse_url(model.base_url.as_deref().unwrap_or_default())
+            {
+                return Err(AppError::invalid(refused));
+            }
             models.push(model.clone());
         }
         Ok((field.to_string(), kind, models))
@@ -183,6 +270,23 @@ impl<S: Store> App<S> {
         request: RunRequest,
         on_answer: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Vec<ModelProgress>, AppError> {
+        self.check_run(caller, project_id, &request).await?;
+        let claim = self.claim_run(project_id, &request.models)?;
+        self.run_claimed(claim, caller, project_id, request, on_answer)
+            .await
+    }
+
+    /// [`App::run_models`] with its models already claimed (a server answers the request once
+    /// the claim is made, then runs in the background).
+    pub async fn run_claimed(
+        &self,
+        claim: RunClaim,
+        caller: &Caller,
+        project_id: i64,
+        request: RunRequest,
+        on_answer: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Vec<ModelProgress>, AppError> {
+        let _claim = claim;
         let (field, kind, models) = self.check_run(caller, project_id, &request).await?;
         let field = field.as_str();
         let items = self.all_items(project_id).await?;
@@ -194,7 +298,7 @@ impl<S: Store> App<S> {
             .filter(|g| g.output.is_some())
             .map(|g| (g.item_id, g.model))
             .collect();
-        let client = ChatClient::new();
+        let client = ChatClient::new(self.egress());
         let concurrency = request.concurrency.max(1);
         let runs = models.iter().map(|model| {
             // Owned items: a closure over borrowed ones is not `Send` enough for `tokio::spawn`.

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use quorum_app::llm::RetryPolicy;
+use quorum_app::llm::{Egress, RetryPolicy};
 use quorum_app::runs::RunRequest;
 use quorum_app::{App, Caller, CreateProject, ImportFormat, SystemClock};
 use quorum_store::{ModelSpec, Store};
@@ -25,6 +25,14 @@ use quorum_store_sqlite::SqliteStore;
 /// The key comes from an environment variable every test machine has, so the production
 /// lookup is what runs (tests may not set variables: the workspace forbids `unsafe`).
 const KEY_VARIABLE: &str = "HOME";
+
+/// The operator's permission for these tests: models on loopback, the key in `HOME`.
+fn test_egress() -> Egress {
+    Egress {
+        key_variables: vec![KEY_VARIABLE.into()],
+        allow_private: true,
+    }
+}
 
 fn key() -> String {
     std::env::var(KEY_VARIABLE).unwrap()
@@ -130,7 +138,7 @@ async fn app_with_prompts() -> (App<SqliteStore>, Caller, i64, tempfile::TempDir
     let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
         .await
         .unwrap();
-    let app = App::new(Arc::new(store), Arc::new(SystemClock));
+    let app = App::new(Arc::new(store), Arc::new(SystemClock)).with_egress(test_egress());
     let (admin, _) = app
         .bootstrap_admin(Some("administrator".into()))
         .await
@@ -275,7 +283,7 @@ async fn a_missing_key_or_endpoint_is_refused_before_any_call() {
     let (base, seen) = fake_provider().await;
     let (app, caller, project, _dir) = app_with_prompts().await;
     let mut keyless = model("keyless", &base);
-    keyless.api_key_env = Some("QUORUM_TEST_NO_SUCH_VARIABLE".into());
+    keyless.api_key_env = Some("QUORUM_KEY_TEST_NO_SUCH_VARIABLE".into());
     app.register_model(&caller, keyless).await.unwrap();
     let mut imported = model("imported", &base);
     imported.base_url = None;
@@ -496,4 +504,89 @@ async fn balanced_battles_spread_models_evenly_with_random_sides() {
             "{m} is shown first {share:.2} of the time"
         );
     }
+}
+
+/// Finding 9: by default a model may take its key only from a `QUORUM_KEY_…` variable and call
+/// only public addresses; with the operator's leave loopback is allowed, but a redirect is never
+/// followed (it could carry the key elsewhere).
+#[tokio::test]
+async fn the_operator_decides_which_keys_leave_and_where_they_go() {
+    let (base, seen) = fake_provider().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
+        .await
+        .unwrap();
+    let strict = App::new(Arc::new(store), Arc::new(SystemClock));
+    let (admin, _) = strict
+        .bootstrap_admin(Some("administrator".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let caller = Caller { user: admin };
+    let project = prompt_project(&strict, &caller, 1).await;
+    for variable in ["QUORUM_DATABASE", "AWS_SECRET_ACCESS_KEY", KEY_VARIABLE] {
+        let mut leaky = model("leaky", "https://api.example.org/v1");
+        leaky.api_key_env = Some(variable.into());
+        let error = strict.register_model(&caller, leaky).await.unwrap_err();
+        assert!(
+            error.to_string().contains("QUORUM_MODEL_KEYS_ALLOW"),
+            "{error}"
+        );
+    }
+    for url in [
+        base.as_str(),
+        "http://169.254.169.254/latest",
+        "http://localhost:1/v1",
+    ] {
+        let mut inside = model("inside", url);
+        inside.api_key_env = None;
+        let error = strict.register_model(&caller, inside).await.unwrap_err();
+        assert!(error.to_string().contains("private"), "{url}: {error}");
+    }
+    // Registered before the policy (straight into the store): refused when run.
+    let mut old = model("old", &base);
+    old.api_key_env = None;
+    strict.store().upsert_model(old).await.unwrap();
+    let request = RunRequest {
+        models: vec!["old".into()],
+        concurrency: 1,
+        policy: policy(),
+    };
+    let error = strict
+        .run_models(&caller, project, request, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("private"), "{error}");
+    assert!(seen.lock().unwrap().is_empty(), "no call was made");
+
+    // Allowed on loopback, a provider that redirects gets no second request anywhere.
+    let (collector, collected) = fake_provider().await;
+    let redirecting = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let to = format!("{collector}/chat/completions");
+            async move { (StatusCode::TEMPORARY_REDIRECT, [("location", to)], "moved") }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirector = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, redirecting).await.unwrap() });
+    let (app, caller, project, _dir) = app_with_prompts().await;
+    app.register_model(&caller, model("moved", &redirector))
+        .await
+        .unwrap();
+    let request = RunRequest {
+        models: vec!["moved".into()],
+        concurrency: 1,
+        policy: policy(),
+    };
+    let progress = app
+        .run_models(&caller, project, request, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(progress[0].failed, 3, "{progress:?}");
+    assert!(
+        collected.lock().unwrap().is_empty(),
+        "the redirect was not followed"
+    );
 }

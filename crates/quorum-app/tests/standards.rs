@@ -69,7 +69,8 @@ async fn instance(dir: &Path, standard: &Standard, base: &str) -> (App<SqliteSto
     let store = SqliteStore::open(dir.join("q.sqlite3").to_str().unwrap())
         .await
         .unwrap();
-    let app = App::new(Arc::new(store), Arc::new(SystemClock));
+    let app = App::new(Arc::new(store), Arc::new(SystemClock))
+        .with_egress(quorum_app::llm::Egress::permissive());
     let (admin, _) = app
         .bootstrap_admin(Some("administrator".into()))
         .await
@@ -290,7 +291,8 @@ async fn a_held_out_standard_never_exports_its_items() {
     let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
         .await
         .unwrap();
-    let app = App::new(Arc::new(store), Arc::new(SystemClock));
+    let app = App::new(Arc::new(store), Arc::new(SystemClock))
+        .with_egress(quorum_app::llm::Egress::permissive());
     let (admin, _) = app.bootstrap_admin(None).await.unwrap().unwrap();
     let admin = Caller { user: admin };
     for name in ["careful", "hasty", "judge", "down"] {

@@ -346,6 +346,38 @@ pub struct DatabaseArgs {
         default_value = "sqlite://quorum-data/quorum.sqlite3"
     )]
     pub database: String,
+    #[command(flatten)]
+    pub egress: EgressArgs,
+}
+
+/// What registered models may make this process call (model runs, judges).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EgressArgs {
+    /// Environment variables a model may name for its API key, besides those starting with
+    /// QUORUM_KEY_ (comma-separated in the variable).
+    #[arg(
+        long = "model-keys-allow",
+        env = "QUORUM_MODEL_KEYS_ALLOW",
+        value_delimiter = ','
+    )]
+    pub model_keys_allow: Vec<String>,
+    /// Allows model endpoints on loopback and private addresses (models on this network).
+    #[arg(long, env = "QUORUM_ALLOW_PRIVATE_MODEL_HOSTS")]
+    pub allow_private_model_hosts: bool,
+}
+
+impl EgressArgs {
+    pub fn policy(&self) -> quorum_app::llm::Egress {
+        quorum_app::llm::Egress {
+            key_variables: self
+                .model_keys_allow
+                .iter()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect(),
+            allow_private: self.allow_private_model_hosts,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

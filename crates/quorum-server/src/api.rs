@@ -626,9 +626,10 @@ async fn start_run<S: Store>(
     };
     // Check everything that can be checked before answering: the project, the models, keys.
     state.app.check_run(&caller, id, &run).await?;
+    let claim = state.app.claim_run(id, &run.models)?;
     let app = state.app.clone();
     tokio::spawn(async move {
-        if let Err(error) = app.run_models(&caller, id, run, &|_| {}).await {
+        if let Err(error) = app.run_claimed(claim, &caller, id, run, &|_| {}).await {
             tracing::warn!(project = id, %error, "a model run stopped");
         }
     });

@@ -41,7 +41,12 @@ fn parameters(pairs: &[String]) -> anyhow::Result<Value> {
 #[allow(clippy::print_stdout, reason = "the command's output")]
 async fn models_with<S: Store>(store: S, command: ModelsCommand) -> anyhow::Result<()> {
     let store = Arc::new(store);
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
+    let egress = match &command {
+        ModelsCommand::Add { database, .. } | ModelsCommand::List { database } => {
+            database.egress.policy()
+        }
+    };
+    let app = App::new(Arc::clone(&store), Arc::new(SystemClock)).with_egress(egress);
     let result = async {
         match command {
             ModelsCommand::Add {
@@ -95,7 +100,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 #[allow(clippy::print_stderr, reason = "the run's report")]
 async fn run_with<S: Store>(store: S, args: RunArgs) -> anyhow::Result<()> {
     let store = Arc::new(store);
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
+    let app = App::new(Arc::clone(&store), Arc::new(SystemClock))
+        .with_egress(args.database.egress.policy());
     let result = async {
         let caller = caller(&app, &args.user).await?;
         let request = RunRequest {

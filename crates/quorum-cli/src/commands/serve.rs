@@ -46,7 +46,8 @@ async fn serve<S: Store>(
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
     let store = Arc::new(store);
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
+    let app = App::new(Arc::clone(&store), Arc::new(SystemClock))
+        .with_egress(args.database.egress.policy());
     if let Some((admin, password)) = app.bootstrap_admin(args.admin_password.clone()).await? {
         let token = app.create_token_for(&admin, "first start").await?;
         println!("Created the administrator `admin`.");

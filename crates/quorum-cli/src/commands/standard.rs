@@ -147,8 +147,12 @@ pub async fn run(command: StandardCommand) -> anyhow::Result<()> {
                 },
             };
             match open_store(&database).await? {
-                AnyStore::Sqlite(store) => run_with(store, &standard, options, &user).await,
-                AnyStore::Postgres(store) => run_with(store, &standard, options, &user).await,
+                AnyStore::Sqlite(store) => {
+                    run_with(store, &standard, options, &user, database.egress.policy()).await
+                }
+                AnyStore::Postgres(store) => {
+                    run_with(store, &standard, options, &user, database.egress.policy()).await
+                }
             }
         }
         StandardCommand::Report {
@@ -186,9 +190,10 @@ async fn run_with<S: Store>(
     standard: &Standard,
     options: RunOptions,
     user: &str,
+    egress: quorum_app::llm::Egress,
 ) -> anyhow::Result<()> {
     let store = Arc::new(store);
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
+    let app = App::new(Arc::clone(&store), Arc::new(SystemClock)).with_egress(egress);
     let result = async {
         let caller = caller(&app, user).await?;
         let run = app.run_standard(&caller, standard, options, &|_| {}).await?;

@@ -760,6 +760,8 @@ async fn a_standard_is_run_reported_verified_and_its_report_opens_in_chromium() 
     let quorum = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_quorum"))
             .args(args)
+            // The models answer on loopback, with the operator's leave.
+            .env("QUORUM_ALLOW_PRIVATE_MODEL_HOSTS", "true")
             .output()
             .unwrap()
     };
@@ -768,7 +770,8 @@ async fn a_standard_is_run_reported_verified_and_its_report_opens_in_chromium() 
         let store = quorum_store_sqlite::SqliteStore::open(&database)
             .await
             .unwrap();
-        let app = App::new(std::sync::Arc::new(store), std::sync::Arc::new(SystemClock));
+        let app = App::new(std::sync::Arc::new(store), std::sync::Arc::new(SystemClock))
+            .with_egress(quorum_app::llm::Egress::permissive());
         let (admin, _) = app.bootstrap_admin(None).await.unwrap().unwrap();
         let admin = Caller { user: admin };
         for name in ["careful", "hasty", "judge"] {
@@ -828,7 +831,8 @@ async fn a_standard_is_run_reported_verified_and_its_report_opens_in_chromium() 
         let store = quorum_store_sqlite::SqliteStore::open(&database)
             .await
             .unwrap();
-        let app = App::new(std::sync::Arc::new(store), std::sync::Arc::new(SystemClock));
+        let app = App::new(std::sync::Arc::new(store), std::sync::Arc::new(SystemClock))
+            .with_egress(quorum_app::llm::Egress::permissive());
         let admin = Caller {
             user: app.store().user_by_name("admin").await.unwrap().unwrap(),
         };

@@ -559,6 +559,9 @@ async fn cli_registers_models_and_runs_them_resumably() {
                 Command::new(env!("CARGO_BIN_EXE_quorum"))
                     .args(&args)
                     .args(["--database", &database])
+                    // The operator allows a model on loopback with its key in HOME.
+                    .env("QUORUM_MODEL_KEYS_ALLOW", "HOME")
+                    .env("QUORUM_ALLOW_PRIVATE_MODEL_HOSTS", "true")
                     .output()
                     .unwrap()
             })
@@ -567,6 +570,28 @@ async fn cli_registers_models_and_runs_them_resumably() {
         }
     };
     let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Without the operator's leave, neither the variable nor the loopback endpoint is taken.
+    for (variable, url) in [
+        ("HOME", "https://api.example.org/v1"),
+        ("QUORUM_KEY_ECHO", provider.as_str()),
+    ] {
+        let refused = Command::new(env!("CARGO_BIN_EXE_quorum"))
+            .args([
+                "models",
+                "add",
+                "echo",
+                "--base-url",
+                url,
+                "--api-key-env",
+                variable,
+            ])
+            .args(["--database", &database])
+            .env_remove("QUORUM_MODEL_KEYS_ALLOW")
+            .env_remove("QUORUM_ALLOW_PRIVATE_MODEL_HOSTS")
+            .output()
+            .unwrap();
+        assert!(!refused.status.success(), "{variable} {url}: {refused:?}");
+    }
     let output = quorum(args(&[
         "models",
         "add",

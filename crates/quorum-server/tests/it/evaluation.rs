@@ -343,9 +343,10 @@ async fn models_are_registered_and_runs_collect_their_answers_in_the_background(
     };
     let (status, body) = register(json!({"name": "echo", "base_url": base, "api_key_env": "HOME", "parameters": {"max_tokens": 8}})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) =
-        register(json!({"name": "nokey", "base_url": base, "api_key_env": "QUORUM_NO_SUCH_KEY"}))
-            .await;
+    let (status, body) = register(
+        json!({"name": "nokey", "base_url": base, "api_key_env": "QUORUM_KEY_NO_SUCH_KEY"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = register(json!({"name": "x", "base_url": "ftp://nope"})).await;
     assert_eq!(
@@ -381,7 +382,7 @@ async fn models_are_registered_and_runs_collect_their_answers_in_the_background(
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("QUORUM_NO_SUCH_KEY")
+            .contains("QUORUM_KEY_NO_SUCH_KEY")
     );
     let (status, body) = run(json!(["echo"])).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");

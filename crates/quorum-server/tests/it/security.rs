@@ -385,3 +385,89 @@ async fn a_burst_of_failed_sign_ins_neither_stalls_the_server_nor_tells_names_ap
         "/healthz p99 {p99:?} during the burst"
     );
 }
+
+/// A chat-completions provider on loopback that takes `delay` per answer and counts calls.
+async fn slow_provider(
+    delay: std::time::Duration,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    let router = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || {
+            let counted = std::sync::Arc::clone(&counted);
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                axum::Json(json!({"choices": [{"message": {"content": "an answer"}}]}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (base, calls)
+}
+
+/// Findings 13 and 14: the model registry (endpoints, parameters) is for administrators and
+/// managers; a model already running on a project is not started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_is_for_managers_and_a_run_starts_once() {
+    let server = Server::start().await;
+    let (base, calls) = slow_provider(std::time::Duration::from_millis(300)).await;
+    let schema = json!({
+        "fields": [{"name": "prompt", "kind": "text"}],
+        "questions": [{"name": "ok", "kind": "label", "options": ["yes", "no"]}]
+    });
+    let p = server.project(schema, 1).await;
+    let prompts: String = (0..3)
+        .map(|i| format!("{{\"external_id\": \"p{i}\", \"fields\": {{\"prompt\": \"q{i}\"}}}}\n"))
+        .collect();
+    assert_eq!(server.import(p, &prompts).await.0, StatusCode::OK);
+    let admin = server.admin_token.clone();
+    let (status, body) = post(
+        &server,
+        &admin,
+        "/api/v1/models",
+        Some(json!({"name": "m", "base_url": base})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let annotator = server.rater("ann", p, "annotator", &[]).await;
+    let reviewer = server.rater("rev", p, "reviewer", &[]).await;
+    let manager = server.rater("man", p, "manager", &[]).await;
+    for (token, expected) in [
+        (&annotator, StatusCode::FORBIDDEN),
+        (&reviewer, StatusCode::FORBIDDEN),
+        (&manager, StatusCode::OK),
+        (&admin, StatusCode::OK),
+    ] {
+        let (status, body) = server
+            .call(token, Method::GET, "/api/v1/models", None)
+            .await;
+        assert_eq!(status, expected, "{body}");
+        if status == StatusCode::FORBIDDEN {
+            assert!(!body.to_string().contains(&base), "{body}");
+        }
+    }
+    let runs = format!("/api/v1/projects/{p}/runs");
+    let (status, body) = post(&server, &manager, &runs, Some(json!({"models": ["m"]}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    for _ in 0..4 {
+        let (status, body) = post(&server, &manager, &runs, Some(json!({"models": ["m"]}))).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    }
+    // The one run answers every prompt, once each.
+    for _ in 0..100 {
+        let (_, body) = server.call(&manager, Method::GET, &runs, None).await;
+        if body["models"][0]["answered"] == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // Once it is done, the model may be run again (nothing is left to call).
+    let (status, body) = post(&server, &manager, &runs, Some(json!({"models": ["m"]}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}

@@ -20,7 +20,12 @@ impl Server {
         let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
             .await
             .unwrap();
-        let app = App::new(Arc::new(store), Arc::new(SystemClock));
+        // The operator allows models on loopback and keys in `HOME` (set on every machine).
+        let egress = quorum_app::llm::Egress {
+            key_variables: vec!["HOME".into()],
+            allow_private: true,
+        };
+        let app = App::new(Arc::new(store), Arc::new(SystemClock)).with_egress(egress);
         let (admin, _) = app
             .bootstrap_admin(Some("administrator".into()))
             .await
