@@ -7,8 +7,9 @@ use argon2::password_hash::{
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use quorum_store::{NewUser, Store, User};
+use quorum_store::{NewToken, NewUser, Store, Token, User};
 use rand::RngCore;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::{App, AppError, Caller};
@@ -72,6 +73,35 @@ pub fn new_password() -> String {
     hex(&bytes)
 }
 
+/// The name of the tokens that are web sessions.
+pub const SESSION_NAME: &str = "web session";
+/// A web session ends after this long unused (each use moves its end)…
+pub const SESSION_IDLE_MS: i64 = 7 * 24 * 3600 * 1000;
+/// …and this long after sign-in, however much it is used.
+pub const SESSION_MAX_MS: i64 = 30 * 24 * 3600 * 1000;
+/// A token's last use (and a session's end) is written at most this often.
+const TOUCH_MS: i64 = 3600 * 1000;
+
+/// A token or session as its owner and administrators see it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenView {
+    #[serde(flatten)]
+    pub token: Token,
+    /// A web session (signed in with a password), not an API token.
+    pub session: bool,
+}
+
+fn check_password(password: &str) -> Result<(), AppError> {
+    let length = password.chars().count();
+    if !(8..=1000).contains(&length) {
+        return Err(AppError::Invalid {
+            message: "passwords have 8 to 1000 characters".into(),
+            details: serde_json::json!({"field": "password"}),
+        });
+    }
+    Ok(())
+}
+
 fn valid_user_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
@@ -80,19 +110,166 @@ fn valid_user_name(name: &str) -> bool {
 }
 
 impl<S: Store> App<S> {
+    /// The caller a token or session secret belongs to, while it is live and its owner is not
+    /// disabled. A session's end moves with use (at most hourly, so use costs no write).
     pub async fn authenticate_token(&self, token: &str) -> Result<Caller, AppError> {
         let hash = token_hash(token);
         let now = self.now();
-        if let Some(user) = self.caches().tokens.get(&hash, now) {
+        if let Some((user, expires_at)) = self.caches().tokens.get(&hash, now)
+            && expires_at.is_none_or(|at| now < at)
+        {
             return Ok(Caller { user });
         }
-        let user = self
+        let (user, token) = self
             .store()
-            .user_by_token_hash(&hash)
+            .user_by_token_hash(&hash, now)
             .await?
             .ok_or(AppError::Unauthenticated)?;
-        self.caches().tokens.put(hash, user.clone(), now);
+        let mut expires_at = token.expires_at;
+        if token.last_used_at.is_none_or(|at| now - at >= TOUCH_MS) {
+            if token.name == SESSION_NAME {
+                expires_at = Some((now + SESSION_IDLE_MS).min(token.created_at + SESSION_MAX_MS));
+            }
+            self.store().touch_token(token.id, now, expires_at).await?;
+        }
+        self.caches()
+            .tokens
+            .put(hash, (user.clone(), expires_at), now);
         Ok(Caller { user })
+    }
+
+    /// Forgets what this server cached of a user's tokens, so a revocation here applies at
+    /// once (other servers drop theirs within [`crate::CACHE_MS`]).
+    fn forget_tokens_of(&self, user_id: i64) {
+        self.caches().tokens.forget_where(|(u, _)| u.id == user_id);
+    }
+
+    /// Administrators act on anyone; others on themselves only.
+    fn require_self_or_admin(&self, caller: &Caller, user_id: i64) -> Result<(), AppError> {
+        if caller.user.is_admin || caller.user.id == user_id {
+            Ok(())
+        } else {
+            // Another user's existence is not revealed.
+            Err(AppError::NotFound("user"))
+        }
+    }
+
+    /// Every account (administrators).
+    pub async fn users(&self, caller: &Caller) -> Result<Vec<User>, AppError> {
+        if !caller.user.is_admin {
+            return Err(AppError::Forbidden("only administrators list users".into()));
+        }
+        Ok(self.store().list_users().await?)
+    }
+
+    /// A user's tokens and sessions (theirs, or an administrator's view).
+    pub async fn tokens(&self, caller: &Caller, user_id: i64) -> Result<Vec<TokenView>, AppError> {
+        self.require_self_or_admin(caller, user_id)?;
+        Ok(self
+            .store()
+            .tokens(user_id)
+            .await?
+            .into_iter()
+            .map(|token| TokenView {
+                session: token.name == SESSION_NAME,
+                token,
+            })
+            .collect())
+    }
+
+    /// Revokes one token or session of a user (theirs, or any for administrators).
+    pub async fn revoke_token(
+        &self,
+        caller: &Caller,
+        user_id: i64,
+        token_id: i64,
+    ) -> Result<(), AppError> {
+        self.require_self_or_admin(caller, user_id)?;
+        if !self.store().revoke_token(user_id, token_id).await? {
+            return Err(AppError::NotFound("token"));
+        }
+        self.forget_tokens_of(user_id);
+        Ok(())
+    }
+
+    /// Changes the caller's own password, given the current one, and ends every web session
+    /// of theirs (API tokens stay: they are separate credentials, listed and revocable).
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        current: &str,
+        new: &str,
+    ) -> Result<(), AppError> {
+        if self
+            .authenticate_password(&caller.user.name, current)
+            .await
+            .is_err()
+        {
+            return Err(AppError::Invalid {
+                message: "the current password is not right".into(),
+                details: serde_json::json!({"field": "current_password"}),
+            });
+        }
+        self.set_password_unchecked(caller.user.id, new).await
+    }
+
+    /// Sets a user's password (the caller is trusted: the CLI, or after checks) and ends their
+    /// web sessions.
+    pub async fn set_password_unchecked(
+        &self,
+        user_id: i64,
+        password: &str,
+    ) -> Result<(), AppError> {
+        check_password(password)?;
+        let password = password.to_string();
+        let hash = self.hashing(move || hash_password(&password)).await??;
+        if !self.store().set_password(user_id, &hash).await? {
+            return Err(AppError::NotFound("user"));
+        }
+        self.store()
+            .revoke_tokens(user_id, Some(SESSION_NAME))
+            .await?;
+        self.forget_tokens_of(user_id);
+        Ok(())
+    }
+
+    /// Disables an account (it can no longer sign in, and every token and session of it ends:
+    /// here at once, on other servers within the cache time) or enables it again.
+    /// Administrators only, and never their own account.
+    pub async fn set_disabled(
+        &self,
+        caller: &Caller,
+        user_id: i64,
+        disabled: bool,
+    ) -> Result<User, AppError> {
+        if !caller.user.is_admin {
+            return Err(AppError::Forbidden(
+                "only administrators disable and enable accounts".into(),
+            ));
+        }
+        if caller.user.id == user_id {
+            return Err(AppError::invalid(
+                "administrators cannot disable themselves",
+            ));
+        }
+        self.set_disabled_unchecked(user_id, disabled).await
+    }
+
+    /// [`App::set_disabled`] without a caller (the CLI's `admin` commands).
+    pub async fn set_disabled_unchecked(
+        &self,
+        user_id: i64,
+        disabled: bool,
+    ) -> Result<User, AppError> {
+        let at = disabled.then(|| self.now());
+        if !self.store().set_user_disabled(user_id, at).await? {
+            return Err(AppError::NotFound("user"));
+        }
+        self.forget_tokens_of(user_id);
+        self.store()
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AppError::NotFound("user"))
     }
 
     pub async fn authenticate_password(
@@ -109,7 +286,7 @@ impl<S: Store> App<S> {
             .hashing(move || verify_password(&password, &hash))
             .await?;
         match user {
-            Some(user) if matches => Ok(Caller { user }),
+            Some(user) if matches && user.disabled_at.is_none() => Ok(Caller { user }),
             _ => Err(AppError::Unauthenticated),
         }
     }
@@ -163,9 +340,7 @@ impl<S: Store> App<S> {
                 "user names are 1 to 64 letters, digits or . _ - @",
             ));
         }
-        if password.chars().count() < 8 {
-            return Err(AppError::invalid("passwords have at least 8 characters"));
-        }
+        check_password(password)?;
         let password = password.to_string();
         let password_hash = self.hashing(move || hash_password(&password)).await??;
         let user = NewUser {
@@ -177,34 +352,61 @@ impl<S: Store> App<S> {
         Ok(self.store().create_user(user).await?)
     }
 
-    /// Issues a token for user `user_id`: administrators for anyone, others for themselves.
+    /// Issues a token for user `user_id`: administrators for anyone, others for themselves;
+    /// it stops working at `expires_at` (Unix ms) when one is given.
     pub async fn create_token(
         &self,
         caller: &Caller,
         user_id: i64,
         name: &str,
+        expires_at: Option<i64>,
     ) -> Result<String, AppError> {
         if !caller.user.is_admin && caller.user.id != user_id {
             return Err(AppError::Forbidden(
                 "only administrators issue tokens for other users".into(),
             ));
         }
-        if name.is_empty() || name.len() > 100 {
-            return Err(AppError::invalid("token names are 1 to 100 characters"));
+        if name.is_empty() || name.len() > 100 || name == SESSION_NAME {
+            return Err(AppError::Invalid {
+                message: format!("token names are 1 to 100 characters, and not `{SESSION_NAME}`"),
+                details: serde_json::json!({"field": "name"}),
+            });
+        }
+        if expires_at.is_some_and(|at| at <= self.now()) {
+            return Err(AppError::Invalid {
+                message: "expires_at must be in the future (Unix milliseconds)".into(),
+                details: serde_json::json!({"field": "expires_at"}),
+            });
         }
         let user = self
             .store()
             .user_by_id(user_id)
             .await?
             .ok_or(AppError::NotFound("user"))?;
-        self.create_token_for(&user, name).await
+        self.issue_token(&user, name, expires_at).await
     }
 
-    /// Issues a token for `user`; returns the plaintext, which is never stored.
+    /// Issues a token for `user` that does not expire; returns the plaintext, which is never
+    /// stored.
     pub async fn create_token_for(&self, user: &User, name: &str) -> Result<String, AppError> {
+        self.issue_token(user, name, None).await
+    }
+
+    async fn issue_token(
+        &self,
+        user: &User,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<String, AppError> {
         let (token, hash) = new_token();
         self.store()
-            .create_token(user.id, name, &hash, self.now())
+            .create_token(NewToken {
+                user_id: user.id,
+                name: name.to_string(),
+                hash,
+                created_at: self.now(),
+                expires_at,
+            })
             .await?;
         Ok(token)
     }
@@ -213,8 +415,15 @@ impl<S: Store> App<S> {
     /// token named `web session`, stored hashed like any other).
     pub async fn sign_in(&self, name: &str, password: &str) -> Result<(Caller, String), AppError> {
         let caller = self.authenticate_password(name, password).await?;
-        let session = self.create_token_for(&caller.user, "web session").await?;
+        let session = self.start_session(&caller.user).await?;
         Ok((caller, session))
+    }
+
+    /// A new web session for `user` (after a sign-in, or a password change that ended the
+    /// others).
+    pub async fn start_session(&self, user: &User) -> Result<String, AppError> {
+        let expires_at = Some(self.now() + SESSION_IDLE_MS);
+        self.issue_token(user, SESSION_NAME, expires_at).await
     }
 
     /// Ends a web session: the secret stops working here at once, on other servers within

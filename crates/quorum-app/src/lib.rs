@@ -88,6 +88,13 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
         }
     }
 
+    /// Forgets every entry whose value matches (e.g. all tokens of one user).
+    pub(crate) fn forget_where(&self, matches: impl Fn(&V) -> bool) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (_, v)| !matches(v));
+        }
+    }
+
     pub(crate) fn forget(&self, key: &K) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(key);
@@ -96,7 +103,8 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
 }
 
 pub(crate) struct Caches {
-    pub(crate) tokens: Cache<String, User>,
+    /// A token's owner and when the token expires.
+    pub(crate) tokens: Cache<String, (User, Option<i64>)>,
     pub(crate) projects: Cache<i64, quorum_store::Project>,
     pub(crate) members: Cache<(i64, i64), quorum_store::Member>,
     /// Leases this server granted (immutable facts, so no expiry).

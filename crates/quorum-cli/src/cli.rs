@@ -450,6 +450,39 @@ pub enum AdminCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Lists a user's API tokens and web sessions (never their secrets).
+    ListTokens {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        name: String,
+    },
+    /// Revokes one of a user's tokens or sessions by its id.
+    RevokeToken {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        name: String,
+        token_id: i64,
+    },
+    /// Disables an account: it cannot sign in, and every token and session of it ends.
+    DisableUser {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        name: String,
+    },
+    /// Enables a disabled account again (it needs new tokens).
+    EnableUser {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        name: String,
+    },
+    /// Sets a user's password (every web session of theirs ends).
+    SetPassword {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        name: String,
+        #[arg(long, env = "QUORUM_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -107,8 +107,18 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .route("/api/v1/leases/{id}/response", post(submit::<S>))
         .route("/api/v1/leases/{id}/skip", post(skip::<S>))
         .route("/api/v1/me", get(me))
-        .route("/api/v1/users", post(create_user::<S>))
-        .route("/api/v1/users/{id}/tokens", post(create_token::<S>))
+        .route("/api/v1/me/password", post(change_password::<S>))
+        .route("/api/v1/users", post(create_user::<S>).get(list_users::<S>))
+        .route(
+            "/api/v1/users/{id}/tokens",
+            post(create_token::<S>).get(list_tokens::<S>),
+        )
+        .route(
+            "/api/v1/users/{id}/tokens/{token_id}",
+            axum::routing::delete(revoke_token::<S>),
+        )
+        .route("/api/v1/users/{id}/disable", post(disable_user::<S>))
+        .route("/api/v1/users/{id}/enable", post(enable_user::<S>))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::<S>))
@@ -252,6 +262,9 @@ async fn create_user<S: Store>(
 struct NewTokenBody {
     #[serde(default = "default_token_name")]
     name: String,
+    /// Unix milliseconds; none: the token does not expire.
+    #[serde(default)]
+    expires_at: Option<i64>,
 }
 
 fn default_token_name() -> String {
@@ -267,12 +280,81 @@ async fn create_token<S: Store>(
     let request: NewTokenBody = if body.is_empty() {
         NewTokenBody {
             name: default_token_name(),
+            expires_at: None,
         }
     } else {
         parse_body(&body)?
     };
-    let token = state.app.create_token(&caller, id, &request.name).await?;
+    let token = state
+        .app
+        .create_token(&caller, id, &request.name, request.expires_at)
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({"token": token}))))
+}
+
+async fn list_users<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"users": state.app.users(&caller).await?})))
+}
+
+async fn list_tokens<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({"tokens": state.app.tokens(&caller, id).await?}),
+    ))
+}
+
+async fn revoke_token<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path((id, token_id)): Path<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    state.app.revoke_token(&caller, id, token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn disable_user<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let user = state.app.set_disabled(&caller, id, true).await?;
+    Ok(Json(json!({"user": user})))
+}
+
+async fn enable_user<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let user = state.app.set_disabled(&caller, id, false).await?;
+    Ok(Json(json!({"user": user})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the caller's password; every web session of theirs ends (API tokens stay).
+async fn change_password<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let request: PasswordChange = parse_body(&body)?;
+    state
+        .app
+        .change_password(&caller, &request.current_password, &request.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn create_project<S: Store>(

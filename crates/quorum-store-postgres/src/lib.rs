@@ -11,9 +11,9 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, Member,
-    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, QualityPolicy,
+    ModelSpec, NewProject, NewToken, NewUser, NextRequest, Project, ProjectStats, QualityPolicy,
     RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Result, Review, StandardRun,
-    Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
+    Store, StoreError, StoredItem, Submission, SubmitOutcome, Token, User,
 };
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -134,25 +134,58 @@ impl Store for PgStore {
     async fn list_users(&self) -> Result<Vec<User>> {
         ops::list_users(&self.pool).await
     }
-    async fn create_token(
+    async fn create_token(&self, token: NewToken) -> Result<i64> {
+        ops::create_token(&self.pool, &token).await
+    }
+    async fn user_by_token_hash(
         &self,
-        user_id: i64,
-        name: &str,
         token_hash: &str,
         now: i64,
-    ) -> Result<i64> {
-        transaction!(self.pool, |conn| ops::create_token(
-            conn, user_id, name, token_hash, now
+    ) -> Result<Option<(User, Token)>> {
+        ops::user_by_token_hash(&self.pool, token_hash, now).await
+    }
+    async fn touch_token(&self, token_id: i64, now: i64, expires_at: Option<i64>) -> Result<()> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $2, expires_at = $3 WHERE id = $1")
+            .bind(token_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(database_error)?;
+        Ok(())
+    }
+    async fn tokens(&self, user_id: i64) -> Result<Vec<Token>> {
+        ops::tokens(&self.pool, user_id).await
+    }
+    async fn revoke_token(&self, user_id: i64, token_id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM api_tokens WHERE user_id = $1 AND id = $2")
+            .bind(user_id)
+            .bind(token_id)
+            .execute(&self.pool)
+            .await
+            .map_err(database_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+    async fn revoke_tokens(&self, user_id: i64, named: Option<&str>) -> Result<u64> {
+        let mut conn = self.pool.acquire().await.map_err(database_error)?;
+        ops::revoke_tokens(&mut conn, user_id, named).await
+    }
+    async fn set_user_disabled(&self, user_id: i64, disabled_at: Option<i64>) -> Result<bool> {
+        transaction!(self.pool, |conn| ops::set_user_disabled(
+            conn,
+            user_id,
+            disabled_at
         )
         .await)
     }
-    async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>> {
-        ops::user_where(
-            &self.pool,
-            "SELECT * FROM users WHERE id = (SELECT user_id FROM api_tokens WHERE token_hash = $1)",
-            token_hash.to_string(),
-        )
-        .await
+    async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(password_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(database_error)?;
+        Ok(done.rows_affected() > 0)
     }
     async fn delete_token(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1")

@@ -4,10 +4,10 @@
 use quorum_core::Role;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemAnswer, ItemBatch, ItemRef,
-    Lease, LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Pool,
-    Project, ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord,
-    RaterState, Response, Result, Review, StandardRun, StoreError, StoredItem, Submission,
-    SubmitOutcome, User, Verdict,
+    Lease, LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewToken, NewUser, NextRequest,
+    Pool, Project, ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent,
+    RaterRecord, RaterState, Response, Result, Review, StandardRun, StoreError, StoredItem,
+    Submission, SubmitOutcome, Token, User, Verdict,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -36,8 +36,24 @@ fn user_from(row: &PgRow) -> Result<User> {
         password_hash: get(row, "password_hash")?,
         is_admin: get(row, "is_admin")?,
         created_at: get(row, "created_at")?,
+        disabled_at: get(row, "disabled_at")?,
     })
 }
+
+fn token_from(row: &PgRow) -> Result<Token> {
+    Ok(Token {
+        id: get(row, "token_id")?,
+        user_id: get(row, "user_id")?,
+        name: get(row, "token_name")?,
+        created_at: get(row, "token_created_at")?,
+        expires_at: get(row, "expires_at")?,
+        last_used_at: get(row, "last_used_at")?,
+    })
+}
+
+/// A token's columns under the names [`token_from`] reads (users share some of them).
+const TOKEN_COLUMNS: &str = "t.id AS token_id, t.user_id, t.name AS token_name, \
+    t.created_at AS token_created_at, t.expires_at, t.last_used_at";
 
 fn project_from(row: &PgRow) -> Result<Project> {
     Ok(Project {
@@ -158,22 +174,81 @@ pub async fn list_users(pool: &PgPool) -> Result<Vec<User>> {
     rows.iter().map(user_from).collect()
 }
 
-pub async fn create_token(
-    conn: &mut PgConnection,
-    user_id: i64,
-    name: &str,
-    hash: &str,
-    now: i64,
-) -> Result<i64> {
-    let row = sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
-        .bind(user_id)
-        .bind(name)
-        .bind(hash)
-        .bind(now)
-        .fetch_one(&mut *conn)
+pub async fn create_token(pool: &PgPool, token: &NewToken) -> Result<i64> {
+    let row = sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+        .bind(token.user_id)
+        .bind(&token.name)
+        .bind(&token.hash)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .fetch_one(pool)
         .await
         .map_err(database_error)?;
     get(&row, "id")
+}
+
+pub async fn user_by_token_hash(
+    pool: &PgPool,
+    hash: &str,
+    now: i64,
+) -> Result<Option<(User, Token)>> {
+    let sql = format!(
+        "SELECT u.*, {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)
+           AND u.disabled_at IS NULL"
+    );
+    let row = sqlx::query(&sql)
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(pool)
+        .await
+        .map_err(database_error)?;
+    row.map(|row| Ok((user_from(&row)?, token_from(&row)?)))
+        .transpose()
+}
+
+pub async fn tokens(pool: &PgPool, user_id: i64) -> Result<Vec<Token>> {
+    let sql =
+        format!("SELECT {TOKEN_COLUMNS} FROM api_tokens t WHERE t.user_id = $1 ORDER BY t.id");
+    let rows = sqlx::query(&sql)
+        .bind(user_id)
+        .fetch_all(pool)
+        .await
+        .map_err(database_error)?;
+    rows.iter().map(token_from).collect()
+}
+
+pub async fn revoke_tokens(
+    conn: &mut PgConnection,
+    user_id: i64,
+    named: Option<&str>,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM api_tokens WHERE user_id = $1 AND ($2::TEXT IS NULL OR name = $2)",
+    )
+    .bind(user_id)
+    .bind(named)
+    .execute(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    Ok(done.rows_affected())
+}
+
+pub async fn set_user_disabled(
+    conn: &mut PgConnection,
+    user_id: i64,
+    disabled_at: Option<i64>,
+) -> Result<bool> {
+    let done = sqlx::query("UPDATE users SET disabled_at = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(disabled_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    if done.rows_affected() > 0 && disabled_at.is_some() {
+        revoke_tokens(conn, user_id, None).await?;
+    }
+    Ok(done.rows_affected() > 0)
 }
 
 // ---- projects and members ----

@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemBatch, Lease, Member,
-    ModelSpec, NewProject, NewUser, NextRequest, Project, ProjectStats, QualityPolicy,
+    ModelSpec, NewProject, NewToken, NewUser, NextRequest, Project, ProjectStats, QualityPolicy,
     RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Result, Review, StandardRun,
-    Store, StoreError, StoredItem, Submission, SubmitOutcome, User,
+    Store, StoreError, StoredItem, Submission, SubmitOutcome, Token, User,
 };
 use rusqlite::Connection;
 use sqlx::ConnectOptions;
@@ -253,23 +253,42 @@ impl Store for SqliteStore {
     async fn list_users(&self) -> Result<Vec<User>> {
         self.readers.run(ops::list_users).await
     }
-    async fn create_token(
+    async fn create_token(&self, token: NewToken) -> Result<i64> {
+        self.write(move |c| ops::create_token(c, &token)).await
+    }
+    async fn user_by_token_hash(
         &self,
-        user_id: i64,
-        name: &str,
         token_hash: &str,
         now: i64,
-    ) -> Result<i64> {
-        let (name, token_hash) = (name.to_string(), token_hash.to_string());
-        self.write(move |c| ops::create_token(c, user_id, &name, &token_hash, now))
-            .await
-    }
-    async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>> {
+    ) -> Result<Option<(User, Token)>> {
         let hash = token_hash.to_string();
         self.readers
-            .run(move |c| {
-                ops::user_where(c, "SELECT * FROM users WHERE id = (SELECT user_id FROM api_tokens WHERE token_hash = ?1)", &hash)
-            })
+            .run(move |c| ops::user_by_token_hash(c, &hash, now))
+            .await
+    }
+    async fn touch_token(&self, token_id: i64, now: i64, expires_at: Option<i64>) -> Result<()> {
+        self.write(move |c| ops::touch_token(c, token_id, now, expires_at))
+            .await
+    }
+    async fn tokens(&self, user_id: i64) -> Result<Vec<Token>> {
+        self.readers.run(move |c| ops::tokens(c, user_id)).await
+    }
+    async fn revoke_token(&self, user_id: i64, token_id: i64) -> Result<bool> {
+        self.write(move |c| ops::revoke_token(c, user_id, token_id))
+            .await
+    }
+    async fn revoke_tokens(&self, user_id: i64, named: Option<&str>) -> Result<u64> {
+        let named = named.map(str::to_string);
+        self.write(move |c| ops::revoke_tokens(c, user_id, named.as_deref()))
+            .await
+    }
+    async fn set_user_disabled(&self, user_id: i64, disabled_at: Option<i64>) -> Result<bool> {
+        self.write(move |c| ops::set_user_disabled(c, user_id, disabled_at))
+            .await
+    }
+    async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<bool> {
+        let hash = password_hash.to_string();
+        self.write(move |c| ops::set_password(c, user_id, &hash))
             .await
     }
     async fn delete_token(&self, token_hash: &str) -> Result<()> {

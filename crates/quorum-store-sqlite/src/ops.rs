@@ -4,10 +4,10 @@
 use quorum_core::Role;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemAnswer, ItemBatch, Lease,
-    LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewUser, NextRequest, Pool, Project,
-    ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState,
-    Response, Result, Review, StandardRun, StoreError, StoredItem, Submission, SubmitOutcome, User,
-    Verdict,
+    LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewToken, NewUser, NextRequest, Pool,
+    Project, ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord,
+    RaterState, Response, Result, Review, StandardRun, StoreError, StoredItem, Submission,
+    SubmitOutcome, Token, User, Verdict,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::Value;
@@ -29,8 +29,24 @@ fn user_from(row: &Row<'_>) -> rusqlite::Result<Result<User>> {
         password_hash: row.get("password_hash")?,
         is_admin: row.get::<_, i64>("is_admin")? != 0,
         created_at: row.get("created_at")?,
+        disabled_at: row.get("disabled_at")?,
     }))
 }
+
+fn token_from(row: &Row<'_>) -> rusqlite::Result<Result<Token>> {
+    Ok(Ok(Token {
+        id: row.get("token_id")?,
+        user_id: row.get("user_id")?,
+        name: row.get("token_name")?,
+        created_at: row.get("token_created_at")?,
+        expires_at: row.get("expires_at")?,
+        last_used_at: row.get("last_used_at")?,
+    }))
+}
+
+/// A token's columns under the names [`token_from`] reads (users share some of them).
+const TOKEN_COLUMNS: &str = "t.id AS token_id, t.user_id, t.name AS token_name, \
+    t.created_at AS token_created_at, t.expires_at, t.last_used_at";
 
 fn project_from(row: &Row<'_>) -> rusqlite::Result<Result<Project>> {
     let schema: String = row.get("schema")?;
@@ -234,19 +250,86 @@ pub fn list_users(conn: &Connection) -> Result<Vec<User>> {
     all(conn, "SELECT * FROM users ORDER BY id", [], user_from)
 }
 
-pub fn create_token(
-    conn: &Connection,
-    user_id: i64,
-    name: &str,
-    hash: &str,
-    now: i64,
-) -> Result<i64> {
+pub fn create_token(conn: &Connection, token: &NewToken) -> Result<i64> {
     scalar(
         conn,
-        "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-        params![user_id, name, hash, now],
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        params![token.user_id, token.name, token.hash, token.created_at, token.expires_at],
     )?
     .ok_or(StoreError::NotFound("token"))
+}
+
+pub fn user_by_token_hash(
+    conn: &Connection,
+    hash: &str,
+    now: i64,
+) -> Result<Option<(User, Token)>> {
+    let sql = format!(
+        "SELECT u.*, {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = ?1 AND (t.expires_at IS NULL OR t.expires_at > ?2)
+           AND u.disabled_at IS NULL"
+    );
+    one(conn, &sql, params![hash, now], |row| {
+        Ok(match (user_from(row)?, token_from(row)?) {
+            (Ok(user), Ok(token)) => Ok((user, token)),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        })
+    })
+}
+
+pub fn touch_token(conn: &Connection, id: i64, now: i64, expires_at: Option<i64>) -> Result<()> {
+    execute(
+        conn,
+        "UPDATE api_tokens SET last_used_at = ?2, expires_at = ?3 WHERE id = ?1",
+        params![id, now, expires_at],
+    )?;
+    Ok(())
+}
+
+pub fn tokens(conn: &Connection, user_id: i64) -> Result<Vec<Token>> {
+    let sql =
+        format!("SELECT {TOKEN_COLUMNS} FROM api_tokens t WHERE t.user_id = ?1 ORDER BY t.id");
+    all(conn, &sql, [user_id], token_from)
+}
+
+pub fn revoke_token(conn: &Connection, user_id: i64, id: i64) -> Result<bool> {
+    Ok(execute(
+        conn,
+        "DELETE FROM api_tokens WHERE user_id = ?1 AND id = ?2",
+        params![user_id, id],
+    )? > 0)
+}
+
+pub fn revoke_tokens(conn: &Connection, user_id: i64, named: Option<&str>) -> Result<u64> {
+    Ok(execute(
+        conn,
+        "DELETE FROM api_tokens WHERE user_id = ?1 AND (?2 IS NULL OR name = ?2)",
+        params![user_id, named],
+    )? as u64)
+}
+
+pub fn set_user_disabled(
+    conn: &Connection,
+    user_id: i64,
+    disabled_at: Option<i64>,
+) -> Result<bool> {
+    let changed = execute(
+        conn,
+        "UPDATE users SET disabled_at = ?2 WHERE id = ?1",
+        params![user_id, disabled_at],
+    )?;
+    if changed > 0 && disabled_at.is_some() {
+        revoke_tokens(conn, user_id, None)?;
+    }
+    Ok(changed > 0)
+}
+
+pub fn set_password(conn: &Connection, user_id: i64, hash: &str) -> Result<bool> {
+    Ok(execute(
+        conn,
+        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+        params![user_id, hash],
+    )? > 0)
 }
 
 pub fn delete_token(conn: &Connection, hash: &str) -> Result<()> {

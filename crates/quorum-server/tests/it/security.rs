@@ -471,3 +471,200 @@ async fn the_registry_is_for_managers_and_a_run_starts_once() {
     let (status, body) = post(&server, &manager, &runs, Some(json!({"models": ["m"]}))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 }
+
+/// Finding 10: tokens can expire, be listed and revoked; accounts can be disabled; passwords
+/// changed — over the API and on the account pages.
+#[tokio::test]
+async fn tokens_and_accounts_have_a_lifecycle() {
+    let server = Server::start().await;
+    let p = server.project(label_schema(), 1).await;
+    let ann = server.rater("ann", p, "annotator", &[]).await;
+    let bob = server.rater("bob", p, "annotator", &[]).await;
+    let store = server.app.store();
+    let ann_id = store.user_by_name("ann").await.unwrap().unwrap().id;
+    let admin = server.admin_token.clone();
+    // Ann issues herself a second token that expires, lists both; Bob sees nothing of hers.
+    let in_a_day = server.app.now() + 86_400_000;
+    let (status, body) = post(
+        &server,
+        &ann,
+        &format!("/api/v1/users/{ann_id}/tokens"),
+        Some(json!({"name": "ci", "expires_at": in_a_day})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ci = body["token"].as_str().unwrap().to_string();
+    let (status, body) = server
+        .call(
+            &ann,
+            Method::GET,
+            &format!("/api/v1/users/{ann_id}/tokens"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let tokens = body["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2, "{body}");
+    assert!(!body.to_string().contains(&ci), "secrets are never listed");
+    let ci_id = tokens.iter().find(|t| t["name"] == "ci").unwrap();
+    assert_eq!(ci_id["expires_at"], json!(in_a_day));
+    let ci_id = ci_id["id"].as_i64().unwrap();
+    for (method, path) in [
+        (Method::GET, format!("/api/v1/users/{ann_id}/tokens")),
+        (
+            Method::DELETE,
+            format!("/api/v1/users/{ann_id}/tokens/{ci_id}"),
+        ),
+    ] {
+        let (status, _) = server.call(&bob, method, &path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (status, _) = post(
+        &server,
+        &bob,
+        &format!("/api/v1/users/{ann_id}/disable"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A token in the past is refused; revoking works at once.
+    let (status, _) = post(
+        &server,
+        &ann,
+        &format!("/api/v1/users/{ann_id}/tokens"),
+        Some(json!({"name": "old", "expires_at": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = server
+        .call(
+            &ann,
+            Method::DELETE,
+            &format!("/api/v1/users/{ann_id}/tokens/{ci_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        server.call(&ci, Method::GET, "/api/v1/me", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Ann changes her password over the API: her web sessions end, her token stays.
+    let cookie = crate::web::sign_in(&server, "ann", "password123")
+        .await
+        .unwrap();
+    let (status, body) = post(
+        &server,
+        &ann,
+        "/api/v1/me/password",
+        Some(json!({"current_password": "wrong-one", "new_password": "another-password"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _) = post(
+        &server,
+        &ann,
+        "/api/v1/me/password",
+        Some(json!({"current_password": "password123", "new_password": "another-password"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let home = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = home
+        .get(format!("{}/home", server.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "the session ended"
+    );
+    assert_eq!(
+        server.call(&ann, Method::GET, "/api/v1/me", None).await.0,
+        StatusCode::OK
+    );
+
+    // The account page lists her sessions and tokens.
+    let cookie = crate::web::sign_in(&server, "ann", "another-password")
+        .await
+        .unwrap();
+    let page = home
+        .get(format!("{}/account", server.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("web session") && page.contains("Revoke"),
+        "{page}"
+    );
+
+    // An administrator disables her: token and session stop at once, sign-in is refused;
+    // the users page lists her as disabled.
+    let (status, body) = post(
+        &server,
+        &admin,
+        &format!("/api/v1/users/{ann_id}/disable"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["user"]["disabled_at"].is_number());
+    assert_eq!(
+        server.call(&ann, Method::GET, "/api/v1/me", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let response = home
+        .get(format!("{}/home", server.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        crate::web::sign_in(&server, "ann", "another-password")
+            .await
+            .unwrap_err()
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, users) = server
+        .call(&admin, Method::GET, "/api/v1/users", None)
+        .await;
+    assert!(
+        users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["name"] == "ann" && u["disabled_at"].is_number())
+    );
+    assert_eq!(
+        server
+            .call(&bob, Method::GET, "/api/v1/users", None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let admin_id = store.user_by_name("admin").await.unwrap().unwrap().id;
+    let (status, _) = post(
+        &server,
+        &admin,
+        &format!("/api/v1/users/{admin_id}/disable"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "administrators cannot lock themselves out"
+    );
+}

@@ -45,9 +45,13 @@ pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
     cookie(headers, COOKIE)
 }
 
-fn session_set_cookie(session: &str) -> HeaderValue {
+/// The session cookie: as long-lived as a session may be (its end is decided by the server),
+/// and `Secure` when the server is reached over HTTPS.
+fn session_set_cookie(session: &str, https: bool) -> HeaderValue {
+    let max_age = quorum_app::auth::SESSION_MAX_MS / 1000;
+    let secure = if https { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000"
+        "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -152,6 +156,14 @@ pub fn routes<S: Store>() -> axum::Router<AppState<S>> {
         .route("/", get(|| async { Redirect::to("/home") }))
         .route("/login", get(login_form::<S>).post(login::<S>))
         .route("/logout", post(logout::<S>))
+        .route("/account", get(account::account::<S>))
+        .route("/account/password", post(account::change_password::<S>))
+        .route(
+            "/account/tokens/{id}/revoke",
+            post(account::revoke_token::<S>),
+        )
+        .route("/users", get(account::users::<S>))
+        .route("/users/{id}/{action}", post(account::set_disabled::<S>))
         .route("/home", get(home::<S>))
         .route("/projects/new", get(new_project::<S>))
         .route("/projects/{id}", get(dashboard::<S>))
@@ -165,17 +177,20 @@ pub fn routes<S: Store>() -> axum::Router<AppState<S>> {
 
 async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
-        "app.css" => (include_str!("../assets/app.css"), "text/css; charset=utf-8"),
+        "app.css" => (
+            include_str!("../../assets/app.css"),
+            "text/css; charset=utf-8",
+        ),
         "work.js" => (
-            include_str!("../assets/work.js"),
+            include_str!("../../assets/work.js"),
             "text/javascript; charset=utf-8",
         ),
         "manage.js" => (
-            include_str!("../assets/manage.js"),
+            include_str!("../../assets/manage.js"),
             "text/javascript; charset=utf-8",
         ),
         "review.js" => (
-            include_str!("../assets/review.js"),
+            include_str!("../../assets/review.js"),
             "text/javascript; charset=utf-8",
         ),
         _ => return error_page(StatusCode::NOT_FOUND, "There is no such file.", None),
@@ -267,9 +282,10 @@ async fn login<S: Store>(
         Ok((_, session)) => {
             state.sign_ins.succeeded(&form.name, address);
             let mut response = Redirect::to("/home").into_response();
-            response
-                .headers_mut()
-                .insert(header::SET_COOKIE, session_set_cookie(&session));
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                session_set_cookie(&session, state.settings.https),
+            );
             response
         }
         Err(AppError::Unauthenticated) => {
@@ -291,6 +307,8 @@ struct CsrfForm {
     #[serde(default)]
     csrf: String,
 }
+
+mod account;
 
 async fn logout<S: Store>(
     State(state): State<AppState<S>>,
