@@ -28,7 +28,7 @@ pub use projects::{
     AddMember, CreateProject, ImportFormat, ImportOutcome, ImportSession, MAX_REJECTED, ParsedRow,
     Rejected, csv_items,
 };
-pub use work::{Assignment, ItemView, SubmitAnswers, Submitted};
+pub use work::{Assignment, ItemView, LeaseView, ResponseView, SubmitAnswers, Submitted};
 
 use quorum_store::{Store, User};
 

@@ -11,10 +11,10 @@ use serde_json::{Map, Value, json};
 
 use crate::{App, AppError, Caller};
 
-/// An item as a rater sees it: never the gold answer.
+/// An item as a rater sees it: never the gold answer, and not its id either — gold items are
+/// often imported apart, so their ids would mark them. The lease is the rater's handle on it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ItemView {
-    pub id: i64,
     pub fields: Value,
     pub metadata: Value,
     pub suggestions: Option<Value>,
@@ -23,7 +23,6 @@ pub struct ItemView {
 impl From<StoredItem> for ItemView {
     fn from(item: StoredItem) -> Self {
         Self {
-            id: item.id,
             fields: item.fields,
             metadata: item.metadata,
             suggestions: item.suggestions,
@@ -31,10 +30,54 @@ impl From<StoredItem> for ItemView {
     }
 }
 
+/// A lease as its rater sees it: which lease and until when, not which item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseView {
+    pub id: i64,
+    pub project_id: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl From<Lease> for LeaseView {
+    fn from(lease: Lease) -> Self {
+        Self {
+            id: lease.id,
+            project_id: lease.project_id,
+            created_at: lease.created_at,
+            expires_at: lease.expires_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Assignment {
-    pub lease: Lease,
+    pub lease: LeaseView,
     pub item: ItemView,
+}
+
+/// A stored response as its rater sees it (no item id, as for [`ItemView`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResponseView {
+    pub id: i64,
+    pub project_id: i64,
+    pub lease_id: i64,
+    pub answers: Value,
+    pub time_spent_ms: i64,
+    pub created_at: i64,
+}
+
+impl From<Response> for ResponseView {
+    fn from(response: Response) -> Self {
+        Self {
+            id: response.id,
+            project_id: response.project_id,
+            lease_id: response.lease_id,
+            answers: response.answers,
+            time_spent_ms: response.time_spent_ms,
+            created_at: response.created_at,
+        }
+    }
 }
 
 /// A stored (or replayed) response, with the expected answers when the item was gold and the
@@ -43,7 +86,7 @@ pub struct Assignment {
 pub struct Submitted {
     /// False when an idempotency key replayed an earlier response.
     pub created: bool,
-    pub response: Response,
+    pub response: ResponseView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feedback: Option<Value>,
 }
@@ -131,7 +174,7 @@ impl<S: Store> App<S> {
             self.remember_lease(lease);
         }
         Ok(assignment.map(|(lease, item)| Assignment {
-            lease,
+            lease: lease.into(),
             item: item.into(),
         }))
     }
@@ -255,7 +298,7 @@ impl<S: Store> App<S> {
         }
         Ok(Submitted {
             created,
-            response,
+            response: response.into(),
             feedback,
         })
     }

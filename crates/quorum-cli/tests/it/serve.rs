@@ -185,7 +185,12 @@ async fn rater_loop(
             break;
         };
         let lease = body["lease"]["id"].as_i64().unwrap();
-        let item = body["item"]["id"].as_i64().unwrap();
+        // Raters never see item ids; the text names the item ("item {external id}").
+        let item: i64 = body["item"]["fields"]["text"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("item "))
+            .and_then(|i| i.parse().ok())
+            .unwrap();
         let Ok(submitted) = client
             .post(format!("{base}/api/v1/leases/{lease}/response"))
             .bearer_auth(&token)
@@ -210,7 +215,7 @@ async fn rater_loop(
     acknowledged
 }
 
-/// (item id, rater name) of every stored response, from the export.
+/// (item external id, rater name) of every stored response, from the export.
 async fn exported(client: &Client, base: &str, admin: &str, project: i64) -> Vec<(i64, String)> {
     let text = client
         .get(format!("{base}/api/v1/projects/{project}/export"))
@@ -225,7 +230,7 @@ async fn exported(client: &Client, base: &str, admin: &str, project: i64) -> Vec
         .map(|line| {
             let row: Value = serde_json::from_str(line).unwrap();
             (
-                row["item_id"].as_i64().unwrap(),
+                row["external_id"].as_str().unwrap().parse().unwrap(),
                 row["user"].as_str().unwrap().to_string(),
             )
         })

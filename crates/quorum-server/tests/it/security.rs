@@ -668,3 +668,153 @@ async fn tokens_and_accounts_have_a_lifecycle() {
         "administrators cannot lock themselves out"
     );
 }
+
+/// The best one-threshold rule on `feature` fitted on the first half of `seen`, scored on the
+/// second half: its accuracy there, and the accuracy of always guessing "not gold".
+fn threshold_rule(seen: &[(f64, bool)]) -> (f64, f64) {
+    let (train, test) = seen.split_at(seen.len() / 2);
+    let accuracy = |data: &[(f64, bool)], cut: f64, above_is_gold: bool| {
+        data.iter()
+            .filter(|(x, gold)| ((*x > cut) == above_is_gold) == *gold)
+            .count() as f64
+            / data.len() as f64
+    };
+    let mut best = (f64::NEG_INFINITY, false, 0.0);
+    for &(cut, _) in train {
+        for direction in [false, true] {
+            let score = accuracy(train, cut, direction);
+            if score > best.2 {
+                best = (cut, direction, score);
+            }
+        }
+    }
+    let baseline = test.iter().filter(|(_, gold)| !gold).count() as f64 / test.len() as f64;
+    (accuracy(test, best.0, best.1), baseline)
+}
+
+/// Finding 7: nothing a rater sees — lease ids, order, how long `next` takes, the shape of
+/// the payload — tells gold from ordinary items, even when the gold was imported apart (its
+/// own id range) and its items are chosen at random.
+#[tokio::test]
+async fn what_a_rater_sees_does_not_tell_gold_apart() {
+    let server = Server::start().await;
+    let p = server.project(label_schema(), 1).await;
+    // Gold first in one test and last in another would be the same: here regular items come
+    // first, so gold ids are all higher.
+    let text = |prefix: &str, n: usize, gold: bool| -> String {
+        (0..n)
+            .map(|i| {
+                let mut item = json!({"fields": {"text": format!("{prefix}{i:04}")}});
+                if gold {
+                    item["gold"] = json!({"label": "pos"});
+                }
+                format!("{item}\n")
+            })
+            .collect()
+    };
+    assert_eq!(
+        server.import(p, &text("r", 700, false)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server.import(p, &text("g", 300, true)).await.0,
+        StatusCode::OK
+    );
+    let (status, _) = server
+        .call(
+            &server.admin_token,
+            Method::PUT,
+            &format!("/api/v1/projects/{p}/quality"),
+            Some(json!({"gold_rate": 0.2})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let token = server.rater("sleuth", p, "annotator", &[]).await;
+    let mut seen = Vec::new();
+    loop {
+        let started = std::time::Instant::now();
+        let (status, body) =
+            post(&server, &token, &format!("/api/v1/projects/{p}/next"), None).await;
+        let took = started.elapsed().as_secs_f64();
+        if status == StatusCode::NO_CONTENT {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let gold = is_gold(&body);
+        let lease = body["lease"]["id"].as_i64().unwrap();
+        let (status, reply) =
+            answer_with_key(&server, &token, lease, "pos", &format!("k{lease}")).await;
+        assert_eq!(status, StatusCode::CREATED, "{reply}");
+        // What the rater can see, text aside: every number in the payloads.
+        let mut numbers = Vec::new();
+        collect_numbers(&body, &mut numbers);
+        collect_numbers(&reply, &mut numbers);
+        seen.push((body.clone(), reply, took, gold, numbers));
+    }
+    assert!(seen.len() >= 800, "{} items", seen.len());
+    let gold_count = seen.iter().filter(|s| s.3).count();
+    assert!((100..=300).contains(&gold_count), "{gold_count} gold items");
+    // No item id anywhere in what the rater was sent.
+    for (assignment, reply, ..) in &seen {
+        assert!(
+            assignment["item"].get("id").is_none() && assignment["lease"].get("item_id").is_none(),
+            "{assignment}"
+        );
+        assert!(reply["response"].get("item_id").is_none(), "{reply}");
+    }
+    // Same payload shape, gold or not.
+    let shapes = |gold: bool| -> std::collections::BTreeSet<String> {
+        seen.iter()
+            .filter(|s| s.3 == gold)
+            .map(|s| format!("{:?}{:?}", keys(&s.0), keys(&s.1)))
+            .collect()
+    };
+    assert_eq!(shapes(true), shapes(false));
+    // No number, no position and no timing separates them better than chance.
+    let features: Vec<(&str, Vec<f64>)> = {
+        let mut features = vec![
+            (
+                "position",
+                (0..seen.len()).map(|i| i as f64).collect::<Vec<_>>(),
+            ),
+            ("next latency", seen.iter().map(|s| s.2).collect()),
+        ];
+        let width = seen[0].4.len();
+        for k in 0..width {
+            features.push((
+                "payload number",
+                seen.iter()
+                    .map(|s| s.4.get(k).copied().unwrap_or(0.0))
+                    .collect(),
+            ));
+        }
+        features
+    };
+    for (name, values) in features {
+        let labelled: Vec<(f64, bool)> = values.into_iter().zip(seen.iter().map(|s| s.3)).collect();
+        let (accuracy, baseline) = threshold_rule(&labelled);
+        assert!(
+            accuracy <= baseline + 0.06,
+            "{name} tells gold apart: {accuracy:.3} vs {baseline:.3} by always guessing regular"
+        );
+    }
+}
+
+fn collect_numbers(value: &Value, out: &mut Vec<f64>) {
+    match value {
+        Value::Number(n) => out.push(n.as_f64().unwrap_or(0.0)),
+        Value::Object(map) => map.values().for_each(|v| collect_numbers(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| collect_numbers(v, out)),
+        _ => {}
+    }
+}
+
+fn keys(value: &Value) -> Vec<String> {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| std::iter::once(k.clone()).chain(keys(v)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
