@@ -32,6 +32,12 @@ pub use work::{Assignment, ItemView, LeaseView, ResponseView, SubmitAnswers, Sub
 
 use quorum_store::{Store, User};
 
+/// Threads an analysis may use, and analyses one server runs at once: half the cores (at
+/// least one), so the other half keeps serving raters whatever reviewers ask for.
+pub fn analysis_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
 /// The clock, injected so tests can move time.
 pub trait Clock: Send + Sync + 'static {
     /// Unix time in milliseconds.
@@ -115,6 +121,8 @@ pub(crate) struct Caches {
     pub(crate) accuracies: std::sync::Mutex<std::collections::HashMap<i64, overlap::Accuracies>>,
     /// Password hashes computed at once (each takes a core for tens of milliseconds).
     pub(crate) hashing: tokio::sync::Semaphore,
+    /// Analyses (whole-project consensus, agreement, boards…) running at once on this server.
+    pub(crate) analyses: Arc<tokio::sync::Semaphore>,
     /// (project, model) pairs a model run on this server is calling right now.
     pub(crate) live_runs: Arc<std::sync::Mutex<std::collections::HashSet<(i64, String)>>>,
 }
@@ -156,6 +164,7 @@ impl<S: Store> App<S> {
             accuracies: std::sync::Mutex::new(std::collections::HashMap::new()),
             // Half the cores at most: the other half keeps answering raters.
             live_runs: Arc::default(),
+            analyses: Arc::new(tokio::sync::Semaphore::new(analysis_threads())),
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)),
             ),
@@ -216,6 +225,27 @@ impl<S: Store> App<S> {
                 .put((project_id, user_id), m.clone(), now);
         }
         Ok(member)
+    }
+
+    /// Runs an analysis — reading a whole project and computing over it — on the blocking
+    /// pool, at most [`analysis_threads`] at a time on this server (others wait their turn), so
+    /// it never holds the request workers raters' answers need.
+    pub async fn analysis<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, AppError>> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.caches.analyses)
+            .acquire_owned()
+            .await
+            .map_err(|_| AppError::Unavailable)?;
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            runtime.block_on(work)
+        })
+        .await
+        .map_err(|e| AppError::Internal(Box::new(e)))?
     }
 
     pub fn store(&self) -> &S {

@@ -773,7 +773,7 @@ async fn judge_reports<S: Store>(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        json!({"judges": state.app.judge_reports(&caller, id).await?}),
+        json!({"judges": state.app.analysis({ let app = state.app.clone(); async move { app.judge_reports(&caller, id).await } }).await?}),
     ))
 }
 
@@ -807,7 +807,7 @@ async fn consensus<S: Store>(
 ) -> Result<Json<Value>, ApiError> {
     let method = label_method(query.method.as_deref())?;
     Ok(Json(
-        json!({"consensus": state.app.consensus(&caller, id, method).await?}),
+        json!({"consensus": state.app.analysis({ let app = state.app.clone(); async move { app.consensus(&caller, id, method).await } }).await?}),
     ))
 }
 
@@ -817,7 +817,7 @@ async fn agreement<S: Store>(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        json!({"agreement": state.app.agreement(&caller, id).await?}),
+        json!({"agreement": state.app.analysis({ let app = state.app.clone(); async move { app.agreement(&caller, id).await } }).await?}),
     ))
 }
 
@@ -827,7 +827,7 @@ async fn rater_reliability<S: Store>(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        json!({"raters": state.app.rater_reliability(&caller, id).await?}),
+        json!({"raters": state.app.analysis({ let app = state.app.clone(); async move { app.rater_reliability(&caller, id).await } }).await?}),
     ))
 }
 
@@ -884,7 +884,7 @@ async fn review_queue<S: Store>(
 ) -> Result<Json<Value>, ApiError> {
     let limit = query.limit.clamp(1, 1000);
     Ok(Json(
-        json!({"items": state.app.review_queue(&caller, id, limit).await?}),
+        json!({"items": state.app.analysis({ let app = state.app.clone(); async move { app.review_queue(&caller, id, limit).await } }).await?}),
     ))
 }
 
@@ -1004,11 +1004,17 @@ async fn leaderboard<S: Store>(
         seed: query.seed,
         anchor,
         min_battles: query.min_battles,
-        threads: 0,
+        threads: quorum_app::analysis_threads(),
     };
     let report = state
         .app
-        .project_leaderboard(&caller, id, query.slice_by, options)
+        .analysis({
+            let app = state.app.clone();
+            async move {
+                app.project_leaderboard(&caller, id, query.slice_by, options)
+                    .await
+            }
+        })
         .await?;
     Ok(Json(json!({"leaderboard": report})))
 }
@@ -1030,24 +1036,24 @@ async fn export<S: Store>(
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
     if ["dpo", "sft", "consensus"].contains(&query.format.as_str()) {
-        let lines = match query.format.as_str() {
-            "dpo" => state.app.dpo_pairs(&caller, id).await?,
-            "sft" => state.app.sft_conversations(&caller, id).await?,
-            _ => {
-                state.app.authorize_export(&caller, id).await?;
-                state
-                    .app
-                    .consensus(
-                        &caller,
-                        id,
-                        quorum_stats::classification::Method::DawidSkene,
-                    )
-                    .await?
-                    .into_iter()
-                    .map(|c| json!(c))
-                    .collect()
-            }
-        };
+        let app = state.app.clone();
+        let format = query.format.clone();
+        // These read and aggregate the whole project: an analysis.
+        let lines = state
+            .app
+            .analysis(async move {
+                match format.as_str() {
+                    "dpo" => app.dpo_pairs(&caller, id).await,
+                    "sft" => app.sft_conversations(&caller, id).await,
+                    _ => {
+                        app.authorize_export(&caller, id).await?;
+                        let method = quorum_stats::classification::Method::DawidSkene;
+                        let consensus = app.consensus(&caller, id, method).await?;
+                        Ok(consensus.into_iter().map(|c| json!(c)).collect())
+                    }
+                }
+            })
+            .await?;
         let mut text = String::new();
         for pair in lines {
             text.push_str(&pair.to_string());

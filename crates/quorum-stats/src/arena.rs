@@ -190,6 +190,8 @@ struct Fit<'a> {
     scores: Vec<f64>,
     games: Vec<f64>,
     played: Vec<bool>,
+    /// See [`Fit::connected`].
+    connected: bool,
 }
 
 /// Each observed pair also plays this many virtual games, tied. It keeps every rating finite
@@ -217,13 +219,20 @@ impl<'a> Fit<'a> {
             played[i as usize] = true;
             played[j as usize] = true;
         }
+        let connected = connected(n_models, pairs, cells, &played);
         Self {
             n_models,
             pairs,
             scores,
             games,
             played,
+            connected,
         }
+    }
+
+    /// The iteration cap for a fit asked for `wanted`: a tenth of it on separable data.
+    fn iterations(&self, wanted: usize) -> usize {
+        if self.connected { wanted } else { wanted / 10 }
     }
 
     /// Minorisation–maximisation (Hunter 2004) from `strengths` until no strength moves by
@@ -274,6 +283,45 @@ impl<'a> Fit<'a> {
             })
             .collect()
     }
+}
+
+/// Whether every model can be reached from every other along "beat or tied" edges (Hunter
+/// 2004's condition for finite maximum-likelihood strengths). When it fails, some group of
+/// models never lost to the rest: the fit only creeps towards infinity, held back by the
+/// virtual ties alone, so it is worth only a bounded number of iterations.
+fn connected(n_models: usize, pairs: &[(u32, u32)], cells: &[f64], played: &[bool]) -> bool {
+    let mut forward = vec![Vec::new(); n_models];
+    let mut backward = vec![Vec::new(); n_models];
+    for (k, &(i, j)) in pairs.iter().enumerate() {
+        let (i, j) = (i as usize, j as usize);
+        let (won, lost, tied) = (cells[3 * k], cells[3 * k + 1], cells[3 * k + 2]);
+        if won + tied > 0.0 {
+            forward[i].push(j);
+            backward[j].push(i);
+        }
+        if lost + tied > 0.0 {
+            forward[j].push(i);
+            backward[i].push(j);
+        }
+    }
+    let Some(start) = played.iter().position(|&p| p) else {
+        return true;
+    };
+    let reaches_all = |edges: &[Vec<usize>]| {
+        let mut seen = vec![false; n_models];
+        let mut stack = vec![start];
+        seen[start] = true;
+        while let Some(m) = stack.pop() {
+            for &next in &edges[m] {
+                if !seen[next] {
+                    seen[next] = true;
+                    stack.push(next);
+                }
+            }
+        }
+        played.iter().zip(&seen).all(|(&p, &s)| !p || s)
+    };
+    reaches_all(&forward) && reaches_all(&backward)
 }
 
 fn validate(n_models: usize, battles: &[Battle]) -> Result<(), ArenaError> {
@@ -422,7 +470,7 @@ pub fn leaderboard(
         }
     }
     let mut point_strengths = vec![1.0; n_models];
-    let mut ratings = fit.solve(&mut point_strengths, 1e-12, 100_000);
+    let mut ratings = fit.solve(&mut point_strengths, 1e-12, fit.iterations(100_000));
     anchor(&mut ratings, options.anchor);
 
     let mut samples = vec![f64::NAN; options.rounds * n_models];
@@ -438,7 +486,8 @@ pub fn leaderboard(
             let cells: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
             let resampled = Fit::new(n_models, &tally.pairs, &cells);
             let mut strengths = point_strengths.clone();
-            let mut round_ratings = resampled.solve(&mut strengths, 1e-7, 10_000);
+            let cap = resampled.iterations(10_000);
+            let mut round_ratings = resampled.solve(&mut strengths, 1e-7, cap);
             if let Some((model, _)) = options.anchor
                 && !resampled.played[model as usize]
             {
@@ -966,6 +1015,41 @@ mod tests {
             leaderboard(3, &b, &bad).unwrap_err(),
             ArenaError::AnchorOutOfRange(7)
         );
+    }
+
+    #[test]
+    fn separable_battles_are_recognised() {
+        // cells per pair: (first won, second won, tied)
+        let pairs = [(0, 1), (1, 2)];
+        let played = [true; 3];
+        // 0 beats 1 beats 2: nobody ever beat 0.
+        assert!(!connected(
+            3,
+            &pairs,
+            &[2.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+            &played
+        ));
+        // 2 also beat 1 once, and 1 beat 0: a cycle both ways.
+        assert!(connected(
+            3,
+            &pairs,
+            &[2.0, 1.0, 0.0, 1.0, 1.0, 0.0],
+            &played
+        ));
+        // A tie links both ways.
+        assert!(connected(
+            3,
+            &pairs,
+            &[0.0, 0.0, 1.0, 0.0, 0.0, 3.0],
+            &played
+        ));
+        // An unplayed model does not count.
+        assert!(connected(
+            3,
+            &pairs[..1],
+            &[1.0, 1.0, 0.0],
+            &[true, true, false]
+        ));
     }
 
     #[test]

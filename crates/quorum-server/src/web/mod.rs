@@ -675,7 +675,12 @@ async fn dashboard<S: Store>(
         Ok(found) => found,
         Err(error) => return app_error(error, &who),
     };
-    let data = match state.app.dashboard(&who.caller, id).await {
+    let (app, caller) = (state.app.clone(), who.caller.clone());
+    let data = match state
+        .app
+        .analysis(async move { app.dashboard(&caller, id).await })
+        .await
+    {
         Ok(data) => data,
         Err(error) => return app_error(error, &who),
     };
@@ -980,13 +985,15 @@ async fn leaderboard<S: Store>(
         seed: 0,
         anchor: None,
         min_battles: 0,
-        threads: 0,
+        threads: quorum_app::analysis_threads(),
     };
-    let (report, message) = match state
-        .app
-        .project_leaderboard(&who.caller, id, slice_by, options)
-        .await
-    {
+    let caller = who.caller.clone();
+    let app = state.app.clone();
+    let boards = async move {
+        app.project_leaderboard(&caller, id, slice_by, options)
+            .await
+    };
+    let (report, message) = match state.app.analysis(boards).await {
         Ok(report) => (Some(report), None),
         Err(AppError::Invalid { message, .. }) => (None, Some(message)),
         Err(error) => return app_error(error, &who),

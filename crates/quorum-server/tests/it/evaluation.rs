@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::support::Server;
 
 /// Posts a body of JSON Lines to a path as the administrator.
-async fn post_lines(server: &Server, path: &str, body: &str) -> (StatusCode, Value) {
+pub(crate) async fn post_lines(server: &Server, path: &str, body: &str) -> (StatusCode, Value) {
     let response = server
         .client
         .post(format!("{}{path}", server.base))
@@ -22,7 +22,7 @@ async fn post_lines(server: &Server, path: &str, body: &str) -> (StatusCode, Val
 }
 
 /// A rater answers every battle they are given, preferring the answer `prefers` picks.
-async fn vote_all(
+pub(crate) async fn vote_all(
     server: &Server,
     token: &str,
     project: i64,
@@ -49,7 +49,10 @@ async fn vote_all(
 }
 
 /// The side whose answer comes from the model `best`, then the one from `second`.
-fn prefer(best: &'static str, second: &'static str) -> impl Fn(&str, &str) -> &'static str {
+pub(crate) fn prefer(
+    best: &'static str,
+    second: &'static str,
+) -> impl Fn(&str, &str) -> &'static str {
     move |a, b| {
         let rank = |text: &str| {
             if text.starts_with(best) {

@@ -818,3 +818,101 @@ fn keys(value: &Value) -> Vec<String> {
         _ => Vec::new(),
     }
 }
+
+/// Finding 11: reviewers' heaviest analyses (here: boards with 10,000 bootstrap rounds on
+/// separable votes) neither stall the server for others nor run for long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_analyses_wait_their_turn_and_separable_boards_stop_early() {
+    use crate::evaluation::{post_lines, prefer, vote_all};
+    let server = Server::start().await;
+    let prompts = server
+        .project(json!({"fields": [{"name": "question", "kind": "text"}], "questions": [{"name": "ok", "kind": "label", "options": ["yes", "no"]}]}), 1)
+        .await;
+    assert_eq!(
+        server
+            .import(
+                prompts,
+                "{\"external_id\": \"p0\", \"fields\": {\"question\": \"q\"}}\n"
+            )
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let mut lines = String::new();
+    for model in ["m-good", "m-local", "m-weak", "m-last"] {
+        lines.push_str(&format!(
+            "{{\"prompt_id\": \"p0\", \"model\": \"{model}\", \"response\": \"{} answer\"}}\n",
+            model.trim_start_matches("m-")
+        ));
+    }
+    assert_eq!(
+        post_lines(
+            &server,
+            &format!("/api/v1/projects/{prompts}/generations"),
+            &lines
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let (status, body) = post(
+        &server,
+        &server.admin_token,
+        &format!("/api/v1/projects/{prompts}/battles"),
+        Some(json!({"name": "arena", "sampling": {"kind": "all_pairs"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let arena = body["project"]["id"].as_i64().unwrap();
+    // One rater, a strict order: six battles, every one decided the same way (separable).
+    let token = server.rater("judge", arena, "annotator", &[]).await;
+    assert_eq!(
+        vote_all(&server, &token, arena, prefer("good", "local")).await,
+        6
+    );
+    let boards: Vec<_> = (0..4)
+        .map(|_| {
+            let server = &server;
+            async move {
+                let started = std::time::Instant::now();
+                let (status, body) = server
+                    .call(
+                        &server.admin_token,
+                        Method::GET,
+                        &format!("/api/v1/projects/{arena}/leaderboard?bootstrap=10000"),
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                started.elapsed()
+            }
+        })
+        .collect();
+    let probe = async {
+        let mut latencies = Vec::new();
+        for _ in 0..60 {
+            let started = std::time::Instant::now();
+            let response = server
+                .client
+                .get(format!("{}/healthz", server.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            latencies.push(started.elapsed());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        latencies.sort();
+        latencies[latencies.len() * 99 / 100]
+    };
+    let (took, p99) = tokio::join!(futures_util::future::join_all(boards), probe);
+    assert!(
+        p99 < std::time::Duration::from_millis(50),
+        "/healthz p99 {p99:?} while boards were computed"
+    );
+    let slowest = took.into_iter().max().unwrap();
+    assert!(
+        slowest < std::time::Duration::from_secs(30),
+        "four boards took {slowest:?}"
+    );
+}
