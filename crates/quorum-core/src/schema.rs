@@ -4,6 +4,9 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+/// The most points a rating scale may have: a scale the workspace can show as buttons.
+pub const MAX_RATING_POINTS: i64 = 101;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schema {
     pub fields: Vec<Field>,
@@ -55,7 +58,7 @@ pub enum QuestionKind {
     Label { options: Vec<String> },
     /// Any number of distinct options.
     MultiLabel { options: Vec<String> },
-    /// An integer from `min` to `max`.
+    /// An integer from `min` to `max` (at most [`MAX_RATING_POINTS`] values).
     Rating { min: i64, max: i64 },
     /// An ordering of the responses in `field`, best first, as tiers (ties share a tier).
     Ranking { field: String },
@@ -153,8 +156,14 @@ impl Schema {
                     if min > max {
                         return Err(error(location, format!("min ({min}) is above max ({max})")));
                     }
-                    if max - min > 1000 {
-                        return Err(error(location, "a rating scale has at most 1001 points"));
+                    // Widened first: min = i64::MIN, max = i64::MAX must not wrap around.
+                    if i128::from(*max) - i128::from(*min) + 1 > i128::from(MAX_RATING_POINTS) {
+                        return Err(error(
+                            location,
+                            format!(
+                                "a rating scale has at most {MAX_RATING_POINTS} points (e.g. 0 to 100)"
+                            ),
+                        ));
                     }
                 }
                 QuestionKind::Ranking { field } => {
@@ -225,6 +234,26 @@ fn check_options(location: &str, options: &[String]) -> Result<(), SchemaError> 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rating_scales_are_bounded_without_overflow() {
+        let scale = |min: i64, max: i64| {
+            Schema::parse(&json!({
+                "fields": [], "questions": [{"name": "q", "kind": "rating", "min": min, "max": max}]
+            }))
+        };
+        assert!(scale(0, 100).is_ok());
+        assert!(scale(-50, 50).is_ok());
+        assert!(
+            scale(0, 101)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 101 points")
+        );
+        assert!(scale(i64::MIN, i64::MAX).is_err());
+        assert!(scale(i64::MIN, 0).is_err());
+        assert!(scale(5, 1).is_err());
+    }
 
     #[test]
     fn parses_every_kind_and_names_the_faulty_question() {

@@ -136,7 +136,18 @@ async fn observe<S: Store>(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    // A label value per method the API knows, one for all others: clients choose methods, and
+    // every new label value would be kept forever.
+    let method: &'static str = match request.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -144,7 +155,7 @@ async fn observe<S: Store>(
         .unwrap_or_else(|| "unmatched".into());
     let response = next.run(request).await;
     state.metrics.record(
-        &method,
+        method,
         &route,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
@@ -224,11 +235,30 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-async fn metrics<S: Store>(State(state): State<AppState<S>>) -> impl IntoResponse {
-    (
+/// Prometheus metrics; with a metrics token set, only for `Authorization: Bearer <it>`.
+async fn metrics<S: Store>(
+    State(state): State<AppState<S>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(expected) = &state.settings.metrics_token {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !quorum_app::auth::same_secret(sent.trim(), expected) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "/metrics needs the metrics token",
+            ));
+        }
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+        .into_response())
 }
 
 async fn me(Authenticated(caller): Authenticated) -> Json<Value> {

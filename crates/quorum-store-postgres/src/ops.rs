@@ -689,7 +689,8 @@ pub async fn submit_live_lease(pool: &PgPool, s: &Submission) -> Result<Option<R
                               open = (NOT settled AND responses + active_leases < $7)
              WHERE id = (SELECT item_id FROM answered))
          INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at, gold_correct)
-         SELECT project_id, item_id, $1, $2, $3, $4, $5, $6, $8 FROM answered
+         SELECT project_id, item_id, $1, $2, $3, $4, $5, $6, $8
+         FROM answered, (SELECT set_config('synchronous_commit', 'on', true)) AS durable
          RETURNING *",
     )
     .bind(s.user_id)
@@ -707,6 +708,11 @@ pub async fn submit_live_lease(pool: &PgPool, s: &Submission) -> Result<Option<R
 }
 
 pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutcome> {
+    // An answer is acknowledged only once it is flushed, whatever the server's default.
+    sqlx::query("SELECT set_config('synchronous_commit', 'on', true)")
+        .execute(&mut *conn)
+        .await
+        .map_err(database_error)?;
     // Lock the lease first: a concurrent retry with the same idempotency key then waits here
     // and afterwards finds the first attempt's response instead of a conflict.
     let mut lease = own_lease(conn, s.lease_id, s.user_id).await?;

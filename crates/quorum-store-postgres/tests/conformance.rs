@@ -95,3 +95,118 @@ async fn dead_rows_in_hot_tables_are_vacuumed() {
     // Nothing is due any more.
     assert_eq!(store.vacuum_hot_tables().await.expect("runs"), 0);
 }
+
+/// Answers are committed with `synchronous_commit = on` even where the server's (here: the
+/// session's) default is off — on the one-statement path and in the full transaction (issue
+/// 12, finding 20). A trigger records the setting in force as each answer is written.
+#[tokio::test]
+async fn answers_are_flushed_whatever_the_default() {
+    use quorum_store::{
+        ItemBatch, LocalePolicy, NewProject, NewUser, NextRequest, Pool, Store, Submission,
+    };
+    let (_, options) = fresh_with_options().await;
+    let options = options.options([("synchronous_commit", "off")]);
+    let store = PgStore::open_with(options.clone()).await.expect("opens");
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("connects");
+    pool.execute(
+        "CREATE TABLE commit_modes (mode TEXT NOT NULL);
+         CREATE FUNCTION note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO commit_modes VALUES (current_setting('synchronous_commit')); RETURN NEW; END $$;
+         CREATE TRIGGER note_commit_mode AFTER INSERT ON responses
+             FOR EACH ROW EXECUTE FUNCTION note_commit_mode();",
+    )
+    .await
+    .expect("trigger made");
+    let (default,): (String,) = sqlx::query_as("SELECT current_setting('synchronous_commit')")
+        .fetch_one(&pool)
+        .await
+        .expect("read");
+    assert_eq!(default, "off", "the test's sessions start with it off");
+    let owner = store
+        .create_user(NewUser {
+            name: "o".into(),
+            password_hash: String::new(),
+            is_admin: false,
+            created_at: 0,
+        })
+        .await
+        .expect("user");
+    let schema = serde_json::json!({"fields": [{"name": "text", "kind": "text"}], "questions": [{"name": "q", "kind": "label", "options": ["a", "b"]}]});
+    let project = store
+        .create_project(
+            NewProject {
+                name: "p".into(),
+                instructions: String::new(),
+                schema: schema.clone(),
+                overlap: 1,
+                lease_seconds: 60,
+                locale_policy: LocalePolicy::Any,
+                min_overlap: None,
+                target_confidence: None,
+                quality: Default::default(),
+                created_by: owner.id,
+            },
+            0,
+        )
+        .await
+        .expect("project");
+    let parsed = quorum_core::schema::Schema::parse(&schema).expect("schema");
+    let mut batch = ItemBatch::default();
+    for text in ["x", "y"] {
+        let input: quorum_core::item::ItemInput =
+            serde_json::from_value(serde_json::json!({"fields": {"text": text}})).expect("item");
+        batch
+            .push(&quorum_core::item::Item::validate(input, &parsed).expect("valid"))
+            .expect("fits");
+    }
+    store
+        .import_items(project.id, batch, 0)
+        .await
+        .expect("imported");
+    let request = |now| NextRequest {
+        project_id: project.id,
+        user_id: owner.id,
+        overlap: 1,
+        lease_seconds: 60,
+        locales: None,
+        pool: Pool::Any,
+        now,
+    };
+    let submission = |lease_id, now| Submission {
+        lease_id,
+        user_id: owner.id,
+        overlap: 1,
+        answers: serde_json::json!({"q": "a"}),
+        time_spent_ms: 1,
+        idempotency_key: None,
+        gold_pool: false,
+        gold_correct: None,
+        now,
+    };
+    // A live lease: the one-statement path.
+    let (lease, _) = store
+        .next_lease(request(1))
+        .await
+        .expect("next")
+        .expect("a lease");
+    store.submit(submission(lease.id, 2)).await.expect("stored");
+    // An expired lease whose slot is still free: the full transaction.
+    let (lease, _) = store
+        .next_lease(request(3))
+        .await
+        .expect("next")
+        .expect("a lease");
+    store
+        .submit(submission(lease.id, 3 + 61_000))
+        .await
+        .expect("stored late");
+    let modes: Vec<(String,)> = sqlx::query_as("SELECT mode FROM commit_modes")
+        .fetch_all(&pool)
+        .await
+        .expect("read");
+    assert_eq!(modes, vec![("on".to_string(),), ("on".to_string(),)]);
+}

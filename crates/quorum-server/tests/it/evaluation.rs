@@ -581,6 +581,19 @@ async fn a_standard_is_run_and_reported_over_the_api() {
     signed.verify().unwrap();
     assert_eq!(signed.report.standard_hash, hash);
     assert_eq!(signed.report.human_ratings, 4);
+    // An annotator of its battles, and a stranger, are told there is no such report (finding
+    // 20: a 403 confirmed the standard existed).
+    let annotator = server.rater("plain", battles, "annotator", &[]).await;
+    let stranger = server
+        .app
+        .create_user_unchecked("stranger", "password123", false)
+        .await
+        .unwrap();
+    let stranger = server.app.create_token_for(&stranger, "t").await.unwrap();
+    for token in [&annotator, &stranger] {
+        let (status, body) = server.call(token, Method::GET, &report, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
 
     // The pages: the list, and the report's HTML twin.
     let cookie = crate::web::sign_in(&server, "admin", "administrator")

@@ -916,3 +916,67 @@ async fn heavy_analyses_wait_their_turn_and_separable_boards_stop_early() {
         "four boards took {slowest:?}"
     );
 }
+
+/// Finding 12: odd HTTP methods do not grow the metrics without bound, and the operator can
+/// keep `/metrics` for their scraper.
+#[tokio::test]
+async fn metrics_stay_small_and_can_be_kept_private() {
+    let server = Server::start_with(quorum_server::HttpSettings {
+        metrics_token: Some("scrape-secret".into()),
+        ..quorum_server::HttpSettings::default()
+    })
+    .await;
+    for i in 0..300 {
+        let method = Method::from_bytes(format!("PROBE{i}").as_bytes()).unwrap();
+        server
+            .client
+            .request(method, format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (status, _) = server.call("wrong", Method::GET, "/metrics", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let unauthenticated = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    let (status, text) = server
+        .call("scrape-secret", Method::GET, "/metrics", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap();
+    assert!(
+        !text.contains("PROBE"),
+        "unknown methods get no label of their own"
+    );
+    assert!(text.contains("method=\"other\""), "{text}");
+    assert!(text.len() < 20_000, "{} bytes", text.len());
+}
+
+/// Finding 19: a rating scale as wide as an integer is refused before it reaches a browser.
+#[tokio::test]
+async fn rating_scales_are_bounded() {
+    let server = Server::start().await;
+    for (min, max) in [(i64::MIN, i64::MAX), (0, 1000)] {
+        let schema = json!({"fields": [{"name": "text", "kind": "text"}], "questions": [{"name": "score", "kind": "rating", "min": min, "max": max}]});
+        let (status, body) = post(
+            &server,
+            &server.admin_token,
+            "/api/v1/projects",
+            Some(json!({"name": "wide", "schema": schema})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("101 points"),
+            "{body}"
+        );
+    }
+}

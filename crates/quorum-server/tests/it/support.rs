@@ -16,6 +16,11 @@ pub struct Server {
 
 impl Server {
     pub async fn start() -> Server {
+        Self::start_with(quorum_server::HttpSettings::default()).await
+    }
+
+    /// A server with these HTTP settings.
+    pub async fn start_with(settings: quorum_server::HttpSettings) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
             .await
@@ -34,7 +39,7 @@ impl Server {
         let admin_token = app.create_token_for(&admin, "test").await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = quorum_server::router(app.clone());
+        let router = quorum_server::router_with(app.clone(), settings);
         tokio::spawn(async move { axum_serve(listener, router).await });
         Server {
             base,
