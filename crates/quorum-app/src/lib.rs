@@ -134,6 +134,8 @@ pub struct App<S> {
     clock: Arc<dyn Clock>,
     caches: Arc<Caches>,
     egress: Arc<llm::Egress>,
+    /// The operator's report-signing key (an Ed25519 seed), when not the stored one.
+    signing_key: Option<Arc<[u8; 32]>>,
 }
 
 impl<S> Clone for App<S> {
@@ -143,6 +145,7 @@ impl<S> Clone for App<S> {
             clock: Arc::clone(&self.clock),
             caches: Arc::clone(&self.caches),
             egress: Arc::clone(&self.egress),
+            signing_key: self.signing_key.clone(),
         }
     }
 }
@@ -174,7 +177,19 @@ impl<S: Store> App<S> {
             clock,
             caches: Arc::new(caches),
             egress: Arc::new(llm::Egress::default()),
+            signing_key: None,
         }
+    }
+
+    /// Signs reports with this Ed25519 seed (the operator's, from a file or the environment)
+    /// instead of the key kept in the database.
+    pub fn with_signing_key(mut self, seed: [u8; 32]) -> Self {
+        self.signing_key = Some(Arc::new(seed));
+        self
+    }
+
+    pub(crate) fn operator_signing_key(&self) -> Option<&[u8; 32]> {
+        self.signing_key.as_deref()
     }
 
     /// Sets which model endpoints and key variables model runs and judges may use (by default:

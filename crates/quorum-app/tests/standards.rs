@@ -276,6 +276,24 @@ async fn a_standard_runs_reports_verifies_and_compares_across_instances() {
             .iter()
             .all(|m| m.within_intervals && m.difference == Some(0.0))
     );
+    // The operator's own key (rotated in from a file or a secret store) signs in place of the
+    // stored one; reports signed before still verify, each by the key it names.
+    let seed = [7u8; 32];
+    let rotated = app_two.clone().with_signing_key(seed);
+    let resigned = rotated
+        .report_standard(&admin_two, &standard)
+        .await
+        .unwrap();
+    resigned.verify().unwrap();
+    assert_eq!(
+        resigned.signature.public_key,
+        hex_of(
+            &ed25519_dalek::SigningKey::from_bytes(&seed)
+                .verifying_key()
+                .to_bytes()
+        )
+    );
+    other.verify().unwrap();
     // Reports of different standards are refused.
     let mut different = other.clone();
     different.report.standard_hash = "sha256:other".into();
@@ -356,4 +374,8 @@ async fn a_held_out_standard_never_exports_its_items() {
         Some("standard health-information")
     );
     assert_eq!(qualification.gold_items, 5);
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

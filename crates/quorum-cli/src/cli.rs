@@ -348,6 +348,50 @@ pub struct DatabaseArgs {
     pub database: String,
     #[command(flatten)]
     pub egress: EgressArgs,
+    /// A file holding the report-signing key (an Ed25519 seed as 64 hex digits); without it the
+    /// key made on first use and kept in the database signs.
+    #[arg(long, env = "QUORUM_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// The report-signing key itself (64 hex digits), for secret stores that hand out
+    /// variables rather than files.
+    #[arg(long, env = "QUORUM_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The application on `store` as the operator configured it: outbound calls, signing key.
+    pub fn app<S: quorum_store::Store>(
+        &self,
+        store: std::sync::Arc<S>,
+    ) -> anyhow::Result<quorum_app::App<S>> {
+        let mut app = quorum_app::App::new(store, std::sync::Arc::new(quorum_app::SystemClock))
+            .with_egress(self.egress.policy());
+        let key = match (&self.signing_key, &self.signing_key_file) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("give the signing key as a file or a value, not both")
+            }
+            (Some(hex), None) => Some(hex.trim().to_string()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot read the signing key file {}: {e}", path.display())
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        if let Some(hex) = key {
+            let seed = hex::decode(&hex)
+                .ok()
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("the signing key must be 64 hex digits (an Ed25519 seed)")
+                })?;
+            app = app.with_signing_key(seed);
+        }
+        Ok(app)
+    }
 }
 
 /// What registered models may make this process call (model runs, judges).

@@ -96,6 +96,41 @@ impl Readers {
     }
 }
 
+/// Makes sure the database file is readable by its owner alone — it holds password hashes, gold
+/// answers and the report-signing key: a directory made for it is 0700, the file is created (or
+/// tightened) 0600, and SQLite gives its `-wal` and `-shm` files the file's permissions.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at a `sqlite://path` URL or a plain path.
     pub async fn open(url: &str) -> Result<Self> {
@@ -104,11 +139,7 @@ impl SqliteStore {
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
         let path = PathBuf::from(path);
-        if let Some(parent) = path.parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(Box::new(e)))?;
-        }
+        private_file(&path).map_err(|e| StoreError::Database(Box::new(e)))?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| StoreError::Database(Box::new(e)))?
             .create_if_missing(true)
@@ -160,7 +191,11 @@ impl SqliteStore {
             .clone()
             .ok_or(StoreError::Closed)?;
         sender.send(command).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        // The writer answers every command it takes; a reply dropped unsent means the command
+        // panicked (the writer rolled its batch back and lives on).
+        answer.await.map_err(|_| {
+            StoreError::Database("the write failed unexpectedly; nothing of it was stored".into())
+        })?
     }
 }
 
@@ -188,9 +223,15 @@ fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T>) -> (bool, Pend
 }
 
 fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.blocking_recv() {
-        batch.push(first);
+    let mut batch: Vec<Command> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // Commands left over from a batch cut short by a panic go first.
+        if batch.is_empty() {
+            match queue.blocking_recv() {
+                Some(first) => batch.push(first),
+                None => break,
+            }
+        }
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
                 Ok(command) => batch.push(command),
@@ -205,9 +246,18 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
             continue;
         }
         let mut waiting: Vec<Pending> = Vec::with_capacity(batch.len());
-        for command in batch.drain(..) {
+        let mut commands = std::mem::take(&mut batch).into_iter();
+        let mut panicked = false;
+        for command in commands.by_ref() {
             let savepoint = conn.execute_batch("SAVEPOINT command");
-            let (ok, finish) = command(Some(&conn));
+            // A bug in one command must not stop every later write until a restart.
+            let ran =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| command(Some(&conn))));
+            let Ok((ok, finish)) = ran else {
+                tracing::error!("a write command panicked; its batch is rolled back");
+                panicked = true;
+                break;
+            };
             let outcome = if ok && savepoint.is_ok() {
                 conn.execute_batch("RELEASE command")
             } else {
@@ -217,6 +267,18 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
                 tracing::error!(error = %e, "savepoint handling failed");
             }
             waiting.push(finish);
+        }
+        if panicked {
+            // What the panicking command left half-done is unknown: the batch so far is rolled
+            // back and its callers told; the commands not yet run go into the next batch.
+            let _ = conn.execute_batch("ROLLBACK");
+            let message =
+                "another write in the same transaction failed unexpectedly; nothing was stored";
+            for finish in waiting {
+                finish(Some(message));
+            }
+            batch.extend(commands);
+            continue;
         }
         let commit_error = match conn.execute_batch("COMMIT") {
             Ok(()) => None,
@@ -489,6 +551,115 @@ impl Store for SqliteStore {
         let thread = self.writer_thread.lock().ok().and_then(|mut t| t.take());
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("q.sqlite3");
+        let store = SqliteStore::open(path.to_str().expect("UTF-8"))
+            .await
+            .expect("opens");
+        (store, dir)
+    }
+
+    fn insert(name: &'static str) -> impl FnOnce(&Connection) -> Result<()> + Send + 'static {
+        move |c: &Connection| {
+            c.execute(
+                "INSERT INTO users (name, password_hash, created_at) VALUES (?1, '', 0)",
+                [name],
+            )
+            .map_err(database_error)?;
+            Ok(())
+        }
+    }
+
+    async fn exists(store: &SqliteStore, name: &str) -> bool {
+        store.user_by_name(name).await.expect("read").is_some()
+    }
+
+    /// The database holds password hashes, gold and the signing key: its directory, file and
+    /// journal files are the owner's alone, and a file made readable by others is tightened.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let data = dir.path().join("quorum-data");
+        let path = data.join("q.sqlite3");
+        let store = SqliteStore::open(path.to_str().expect("UTF-8"))
+            .await
+            .expect("opens");
+        store.write(insert("someone")).await.expect("written");
+        let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        for file in ["q.sqlite3", "q.sqlite3-wal", "q.sqlite3-shm"] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
+        store.close().await;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let again = SqliteStore::open(path.to_str().expect("UTF-8"))
+            .await
+            .expect("opens");
+        assert_eq!(mode(&path), 0o600);
+        again.close().await;
+    }
+
+    /// Group commit: a command that fails after writing rolls back only its own savepoint; the
+    /// others in its transaction are committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_command_rolls_back_only_itself() {
+        let (store, _dir) = store().await;
+        let failing = |c: &Connection| -> Result<()> {
+            insert("half-done")(c)?;
+            Err(StoreError::Conflict("refused after writing".into()))
+        };
+        // Queued together, they share one transaction.
+        let (a, b, c) = tokio::join!(
+            store.write(insert("before")),
+            store.write(failing),
+            store.write(insert("after")),
+        );
+        assert!(a.is_ok() && c.is_ok());
+        assert!(matches!(b, Err(StoreError::Conflict(_))));
+        assert!(exists(&store, "before").await && exists(&store, "after").await);
+        assert!(!exists(&store, "half-done").await);
+    }
+
+    /// A panicking command fails its batch's callers with an error (none is left waiting) and
+    /// the writer goes on serving writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_command_does_not_stop_the_writer() {
+        let (store, _dir) = store().await;
+        let panicking = |c: &Connection| -> Result<()> {
+            insert("doomed")(c)?;
+            panic!("a bug in a write command");
+        };
+        let (before, panicked, after) = tokio::join!(
+            store.write(insert("queued-before")),
+            store.write(panicking),
+            store.write(insert("queued-after")),
+        );
+        let panicked = panicked.expect_err("the panicking write fails");
+        assert!(
+            panicked.to_string().contains("database error"),
+            "{panicked}"
+        );
+        assert!(!exists(&store, "doomed").await, "its batch was rolled back");
+        // Whoever shared its transaction was told the truth: stored or not.
+        assert_eq!(before.is_ok(), exists(&store, "queued-before").await);
+        assert_eq!(after.is_ok(), exists(&store, "queued-after").await);
+        for name in ["later-1", "later-2"] {
+            store
+                .write(insert(name))
+                .await
+                .expect("the writer lives on");
+            assert!(exists(&store, name).await);
         }
     }
 }

@@ -236,8 +236,12 @@ impl SignedReport {
 }
 
 impl<S: Store> App<S> {
-    /// The instance's report-signing key, made on first use and kept in the database.
+    /// The instance's report-signing key: the operator's (from a file or the environment) when
+    /// one was given, else one made on first use and kept in the database.
     async fn signing_key(&self) -> Result<SigningKey, AppError> {
+        if let Some(seed) = self.operator_signing_key() {
+            return Ok(SigningKey::from_bytes(seed));
+        }
         let mut fresh = [0u8; 32];
         rand::Rng::fill(&mut rand::rngs::OsRng, &mut fresh);
         let stored = self

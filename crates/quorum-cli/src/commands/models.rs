@@ -8,7 +8,7 @@ use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use quorum_app::llm::RetryPolicy;
 use quorum_app::runs::RunRequest;
-use quorum_app::{App, SystemClock};
+
 use quorum_store::{ModelSpec, Store};
 use serde_json::Value;
 
@@ -41,12 +41,11 @@ fn parameters(pairs: &[String]) -> anyhow::Result<Value> {
 #[allow(clippy::print_stdout, reason = "the command's output")]
 async fn models_with<S: Store>(store: S, command: ModelsCommand) -> anyhow::Result<()> {
     let store = Arc::new(store);
-    let egress = match &command {
+    let app = match &command {
         ModelsCommand::Add { database, .. } | ModelsCommand::List { database } => {
-            database.egress.policy()
+            database.app(Arc::clone(&store))?
         }
     };
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock)).with_egress(egress);
     let result = async {
         match command {
             ModelsCommand::Add {
@@ -100,8 +99,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 #[allow(clippy::print_stderr, reason = "the run's report")]
 async fn run_with<S: Store>(store: S, args: RunArgs) -> anyhow::Result<()> {
     let store = Arc::new(store);
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock))
-        .with_egress(args.database.egress.policy());
+    let app = args.database.app(Arc::clone(&store))?;
     let result = async {
         let caller = caller(&app, &args.user).await?;
         let request = RunRequest {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use quorum_app::{App, SystemClock};
+use quorum_app::App;
 use quorum_store::Store;
 use tokio::net::TcpListener;
 
@@ -46,8 +46,7 @@ async fn serve<S: Store>(
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
     let store = Arc::new(store);
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock))
-        .with_egress(args.database.egress.policy());
+    let app = args.database.app(Arc::clone(&store))?;
     if let Some((admin, password)) = app.bootstrap_admin(args.admin_password.clone()).await? {
         let token = app.create_token_for(&admin, "first start").await?;
         println!("Created the administrator `admin`.");

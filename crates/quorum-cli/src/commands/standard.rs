@@ -9,7 +9,7 @@ use quorum_app::llm::RetryPolicy;
 use quorum_app::standard::report::SignedReport;
 use quorum_app::standard::run::RunOptions;
 use quorum_app::standard::{self, Standard};
-use quorum_app::{App, SystemClock};
+
 use quorum_store::Store;
 
 use super::{AnyStore, caller, open_store};
@@ -148,10 +148,10 @@ pub async fn run(command: StandardCommand) -> anyhow::Result<()> {
             };
             match open_store(&database).await? {
                 AnyStore::Sqlite(store) => {
-                    run_with(store, &standard, options, &user, database.egress.policy()).await
+                    run_with(store, &standard, options, &user, &database).await
                 }
                 AnyStore::Postgres(store) => {
-                    run_with(store, &standard, options, &user, database.egress.policy()).await
+                    run_with(store, &standard, options, &user, &database).await
                 }
             }
         }
@@ -163,8 +163,10 @@ pub async fn run(command: StandardCommand) -> anyhow::Result<()> {
         } => {
             let standard = load(&file)?;
             let signed = match open_store(&database).await? {
-                AnyStore::Sqlite(store) => report_with(store, &standard, &user).await?,
-                AnyStore::Postgres(store) => report_with(store, &standard, &user).await?,
+                AnyStore::Sqlite(store) => report_with(store, &standard, &user, &database).await?,
+                AnyStore::Postgres(store) => {
+                    report_with(store, &standard, &user, &database).await?
+                }
             };
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
@@ -190,10 +192,10 @@ async fn run_with<S: Store>(
     standard: &Standard,
     options: RunOptions,
     user: &str,
-    egress: quorum_app::llm::Egress,
+    database: &crate::cli::DatabaseArgs,
 ) -> anyhow::Result<()> {
     let store = Arc::new(store);
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock)).with_egress(egress);
+    let app = database.app(Arc::clone(&store))?;
     let result = async {
         let caller = caller(&app, user).await?;
         let run = app.run_standard(&caller, standard, options, &|_| {}).await?;
@@ -220,9 +222,10 @@ async fn report_with<S: Store>(
     store: S,
     standard: &Standard,
     user: &str,
+    database: &crate::cli::DatabaseArgs,
 ) -> anyhow::Result<SignedReport> {
     let store = Arc::new(store);
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
+    let app = database.app(Arc::clone(&store))?;
     let result = async {
         let caller = caller(&app, user).await?;
         anyhow::Ok(app.report_standard(&caller, standard).await?)
