@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::answer::{self, Completeness};
-use crate::schema::{FieldKind, Schema};
+use crate::schema::{Field, FieldKind, Schema};
 
 /// An item as imported (a JSON object, a JSONL line or a CSV row turned into one).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -77,7 +77,7 @@ impl Item {
                 }
                 return Err(error(location, "is missing"));
             };
-            check_field(field.kind, value).map_err(|problem| error(location, problem))?;
+            check_field(field, value).map_err(|problem| error(location, problem))?;
         }
         let locale = match input.metadata.get("locale") {
             None | Some(Value::Null) => None,
@@ -113,12 +113,26 @@ impl Item {
     }
 }
 
-fn check_field(kind: FieldKind, value: &Value) -> Result<(), String> {
-    match kind {
+fn check_field(field: &Field, value: &Value) -> Result<(), String> {
+    match field.kind {
         FieldKind::Text | FieldKind::Markdown => value
             .as_str()
             .map(|_| ())
             .ok_or_else(|| "must be a string".to_string()),
+        FieldKind::Image if !field.hosts.is_empty() => {
+            let url = value.as_str().unwrap_or_default();
+            let host = url
+                .strip_prefix("https://")
+                .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+            match host {
+                Some(host) if field.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) => Ok(()),
+                _ if url.starts_with('/') && !url.starts_with("//") => Ok(()),
+                _ => Err(format!(
+                    "must be an https:// URL on {} (the field's hosts) or a path starting with /",
+                    field.hosts.join(", ")
+                )),
+            }
+        }
         FieldKind::Image => match value.as_str() {
             Some(url)
                 if url.starts_with("https://")

@@ -21,6 +21,20 @@ pub struct Field {
     /// Shown above the field; the name when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Image fields: the only hosts their URLs may name (`https://HOST/…`), so raters'
+    /// browsers load images from nowhere else; empty allows any URL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+}
+
+fn valid_host(host: &str) -> bool {
+    let (name, port) = host.split_once(':').unwrap_or((host, "1"));
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +141,15 @@ impl Schema {
             if !names.insert(field.name.as_str()) {
                 return Err(error(location, "the name is used twice"));
             }
+            if !field.hosts.is_empty() && field.kind != FieldKind::Image {
+                return Err(error(location, "only image fields list hosts"));
+            }
+            if let Some(bad) = field.hosts.iter().find(|h| !valid_host(h)) {
+                return Err(error(
+                    location,
+                    format!("`{bad}` is not a host name such as images.example.org"),
+                ));
+            }
         }
         for question in &self.questions {
             let location = format!("questions.{}", question.name);
@@ -204,6 +227,21 @@ impl Schema {
 
     pub fn question(&self, name: &str) -> Option<&Question> {
         self.questions.iter().find(|q| q.name == name)
+    }
+
+    /// The hosts raters' browsers may load this schema's images from: `None` when some image
+    /// field allows any URL.
+    pub fn image_hosts(&self) -> Option<Vec<String>> {
+        let mut hosts = Vec::new();
+        for field in self.fields.iter().filter(|f| f.kind == FieldKind::Image) {
+            if field.hosts.is_empty() {
+                return None;
+            }
+            hosts.extend(field.hosts.iter().map(|h| h.to_ascii_lowercase()));
+        }
+        hosts.sort();
+        hosts.dedup();
+        Some(hosts)
     }
 
     pub fn field(&self, name: &str) -> Option<&Field> {

@@ -125,8 +125,12 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .merge(crate::web::routes::<S>())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
-    api.layer(middleware::from_fn_with_state(state.clone(), observe::<S>))
-        .with_state(state)
+    api.layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::headers::security_headers::<S>,
+    ))
+    .layer(middleware::from_fn_with_state(state.clone(), observe::<S>))
+    .with_state(state)
 }
 
 /// Records every request's route, status and latency.

@@ -3,6 +3,7 @@
 
 mod api;
 mod error;
+mod headers;
 mod metrics;
 mod report;
 mod serve;

@@ -216,7 +216,7 @@ struct LoginPage {
 }
 
 /// The sign-in page, with a fresh form token in a cookie and in the form.
-fn login_page(name: &str, message: Option<String>, status: StatusCode) -> Response {
+fn login_page(name: &str, message: Option<String>, status: StatusCode, https: bool) -> Response {
     let token = quorum_app::auth::new_password();
     let mut response = render(
         &LoginPage {
@@ -228,8 +228,9 @@ fn login_page(name: &str, message: Option<String>, status: StatusCode) -> Respon
         },
         status,
     );
+    let secure = if https { "; Secure" } else { "" };
     if let Ok(value) = HeaderValue::from_str(&format!(
-        "{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600"
+        "{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
     )) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -242,7 +243,7 @@ async fn login_form<S: Store>(State(state): State<AppState<S>>, headers: HeaderM
     {
         return Redirect::to("/home").into_response();
     }
-    login_page("", None, StatusCode::OK)
+    login_page("", None, StatusCode::OK, state.settings.https)
 }
 
 #[derive(Deserialize)]
@@ -261,7 +262,8 @@ async fn login<S: Store>(
 ) -> Response {
     let address = state.settings.client_address(peer.ip(), &headers);
     let now = state.app.now();
-    let again = |message: String, status| login_page(&form.name, Some(message), status);
+    let https = state.settings.https;
+    let again = |message: String, status| login_page(&form.name, Some(message), status, https);
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_secret(&form.login_csrf, &expected) {
         return again(
@@ -405,19 +407,35 @@ async fn work<S: Store>(
     Path(id): Path<i64>,
 ) -> Response {
     match state.app.project(&who.caller, id).await {
-        Ok((project, _)) => render(
-            &WorkPage {
-                user: Some(who.caller.user.name.clone()),
-                csrf: who.csrf.clone(),
-                project_id: project.id,
-                name: project.name,
-                instructions: project.instructions,
-                schema_json: script_json(&project.schema),
-            },
-            StatusCode::OK,
-        ),
+        Ok((project, _)) => {
+            let images = image_policy(&project.schema);
+            let mut page = render(
+                &WorkPage {
+                    user: Some(who.caller.user.name.clone()),
+                    csrf: who.csrf.clone(),
+                    project_id: project.id,
+                    name: project.name,
+                    instructions: project.instructions,
+                    schema_json: script_json(&project.schema),
+                },
+                StatusCode::OK,
+            );
+            page.headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, images);
+            page
+        }
         Err(error) => app_error(error, &who),
     }
+}
+
+/// The Content-Security-Policy of a page showing a project's items: images only from the
+/// hosts its image fields list, when they all list some.
+fn image_policy(schema: &serde_json::Value) -> HeaderValue {
+    let hosts = serde_json::from_value::<quorum_core::schema::Schema>(schema.clone())
+        .ok()
+        .and_then(|s| s.image_hosts());
+    HeaderValue::from_str(&crate::headers::policy_for_images(hosts.as_deref()))
+        .unwrap_or_else(|_| HeaderValue::from_static(crate::headers::DEFAULT_POLICY))
 }
 
 #[derive(Template)]
@@ -439,15 +457,21 @@ async fn review<S: Store>(
             AppError::Forbidden("only reviewers and managers review".into()),
             &who,
         ),
-        Ok((project, _)) => render(
-            &ReviewPage {
-                user: Some(who.caller.user.name.clone()),
-                csrf: who.csrf.clone(),
-                project_id: project.id,
-                name: project.name,
-            },
-            StatusCode::OK,
-        ),
+        Ok((project, _)) => {
+            let images = image_policy(&project.schema);
+            let mut page = render(
+                &ReviewPage {
+                    user: Some(who.caller.user.name.clone()),
+                    csrf: who.csrf.clone(),
+                    project_id: project.id,
+                    name: project.name,
+                },
+                StatusCode::OK,
+            );
+            page.headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, images);
+            page
+        }
         Err(error) => app_error(error, &who),
     }
 }

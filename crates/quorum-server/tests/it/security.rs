@@ -980,3 +980,94 @@ async fn rating_scales_are_bounded() {
         );
     }
 }
+
+/// Finding 17: pages carry a policy that allows no inline or foreign script and no framing;
+/// over HTTPS cookies are Secure; a project can keep raters' browsers to its own image hosts.
+#[tokio::test]
+async fn browsers_are_told_what_to_refuse() {
+    let server = Server::start_with(quorum_server::HttpSettings {
+        https: true,
+        ..quorum_server::HttpSettings::default()
+    })
+    .await;
+    let page = server
+        .client
+        .get(format!("{}/login", server.base))
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let policy = header("content-security-policy").expect("a CSP");
+    for part in [
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(policy.contains(part), "{policy}");
+    }
+    assert!(
+        !policy.contains("script-src 'self' 'unsafe-inline'"),
+        "{policy}"
+    );
+    assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(header("x-frame-options").as_deref(), Some("DENY"));
+    assert!(header("referrer-policy").is_some());
+    assert!(header("strict-transport-security").is_some());
+    assert!(header("set-cookie").unwrap().contains("; Secure"));
+    let cookie = crate::web::sign_in(&server, "admin", "administrator").await;
+    let cookie = cookie.unwrap();
+    assert!(!cookie.is_empty());
+
+    // Images only from the hosts the schema lists.
+    let schema = json!({
+        "fields": [{"name": "photo", "kind": "image", "hosts": ["images.example.org"]}],
+        "questions": [{"name": "label", "kind": "label", "options": ["cat", "dog"]}]
+    });
+    let (status, body) = post(
+        &server,
+        &server.admin_token,
+        "/api/v1/projects",
+        Some(json!({"name": "photos", "schema": schema})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let p = body["project"]["id"].as_i64().unwrap();
+    let (status, body) = server
+        .import(p, "{\"fields\": {\"photo\": \"https://images.example.org/1.png\"}}\n{\"fields\": {\"photo\": \"https://tracker.example.net/1.png\"}}\n")
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["details"]["rejected"][0]["row"], 2, "{body}");
+    let (status, _) = server
+        .import(
+            p,
+            "{\"fields\": {\"photo\": \"https://images.example.org/1.png\"}}\n",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = post(&server, &server.admin_token, "/api/v1/projects", Some(json!({"name": "bad", "schema": {"fields": [{"name": "t", "kind": "text", "hosts": ["x.org"]}], "questions": [{"name": "l", "kind": "label", "options": ["a", "b"]}]}}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let work = reqwest::Client::new()
+        .get(format!("{}/projects/{p}/work", server.base))
+        .header(
+            "cookie",
+            crate::web::sign_in(&server, "admin", "administrator")
+                .await
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let policy = work.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        policy.contains("img-src 'self' data: https://images.example.org;"),
+        "{policy}"
+    );
+}
