@@ -164,7 +164,7 @@ async fn rater_loop(
     bases: Vec<String>,
     project: i64,
     token: String,
-) -> Vec<(i64, String)> {
+) -> Vec<(String, String)> {
     let mut acknowledged = Vec::new();
     let mut turn = 0;
     loop {
@@ -185,12 +185,8 @@ async fn rater_loop(
             break;
         };
         let lease = body["lease"]["id"].as_i64().unwrap();
-        // Raters never see item ids; the text names the item ("item {external id}").
-        let item: i64 = body["item"]["fields"]["text"]
-            .as_str()
-            .and_then(|t| t.strip_prefix("item "))
-            .and_then(|i| i.parse().ok())
-            .unwrap();
+        // Raters never see item ids: the text names the item (`setup` writes "item {external id}").
+        let item = body["item"]["fields"]["text"].as_str().unwrap().to_string();
         let Ok(submitted) = client
             .post(format!("{base}/api/v1/leases/{lease}/response"))
             .bearer_auth(&token)
@@ -215,8 +211,8 @@ async fn rater_loop(
     acknowledged
 }
 
-/// (item external id, rater name) of every stored response, from the export.
-async fn exported(client: &Client, base: &str, admin: &str, project: i64) -> Vec<(i64, String)> {
+/// (item text, as `setup` writes it, rater name) of every stored response, from the export.
+async fn exported(client: &Client, base: &str, admin: &str, project: i64) -> Vec<(String, String)> {
     let text = client
         .get(format!("{base}/api/v1/projects/{project}/export"))
         .bearer_auth(admin)
@@ -230,7 +226,7 @@ async fn exported(client: &Client, base: &str, admin: &str, project: i64) -> Vec
         .map(|line| {
             let row: Value = serde_json::from_str(line).unwrap();
             (
-                row["external_id"].as_str().unwrap().parse().unwrap(),
+                format!("item {}", row["external_id"].as_str().unwrap()),
                 row["user"].as_str().unwrap().to_string(),
             )
         })
@@ -278,7 +274,7 @@ async fn every_acknowledged_answer_survives_sigkill() {
     let mut second = serve(&database, "administrator");
     assert!(second.token.is_none(), "the administrator already exists");
     let stored = exported(&client, &second.base, &admin, project).await;
-    let stored_set: HashSet<(i64, String)> = stored.iter().cloned().collect();
+    let stored_set: HashSet<(String, String)> = stored.iter().cloned().collect();
     assert_eq!(
         stored_set.len(),
         stored.len(),
@@ -286,13 +282,13 @@ async fn every_acknowledged_answer_survives_sigkill() {
     );
     for (item, token) in &acknowledged {
         assert!(
-            stored_set.contains(&(*item, names[token].clone())),
+            stored_set.contains(&(item.clone(), names[token].clone())),
             "acknowledged answer lost: item {item}"
         );
     }
-    let mut per_item: HashMap<i64, usize> = HashMap::new();
+    let mut per_item: HashMap<String, usize> = HashMap::new();
     for (item, _) in &stored {
-        *per_item.entry(*item).or_default() += 1;
+        *per_item.entry(item.clone()).or_default() += 1;
     }
     assert!(per_item.values().all(|&n| n <= 2));
     let child = &mut second.child;
@@ -354,18 +350,18 @@ async fn two_servers_on_one_postgres_never_overshoot() {
     let stored = exported(&client, &second.base, &admin, project).await;
     assert_eq!(stored.len(), 180, "60 items × overlap 3, all answered");
     assert_eq!(acknowledged.len(), 180);
-    let mut per_item: HashMap<i64, usize> = HashMap::new();
+    let mut per_item: HashMap<String, usize> = HashMap::new();
     let mut pairs = HashSet::new();
     for (item, user) in &stored {
-        *per_item.entry(*item).or_default() += 1;
+        *per_item.entry(item.clone()).or_default() += 1;
         assert!(
-            pairs.insert((*item, user.clone())),
+            pairs.insert((item.clone(), user.clone())),
             "{user} answered item {item} twice"
         );
     }
     assert!(per_item.values().all(|&n| n == 3), "{per_item:?}");
     for (item, token) in &acknowledged {
-        assert!(pairs.contains(&(*item, names[token].clone())));
+        assert!(pairs.contains(&(item.clone(), names[token].clone())));
     }
     for mut served in [first, second] {
         let child = &mut served.child;
