@@ -406,7 +406,45 @@ async fn oversized_bodies_unknown_routes_health_and_metrics() {
     );
 }
 
-/// The checked-in OpenAPI document must describe exactly the routes the router serves.
+/// The (method, path) pairs `api.rs` routes, read from its source: each `.route("PATH", …)`
+/// and the method functions (`get(`, `.post(`, `delete(` …) in its handler expression.
+fn routed_operations() -> HashSet<(String, String)> {
+    let source = include_str!("../../src/api.rs");
+    let mut operations = HashSet::new();
+    for rest in source.split(".route(").skip(1) {
+        let rest = rest.trim_start().trim_start_matches('"');
+        let path = rest.split('"').next().unwrap().to_string();
+        // The handler expression runs to the parenthesis that closes `.route(`.
+        let mut depth = 1;
+        let mut end = 0;
+        for (i, c) in rest.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let handler = &rest[..end];
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let called = handler.match_indices(&format!("{method}(")).any(|(i, _)| {
+                i == 0 || !handler[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+            });
+            if called {
+                operations.insert((method.to_string(), path.clone()));
+            }
+        }
+    }
+    operations
+}
+
+/// The checked-in OpenAPI document must describe exactly the operations the router serves, and
+/// every one of them must answer (not 405, never 5xx) when called without a body.
 #[tokio::test]
 async fn the_openapi_document_matches_the_routes() {
     let server = Server::start().await;
@@ -421,42 +459,80 @@ async fn the_openapi_document_matches_the_routes() {
         .unwrap();
     let document: Value = serde_json::from_str(quorum_server::OPENAPI).unwrap();
     assert_eq!(served, document);
-    let source = include_str!("../../src/api.rs");
-    let routed: HashSet<String> = source
-        .split(".route(")
-        .skip(1)
-        .map(|rest| {
-            rest.trim_start()
-                .trim_start_matches('"')
-                .split('"')
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    let documented: HashSet<String> = document["paths"]
+    let documented: HashSet<(String, String)> = document["paths"]
         .as_object()
         .unwrap()
-        .keys()
-        .cloned()
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.clone(), path.clone()))
+        })
+        .collect();
+    let routed: HashSet<(String, String)> = routed_operations()
+        .into_iter()
+        .filter(|(_, path)| path.starts_with("/api/") || path == "/healthz" || path == "/metrics")
         .collect();
     assert_eq!(
         routed, documented,
         "openapi.json is stale: update it with the routes"
     );
-    // Every documented operation is served (the fallback answers "no such route" otherwise).
+    for (method, path) in &documented {
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{token_id}", "1")
+            .replace("{user_id}", "1")
+            .replace("{hash}", "sha256:none");
+        let (status, body) = server
+            .call(&server.admin_token, method.clone(), &concrete, None)
+            .await;
+        assert_ne!(body["error"]["message"], "no such route", "{method} {path}");
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert!(
+            !status.is_server_error(),
+            "{method} {path}: {status} {body}"
+        );
+    }
+}
+
+/// Every operation that changes something refuses a session cookie without the page's CSRF
+/// token (403), whatever the route.
+#[tokio::test]
+async fn every_state_changing_operation_needs_the_csrf_token() {
+    let server = Server::start().await;
+    let cookie = crate::web::sign_in(&server, "admin", "administrator")
+        .await
+        .unwrap();
+    let document: Value = serde_json::from_str(quorum_server::OPENAPI).unwrap();
+    let mut checked = 0;
     for (path, operations) in document["paths"].as_object().unwrap() {
         for method in operations.as_object().unwrap().keys() {
+            if method == "get" {
+                continue;
+            }
+            let concrete = path
+                .replace("{id}", "1")
+                .replace("{token_id}", "1")
+                .replace("{user_id}", "1")
+                .replace("{hash}", "x");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let (_, body) = server
-                .call(
-                    &server.admin_token,
-                    method.clone(),
-                    &path.replace("{id}", "1"),
-                    None,
-                )
-                .await;
-            assert_ne!(body["error"]["message"], "no such route", "{method} {path}");
+            let response = server
+                .client
+                .request(method.clone(), format!("{}{concrete}", server.base))
+                .header("cookie", &cookie)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "csrf", "{method} {path}: {body}");
+            checked += 1;
         }
     }
+    assert!(checked >= 20, "{checked} operations");
 }
