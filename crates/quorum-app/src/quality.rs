@@ -596,27 +596,25 @@ pub fn reliability_of(
         }
     }
     // Dawid–Skene skill and confusion on the first label question.
-    if let Some((question, options)) = schema.questions.iter().find_map(|q| match &q.kind {
+    let first_label = schema.questions.iter().find_map(|q| match &q.kind {
         QuestionKind::Label { options } => Some((q.name.as_str(), options)),
         _ => None,
-    }) {
-        if let Some(indexed) = index_question(&data, question, options)? {
-            let k = options.len();
-            let result = classification::aggregate(
-                Method::DawidSkene,
-                &indexed.answers,
-                &Settings::default(),
-            )
-            .map_err(|e| AppError::invalid(e.to_string()))?;
-            for (w, user) in indexed.raters.keys().iter().enumerate() {
-                if let Some(r) = raters.get_mut(user) {
-                    r.skill = result.worker_skill.get(w).copied();
-                    r.confusion = result.confusion.as_ref().map(|c| {
-                        (0..k)
-                            .map(|t| c[(w * k + t) * k..(w * k + t + 1) * k].to_vec())
-                            .collect()
-                    });
-                }
+    });
+    if let Some((question, options)) = first_label
+        && let Some(indexed) = index_question(&data, question, options)?
+    {
+        let k = options.len();
+        let result =
+            classification::aggregate(Method::DawidSkene, &indexed.answers, &Settings::default())
+                .map_err(|e| AppError::invalid(e.to_string()))?;
+        for (w, user) in indexed.raters.keys().iter().enumerate() {
+            if let Some(r) = raters.get_mut(user) {
+                r.skill = result.worker_skill.get(w).copied();
+                r.confusion = result.confusion.as_ref().map(|c| {
+                    (0..k)
+                        .map(|t| c[(w * k + t) * k..(w * k + t + 1) * k].to_vec())
+                        .collect()
+                });
             }
         }
     }

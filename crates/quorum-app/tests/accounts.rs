@@ -2,7 +2,7 @@
 //! sessions with a hard end, token expiry, and revocations seen by a second server (a second
 //! `App` on the same store) within the authorisation cache's time.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -3,7 +3,7 @@
 //! malformed JSON, a 400) and judges that are fair, position-biased or never give a verdict.
 //! The production client, run and judge code are what is tested.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

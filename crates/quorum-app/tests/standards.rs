@@ -3,7 +3,7 @@
 //! locales through the ordinary rater loop; the signed report checked against the engine's
 //! own computation, tampered with, and compared with a second instance's report.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

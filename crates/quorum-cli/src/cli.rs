@@ -193,7 +193,7 @@ pub enum AggregateMethod {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[allow(
+#[expect(
     clippy::enum_variant_names,
     reason = "the values read keep-first, keep-last, keep-all"
 )]

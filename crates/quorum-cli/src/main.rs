@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            #[allow(
+            #[expect(
                 clippy::print_stderr,
                 reason = "the binary's one place that reports errors"
             )]

@@ -240,7 +240,7 @@ pub fn for_each_row(
         on_row(line, &fields[..columns.len()])
             .map_err(|problem| InputError::new(path, Some(line), problem))?;
         rows += 1;
-        if rows % 65_536 == 0 {
+        if rows.is_multiple_of(65_536) {
             progress.set_position(record.position().map(|p| p.byte()).unwrap_or(0));
         }
     }

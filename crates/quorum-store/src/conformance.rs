@@ -2,7 +2,7 @@
 //! [`conformance_tests!`](crate::conformance_tests) with an async constructor that returns a
 //! fresh, empty store for each test.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     reason = "a test suite: a failed step should fail the test loudly"
 )]

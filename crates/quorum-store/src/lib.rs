@@ -277,7 +277,7 @@ impl ItemBatch {
             item.gold.as_ref().map(object),
         ];
         let added: usize = parts.iter().flatten().map(String::len).sum();
-        if self.text.len() + added > u32::MAX as usize {
+        if !arena_fits(self.text.len(), added) {
             return Err(BatchFull);
         }
         let mut ends = [0u32; 7];
@@ -327,6 +327,40 @@ impl ItemBatch {
                 priority: row.priority,
             }
         })
+    }
+}
+
+/// Whether `added` more bytes keep an arena of `used` bytes addressable by 32-bit offsets.
+fn arena_fits(used: usize, added: usize) -> bool {
+    used.checked_add(added)
+        .is_some_and(|total| total <= u32::MAX as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_arena_stops_at_four_gibibytes() {
+        let limit = u32::MAX as usize;
+        assert!(arena_fits(0, 10));
+        assert!(arena_fits(limit - 10, 10));
+        assert!(!arena_fits(limit - 10, 11));
+        assert!(!arena_fits(usize::MAX, 1), "no overflow");
+        // An item that fits is packed as before.
+        let mut batch = ItemBatch::default();
+        let item = Item {
+            external_id: Some("x".into()),
+            fields: serde_json::Map::new(),
+            metadata: serde_json::Map::new(),
+            locale: None,
+            category: None,
+            suggestions: None,
+            gold: None,
+            priority: 0,
+        };
+        batch.push(&item).expect("fits");
+        assert_eq!(batch.len(), 1);
     }
 }
 

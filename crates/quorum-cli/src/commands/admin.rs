@@ -32,7 +32,7 @@ async fn named<S: Store>(app: &App<S>, name: &str) -> anyhow::Result<quorum_stor
         .ok_or_else(|| anyhow::anyhow!("no user named `{name}`"))
 }
 
-#[allow(clippy::print_stdout, reason = "the command's output")]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 async fn with_store<S: Store>(store: S, command: AdminCommand) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let app = App::new(Arc::clone(&store), Arc::new(SystemClock));

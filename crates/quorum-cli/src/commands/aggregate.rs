@@ -114,7 +114,7 @@ fn classify(args: &AggregateArgs, method: Method) -> anyhow::Result<()> {
 
 /// Prints a summary line: to standard output when the results went to a file, otherwise to
 /// standard error so that piped CSV stays clean.
-#[allow(
+#[expect(
     clippy::print_stdout,
     clippy::print_stderr,
     reason = "the CLI's summary line"

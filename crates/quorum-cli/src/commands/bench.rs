@@ -40,7 +40,7 @@ async fn post(client: &Client, url: String, token: &str, body: Value) -> anyhow:
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-#[allow(clippy::print_stdout, reason = "the benchmark report")]
+#[expect(clippy::print_stdout, reason = "the benchmark report")]
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let client = Client::builder().pool_max_idle_per_host(1024).build()?;
     let base = args.url.trim_end_matches('/').to_string();
@@ -98,7 +98,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[allow(clippy::print_stdout, reason = "the benchmark report")]
+#[expect(clippy::print_stdout, reason = "the benchmark report")]
 async fn rater_loop(
     client: &Client,
     base: &str,
@@ -188,7 +188,7 @@ async fn rater_loop(
     Ok(())
 }
 
-#[allow(clippy::print_stdout, reason = "the benchmark report")]
+#[expect(clippy::print_stdout, reason = "the benchmark report")]
 async fn export(client: &Client, base: &str, token: &str, project: i64) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut response = client

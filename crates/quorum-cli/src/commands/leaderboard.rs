@@ -179,7 +179,7 @@ pub fn run(args: &LeaderboardArgs) -> anyhow::Result<()> {
 }
 
 /// A note for the user on standard error, which stays out of piped output.
-#[allow(clippy::print_stderr, reason = "the CLI's notes")]
+#[expect(clippy::print_stderr, reason = "the CLI's notes")]
 fn note(line: &str) {
     eprintln!("{line}");
 }

@@ -38,7 +38,7 @@ fn parameters(pairs: &[String]) -> anyhow::Result<Value> {
     Ok(Value::Object(map))
 }
 
-#[allow(clippy::print_stdout, reason = "the command's output")]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 async fn models_with<S: Store>(store: S, command: ModelsCommand) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let app = match &command {
@@ -96,7 +96,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 }
 
-#[allow(clippy::print_stderr, reason = "the run's report")]
+#[expect(clippy::print_stderr, reason = "the run's report")]
 async fn run_with<S: Store>(store: S, args: RunArgs) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let app = args.database.app(Arc::clone(&store))?;

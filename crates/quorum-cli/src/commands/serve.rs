@@ -35,7 +35,7 @@ fn init_logging() {
         .try_init();
 }
 
-#[allow(
+#[expect(
     clippy::print_stdout,
     reason = "the first start tells the operator how to sign in"
 )]

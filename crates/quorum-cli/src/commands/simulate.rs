@@ -95,7 +95,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[allow(clippy::print_stdout, reason = "the command's report")]
+#[expect(clippy::print_stdout, reason = "the command's report")]
 fn report(line: &str) {
     println!("{line}");
 }

@@ -42,7 +42,7 @@ fn read_report(path: &Path) -> anyhow::Result<SignedReport> {
     })
 }
 
-#[allow(clippy::print_stdout, reason = "the command's output")]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 pub async fn run(command: StandardCommand) -> anyhow::Result<()> {
     match command {
         StandardCommand::Hash { file } => {
@@ -186,7 +186,7 @@ pub async fn run(command: StandardCommand) -> anyhow::Result<()> {
     }
 }
 
-#[allow(clippy::print_stdout, reason = "the command's output")]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 async fn run_with<S: Store>(
     store: S,
     standard: &Standard,

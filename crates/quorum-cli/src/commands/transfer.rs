@@ -27,7 +27,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     }
 }
 
-#[allow(clippy::print_stderr, reason = "the import's report")]
+#[expect(clippy::print_stderr, reason = "the import's report")]
 async fn import_with<S: Store>(store: S, args: ImportArgs) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let app = App::new(Arc::clone(&store), Arc::new(SystemClock));

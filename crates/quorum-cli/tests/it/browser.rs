@@ -31,13 +31,15 @@ impl Drop for Driver {
     }
 }
 
-#[allow(
+#[expect(
     clippy::zombie_processes,
     reason = "the Driver's Drop kills and waits for chromedriver"
 )]
 fn driver() -> Option<Driver> {
     if !Path::new(CHROMEDRIVER).exists() {
-        eprintln!("skipping: {CHROMEDRIVER} is not installed (scripts/test.sh installs it)");
+        crate::support::skip(&format!(
+            "{CHROMEDRIVER} is not installed (scripts/test.sh installs it)"
+        ));
         return None;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")

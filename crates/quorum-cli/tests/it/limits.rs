@@ -148,6 +148,10 @@ async fn hostile_import_bodies_are_refused_in_bounded_memory_and_linear_time() {
     );
     assert!(elapsed < Duration::from_secs(5), "refused in {elapsed:?}");
     let peak = peak_memory(&served);
+    eprintln!(
+        "20 MB of bad rows: 422 in {elapsed:?}, server peak {} MiB",
+        peak >> 20
+    );
     assert!(peak < 300 << 20, "peak server memory {} MiB", peak >> 20);
 
     // Finding 4: a 128 MB single line is scanned once, not once per chunk (that took minutes).
@@ -170,6 +174,7 @@ async fn hostile_import_bodies_are_refused_in_bounded_memory_and_linear_time() {
     .await;
     assert_eq!(status, 422);
     let elapsed = started.elapsed();
+    eprintln!("a 128 MB line: refused in {elapsed:?}");
     assert!(
         elapsed < Duration::from_secs(20),
         "a 128 MB line took {elapsed:?}"

@@ -1,11 +1,12 @@
 //! End-to-end tests of the `quorum` binary: real files in, real processes, real exit codes.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::print_stderr,
     reason = "test helpers fail loudly and say why they skip"
 )]
 
+mod admin;
 mod aggregate;
 mod browser;
 mod datasets;

@@ -27,16 +27,12 @@ impl Drop for Served {
     }
 }
 
-#[allow(
-    clippy::zombie_processes,
-    reason = "`Served` kills and waits when dropped"
-)]
 pub(crate) fn serve(database: &str, admin_password: &str) -> Served {
     serve_with(database, admin_password, &[])
 }
 
 /// `quorum serve` with more arguments.
-#[allow(
+#[expect(
     clippy::zombie_processes,
     reason = "`Served` kills and waits when dropped"
 )]
@@ -662,7 +658,7 @@ async fn hh_rlhf_pairs_round_trip_through_dpo_import_and_export() {
     };
     let pairs = root.join("hh_rlhf_harmless_base_test/pairs.jsonl");
     if !pairs.is_file() {
-        eprintln!("skipping: {} not found", pairs.display());
+        crate::support::skip(&format!("{} not found", pairs.display()));
         return;
     }
     let dir = tempfile::tempdir().unwrap();

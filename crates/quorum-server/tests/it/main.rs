@@ -1,10 +1,6 @@
 //! The HTTP API over real loopback HTTP, on a real SQLite file.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::print_stderr,
-    reason = "tests fail loudly"
-)]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod api;
 mod control;

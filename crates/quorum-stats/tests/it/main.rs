@@ -1,10 +1,6 @@
 //! Properties and golden cases of the engine's public API.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::print_stderr,
-    reason = "test helpers fail loudly and say why they skip"
-)]
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 mod arena;
 mod golden;
