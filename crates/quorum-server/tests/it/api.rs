@@ -409,7 +409,7 @@ async fn oversized_bodies_unknown_routes_health_and_metrics() {
 /// The (method, path) pairs `api.rs` routes, read from its source: each `.route("PATH", …)`
 /// and the method functions (`get(`, `.post(`, `delete(` …) in its handler expression.
 fn routed_operations() -> HashSet<(String, String)> {
-    let source = include_str!("../../src/api.rs");
+    let source = include_str!("../../src/api/mod.rs");
     let mut operations = HashSet::new();
     for rest in source.split(".route(").skip(1) {
         let rest = rest.trim_start().trim_start_matches('"');
