@@ -21,6 +21,11 @@ pub struct Dashboard {
     pub times_ms: Vec<i64>,
     pub reliability: Vec<crate::quality::RaterReliability>,
     pub agreement: Vec<crate::quality::QuestionAgreement>,
+    /// Model runs on the project's prompts (judges' outputs aside).
+    pub models: Vec<crate::runs::ModelProgress>,
+    pub judges: Vec<crate::judges::JudgeReport>,
+    /// The audit log of rater standing, oldest first.
+    pub events: Vec<quorum_store::RaterEvent>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +91,15 @@ impl<S: Store> App<S> {
                 activity: a,
             })
             .collect();
+        // Judges' outputs are kept as `judge:` generations: they are not models of the project.
+        let models = self
+            .run_progress(caller, project_id)
+            .await?
+            .into_iter()
+            .filter(|m| !m.model.starts_with("judge:"))
+            .collect();
+        let judges = self.judge_reports(caller, project_id).await?;
+        let events = self.store().rater_events(project_id).await?;
         Ok(Dashboard {
             stats,
             raters,
@@ -93,6 +107,9 @@ impl<S: Store> App<S> {
             times_ms,
             reliability,
             agreement,
+            models,
+            judges,
+            events,
         })
     }
 

@@ -20,6 +20,16 @@ pub enum Role {
 }
 
 impl Role {
+    /// Reviewers and managers: dashboards, consensus, agreement, the review queue.
+    pub fn can_review(self) -> bool {
+        self >= Role::Reviewer
+    }
+
+    /// Managers: imports, exports, members, rules, runs.
+    pub fn can_manage(self) -> bool {
+        self >= Role::Manager
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Annotator => "annotator",

@@ -75,20 +75,10 @@ pub(super) async fn dashboard<S: Store>(
     let stats = data.stats;
     // Model runs (prompt projects) and judges (battle projects), when there are any; judge
     // outputs are kept as `judge:` generations, so they are not listed as models.
-    let models: Vec<_> = state
-        .app
-        .run_progress(&who.caller, id)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| !m.model.starts_with("judge:"))
-        .collect();
+    let models = data.models;
     let percent = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{:.0}%", v * 100.0));
-    let judges = state
-        .app
-        .judge_reports(&who.caller, id)
-        .await
-        .unwrap_or_default()
+    let judges = data
+        .judges
         .into_iter()
         .map(|j| {
             (
@@ -163,11 +153,8 @@ pub(super) async fn dashboard<S: Store>(
             .cloned()
             .unwrap_or_else(|| format!("user {id}")),
     };
-    let events = state
-        .app
-        .rater_events(&who.caller, id)
-        .await
-        .unwrap_or_default()
+    let events = data
+        .events
         .into_iter()
         .rev()
         .take(50)
@@ -288,10 +275,10 @@ pub(super) async fn dashboard<S: Store>(
                 })
                 .collect(),
             stats,
-            can_review: role >= Role::Reviewer,
+            can_review: role.can_review(),
             quality_json: script_json(&serde_json::to_value(&project.quality).unwrap_or_default()),
             events,
-            can_manage: role >= Role::Manager,
+            can_manage: role.can_manage(),
             pairwise: kinds.contains(&"pairwise"),
             free_text: kinds.contains(&"text"),
             models,

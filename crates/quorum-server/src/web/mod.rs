@@ -15,7 +15,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use quorum_app::auth::{csrf_token, same_secret};
 use quorum_app::{AppError, Caller};
-use quorum_core::Role;
 use quorum_store::{ProjectStats, Store};
 use serde::Deserialize;
 
@@ -143,20 +142,12 @@ pub(crate) fn error_page(status: StatusCode, message: &str, who: Option<&Page>) 
 }
 
 fn app_error(error: AppError, who: &Page) -> Response {
-    let status = match &error {
-        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-        AppError::NotFound(_) => StatusCode::NOT_FOUND,
-        AppError::Unauthenticated => return Redirect::to("/login").into_response(),
-        AppError::Invalid { .. } | AppError::Conflict(_) | AppError::LeaseExpired => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        AppError::Internal(source) => {
-            tracing::error!(error = %source, "internal error on a page");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    };
-    error_page(status, &error.to_string(), Some(who))
+    if matches!(error, AppError::Unauthenticated) {
+        return Redirect::to("/login").into_response();
+    }
+    // The API's table decides the status, so a page and a script see the same answer.
+    let error = crate::ApiError::from(error);
+    error_page(error.status, &error.message, Some(who))
 }
 
 pub fn routes<S: Store>() -> axum::Router<AppState<S>> {
@@ -261,6 +252,41 @@ fn utc(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_answer_with_the_api_status_table() {
+        let who = Page {
+            caller: Caller {
+                user: quorum_store::User {
+                    id: 1,
+                    name: "ann".into(),
+                    password_hash: String::new(),
+                    is_admin: false,
+                    created_at: 0,
+                    disabled_at: None,
+                },
+            },
+            session: String::new(),
+            csrf: String::new(),
+        };
+        let errors: [fn() -> AppError; 6] = [
+            || AppError::Conflict("taken".into()),
+            || AppError::invalid("bad"),
+            || AppError::NotFound("project"),
+            || AppError::Forbidden("no".into()),
+            || AppError::LeaseExpired,
+            || AppError::Unavailable,
+        ];
+        for make in errors {
+            let api = crate::ApiError::from(make()).status;
+            assert_eq!(app_error(make(), &who).status(), api, "{}", make());
+        }
+        // The case that differed: a conflict is 409 on pages too.
+        let conflict = app_error(AppError::Conflict("taken".into()), &who);
+        assert_eq!(conflict.status(), StatusCode::CONFLICT);
+        let redirect = app_error(AppError::Unauthenticated, &who);
+        assert_eq!(redirect.status(), StatusCode::SEE_OTHER);
+    }
 
     #[test]
     fn dates_are_civil_utc() {

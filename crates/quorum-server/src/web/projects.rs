@@ -9,7 +9,8 @@ pub(super) struct HomeRow {
     open_items: i64,
     mine_today: i64,
     mine_total: i64,
-    can_manage: bool,
+    /// Reviewers and managers see the dashboard.
+    can_review: bool,
 }
 
 #[derive(Template)]
@@ -39,7 +40,7 @@ pub(super) async fn home<S: Store>(State(state): State<AppState<S>>, who: Page) 
                         open_items: p.open_items,
                         mine_today: p.mine_since,
                         mine_total: p.mine_total,
-                        can_manage: p.role >= Role::Reviewer,
+                        can_review: p.role.can_review(),
                     })
                     .collect(),
             },

@@ -65,7 +65,7 @@ pub(super) async fn review<S: Store>(
     Path(id): Path<i64>,
 ) -> Response {
     match state.app.project(&who.caller, id).await {
-        Ok((_, role)) if role < Role::Reviewer => app_error(
+        Ok((_, role)) if !role.can_review() => app_error(
             AppError::Forbidden("only reviewers and managers review".into()),
             &who,
         ),
