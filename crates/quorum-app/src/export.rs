@@ -1,7 +1,139 @@
-//! Export formats for collected responses, shared by the API and the CLI.
+//! Every export format, and the one way to produce each, shared by the API and the CLI:
+//! responses (JSON Lines, CSV) stream page by page; the aggregate formats (DPO pairs, SFT
+//! conversations, consensus) are computed over the whole project first.
 
-use quorum_store::ExportRow;
-use serde_json::json;
+use quorum_store::{ExportRow, Store};
+use serde_json::{Value, json};
+
+use crate::{App, AppError, Caller};
+
+/// What a project can be exported as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    /// Every response, page by page.
+    Responses(ExportFormat),
+    /// Preference pairs of a pairwise project (`{id, prompt, chosen, rejected, …}`).
+    Dpo,
+    /// Conversations ending in a rater's text (`{id, messages, user}`).
+    Sft,
+    /// Each item's consensus per question, by Dawid–Skene for labels.
+    Consensus,
+}
+
+impl Export {
+    /// The names the API's `format` and the CLI's `--format` take.
+    pub const NAMES: &[&str] = &["jsonl", "csv", "dpo", "sft", "consensus"];
+
+    pub fn parse(text: &str) -> Result<Export, AppError> {
+        Ok(match text {
+            "dpo" => Export::Dpo,
+            "sft" => Export::Sft,
+            "consensus" => Export::Consensus,
+            other => {
+                Export::Responses(ExportFormat::parse(other).ok_or_else(|| AppError::Invalid {
+                    message: format!("unknown format `{other}`; use {}", Export::NAMES.join(", ")),
+                    details: json!({"field": "format"}),
+                })?)
+            }
+        })
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Export::Responses(format) => format.content_type(),
+            _ => ExportFormat::Jsonl.content_type(),
+        }
+    }
+}
+
+/// A response export in progress: one page of rendered rows at a time, so memory stays at a
+/// page whatever the project's size.
+#[derive(Debug)]
+pub struct ExportPages<S> {
+    app: App<S>,
+    project_id: i64,
+    format: ExportFormat,
+    /// The header, until it is taken.
+    header: Option<&'static str>,
+    /// The last response id written; `None` once the last page is out.
+    after: Option<i64>,
+}
+
+impl<S: Store> ExportPages<S> {
+    /// The next piece of the export (the header first), or `None` at the end.
+    pub async fn next_page(&mut self) -> Result<Option<String>, AppError> {
+        if let Some(header) = self.header.take().filter(|h| !h.is_empty()) {
+            return Ok(Some(header.to_string()));
+        }
+        let Some(after) = self.after else {
+            return Ok(None);
+        };
+        let rows = self
+            .app
+            .store()
+            .export_responses(self.project_id, after, EXPORT_PAGE)
+            .await?;
+        self.after = if (rows.len() as i64) < EXPORT_PAGE {
+            None
+        } else {
+            rows.last().map(|r| r.response_id)
+        };
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut text = String::with_capacity(rows.len() * 160);
+        self.format.render(&rows, &mut text);
+        Ok(Some(text))
+    }
+}
+
+impl<S: Store> App<S> {
+    /// Starts a response export (managers); returns it with the number of responses to come
+    /// (for a progress bar).
+    pub async fn export_responses(
+        &self,
+        caller: &Caller,
+        project_id: i64,
+        format: ExportFormat,
+    ) -> Result<(ExportPages<S>, i64), AppError> {
+        let project = self.authorize_export(caller, project_id).await?;
+        let total = self
+            .store()
+            .stats(project_id, project.overlap, self.now())
+            .await?
+            .responses;
+        let pages = ExportPages {
+            app: self.clone(),
+            project_id,
+            format,
+            header: Some(format.header()),
+            after: Some(0),
+        };
+        Ok((pages, total))
+    }
+
+    /// An aggregate export's lines (JSON Lines), computed over the whole project (managers).
+    pub async fn export_aggregate(
+        &self,
+        caller: &Caller,
+        project_id: i64,
+        export: Export,
+    ) -> Result<Vec<Value>, AppError> {
+        match export {
+            Export::Dpo => self.dpo_pairs(caller, project_id).await,
+            Export::Sft => self.sft_conversations(caller, project_id).await,
+            Export::Consensus => {
+                self.authorize_export(caller, project_id).await?;
+                let method = quorum_stats::classification::Method::DawidSkene;
+                let consensus = self.consensus(caller, project_id, method).await?;
+                Ok(consensus.into_iter().map(|c| json!(c)).collect())
+            }
+            Export::Responses(_) => Err(AppError::invalid(
+                "responses are exported page by page, not in one piece",
+            )),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {

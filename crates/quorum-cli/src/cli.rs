@@ -663,8 +663,9 @@ pub struct ExportArgs {
     /// The project's id.
     #[arg(long)]
     pub project: i64,
-    /// `jsonl` or `csv` (every response), `dpo` (preference pairs of a pairwise project) or
-    /// `sft` (conversations from a free-text question).
+    /// `jsonl` or `csv` (every response), `dpo` (preference pairs of a pairwise project),
+    /// `sft` (conversations from a free-text question) or `consensus` (each item's consensus
+    /// per question).
     #[arg(long, default_value = "jsonl")]
     pub format: String,
     /// Where to write (standard output when absent).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use quorum_app::export::{EXPORT_PAGE, ExportFormat};
+use quorum_app::export::Export;
 use quorum_app::{App, ImportFormat, SystemClock};
 use quorum_store::Store;
 
@@ -102,36 +102,7 @@ async fn export_with<S: Store>(store: S, args: ExportArgs) -> anyhow::Result<()>
     let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
     let result = async {
         let caller = caller(&app, &args.user).await?;
-        if args.format == "dpo" || args.format == "sft" {
-            let lines = if args.format == "dpo" {
-                app.dpo_pairs(&caller, args.project).await?
-            } else {
-                app.sft_conversations(&caller, args.project).await?
-            };
-            let mut text = String::new();
-            for line in lines {
-                text.push_str(&line.to_string());
-                text.push('\n');
-            }
-            match &args.output {
-                Some(path) => std::fs::write(path, text)
-                    .with_context(|| format!("cannot write {}", path.display()))?,
-                None => std::io::stdout().lock().write_all(text.as_bytes())?,
-            }
-            return anyhow::Ok(());
-        }
-        let format = ExportFormat::parse(&args.format).with_context(|| {
-            format!(
-                "unknown format `{}`; use jsonl, csv, dpo or sft",
-                args.format
-            )
-        })?;
-        let project = app.authorize_export(&caller, args.project).await?;
-        let total = app
-            .store()
-            .stats(project.id, project.overlap, app.now())
-            .await?
-            .responses;
+        let export = Export::parse(&args.format)?;
         let mut out: Box<dyn Write> = match &args.output {
             Some(path) => Box::new(std::io::BufWriter::with_capacity(
                 1 << 20,
@@ -143,28 +114,22 @@ async fn export_with<S: Store>(store: S, args: ExportArgs) -> anyhow::Result<()>
                 std::io::stdout().lock(),
             )),
         };
+        let Export::Responses(format) = export else {
+            for line in app.export_aggregate(&caller, args.project, export).await? {
+                writeln!(out, "{line}")?;
+            }
+            out.flush()?;
+            return anyhow::Ok(());
+        };
+        let (mut pages, total) = app.export_responses(&caller, args.project, format).await?;
         let bar = ProgressBar::new(total.max(0) as u64);
         bar.set_style(
             ProgressStyle::with_template("{wide_bar} {pos}/{len} responses ({eta})")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        out.write_all(format.header().as_bytes())?;
-        let mut after = 0;
-        let mut text = String::new();
-        loop {
-            let rows = app
-                .store()
-                .export_responses(project.id, after, EXPORT_PAGE)
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.response_id;
-            text.clear();
-            format.render(&rows, &mut text);
+        while let Some(text) = pages.next_page().await? {
             out.write_all(text.as_bytes())?;
-            bar.inc(rows.len() as u64);
-            if (rows.len() as i64) < EXPORT_PAGE {
-                break;
-            }
+            bar.inc(text.lines().count() as u64);
         }
         out.flush()?;
         bar.finish_and_clear();

@@ -487,6 +487,51 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
         "rater0",
     ]);
     assert!(!refused.status.success());
+    // The consensus export: the CLI writes what the API serves.
+    let consensus = quorum(&[
+        "export",
+        "--project",
+        &project_arg,
+        "--database",
+        &database,
+        "--format",
+        "consensus",
+    ]);
+    assert!(
+        consensus.status.success(),
+        "{}",
+        String::from_utf8_lossy(&consensus.stderr)
+    );
+    let from_cli = String::from_utf8_lossy(&consensus.stdout).to_string();
+    let from_api = client
+        .get(format!(
+            "{}/api/v1/projects/{project}/export?format=consensus",
+            server.base
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(from_cli, from_api);
+    assert_eq!(from_cli.lines().count(), 2, "{from_cli}");
+    let unknown = quorum(&[
+        "export",
+        "--project",
+        &project_arg,
+        "--database",
+        &database,
+        "--format",
+        "xml",
+    ]);
+    assert!(!unknown.status.success());
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        said.contains("unknown format `xml`; use jsonl, csv, dpo, sft, consensus"),
+        "{said}"
+    );
     let child = &mut server.child;
     child.kill().unwrap();
     child.wait().unwrap();

@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use futures_util::{StreamExt, stream};
 use quorum_app::arena::{ReportOptions, parse_anchor};
 use quorum_app::evaluation::{BuildBattles, SliceBy};
-use quorum_app::export::{EXPORT_PAGE, ExportFormat};
+use quorum_app::export::Export;
 use quorum_app::judges::JudgeRequest;
 use quorum_app::llm::RetryPolicy;
 use quorum_app::runs::RunRequest;

@@ -204,79 +204,38 @@ pub(super) async fn export<S: Store>(
     Path(id): Path<i64>,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    if ["dpo", "sft", "consensus"].contains(&query.format.as_str()) {
-        let app = state.app.clone();
-        let format = query.format.clone();
-        // These read and aggregate the whole project: an analysis.
-        let lines = state
-            .app
-            .analysis(async move {
-                match format.as_str() {
-                    "dpo" => app.dpo_pairs(&caller, id).await,
-                    "sft" => app.sft_conversations(&caller, id).await,
-                    _ => {
-                        app.authorize_export(&caller, id).await?;
-                        let method = quorum_stats::classification::Method::DawidSkene;
-                        let consensus = app.consensus(&caller, id, method).await?;
-                        Ok(consensus.into_iter().map(|c| json!(c)).collect())
-                    }
+    let export = Export::parse(&query.format)?;
+    let body = match export {
+        Export::Responses(format) => {
+            let (pages, _) = state.app.export_responses(&caller, id, format).await?;
+            let pages = stream::unfold(pages, |mut pages| async move {
+                match pages.next_page().await {
+                    Ok(Some(text)) => Some((Ok::<Bytes, std::io::Error>(Bytes::from(text)), pages)),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(std::io::Error::other(e.to_string())), pages)),
                 }
-            })
-            .await?;
-        let mut text = String::new();
-        for pair in lines {
-            text.push_str(&pair.to_string());
-            text.push('\n');
+            });
+            Body::from_stream(pages)
         }
-        let mut response = Response::new(Body::from(text));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(ExportFormat::Jsonl.content_type()),
-        );
-        return Ok(response);
-    }
-    let format = ExportFormat::parse(&query.format).ok_or_else(|| {
-        ApiError::invalid(
-            format!(
-                "unknown format `{}`; use jsonl, csv, dpo or sft",
-                query.format
-            ),
-            json!({"field": "format"}),
-        )
-    })?;
-    state.app.authorize_export(&caller, id).await?;
-    let header = Some(Bytes::from_static(format.header().as_bytes())).filter(|h| !h.is_empty());
-    // Page through the responses by id; memory stays at one page whatever the project's size.
-    let pages = stream::unfold(Some(0i64), move |cursor| {
-        let state = state.clone();
-        async move {
-            let after = cursor?;
-            match state
+        aggregate => {
+            // These read and aggregate the whole project: an analysis.
+            let app = state.app.clone();
+            let lines = state
                 .app
-                .store()
-                .export_responses(id, after, EXPORT_PAGE)
-                .await
-            {
-                Ok(rows) if rows.is_empty() => None,
-                Ok(rows) => {
-                    let next = if (rows.len() as i64) < EXPORT_PAGE {
-                        None
-                    } else {
-                        rows.last().map(|r| r.response_id)
-                    };
-                    let mut text = String::with_capacity(rows.len() * 160);
-                    format.render(&rows, &mut text);
-                    Some((Ok::<Bytes, std::io::Error>(Bytes::from(text)), next))
-                }
-                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+                .analysis(async move { app.export_aggregate(&caller, id, aggregate).await })
+                .await?;
+            let mut text = String::new();
+            for line in lines {
+                text.push_str(&line.to_string());
+                text.push('\n');
             }
+            Body::from(text)
         }
-    });
-    let body = stream::iter(header.map(Ok)).chain(pages);
-    let mut response = Response::new(Body::from_stream(body));
+    };
+    let mut response = Response::new(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
+        HeaderValue::from_static(export.content_type()),
     );
     Ok(response)
 }
