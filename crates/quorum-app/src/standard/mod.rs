@@ -282,7 +282,7 @@ impl Spec {
         self.scoring
             .methods
             .get(question)
-            .and_then(|name| Method::ALL.into_iter().find(|m| m.short_name() == name))
+            .and_then(|name| Method::parse(name))
             .unwrap_or(Method::DawidSkene)
     }
 

@@ -14,18 +14,9 @@ use crate::cli::{AggregateArgs, AggregateMethod};
 use crate::tables::{InputError, Interner, LabelTable, for_each_row, parse_number};
 
 pub fn run(args: &AggregateArgs) -> anyhow::Result<()> {
-    let classification = match args.method {
-        AggregateMethod::Mv => Some(Method::MajorityVote),
-        AggregateMethod::Wawa => Some(Method::Wawa),
-        AggregateMethod::Zbs => Some(Method::ZeroBasedSkill),
-        AggregateMethod::Ds => Some(Method::DawidSkene),
-        AggregateMethod::Onecoin => Some(Method::OneCoinDawidSkene),
-        AggregateMethod::Glad => Some(Method::Glad),
-        AggregateMethod::Mace => Some(Method::Mace),
-        AggregateMethod::Kos => Some(Method::Kos),
-        AggregateMethod::Mmsr => Some(Method::Mmsr),
-        _ => None,
-    };
+    // The engine's registry decides which --method values are truth inference.
+    let classification = clap::ValueEnum::to_possible_value(&args.method)
+        .and_then(|value| Method::parse(value.get_name()));
     if let Some(method) = classification {
         return classify(args, method);
     }
@@ -292,4 +283,20 @@ fn rate(args: &AggregateArgs, method: RatingMethod) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every truth-inference method of the engine is a `--method` value, under its own name.
+    #[test]
+    fn every_registered_method_is_a_cli_method() {
+        for method in Method::ALL {
+            let value = <AggregateMethod as clap::ValueEnum>::from_str(method.short_name(), false)
+                .unwrap_or_else(|e| panic!("{}: {e}", method.short_name()));
+            let name = clap::ValueEnum::to_possible_value(&value).map(|v| v.get_name().to_string());
+            assert_eq!(name.as_deref().and_then(Method::parse), Some(method));
+        }
+    }
 }

@@ -12,15 +12,12 @@ fn label_method(name: Option<&str>) -> Result<quorum_stats::classification::Meth
     use quorum_stats::classification::Method;
     match name {
         None => Ok(Method::DawidSkene),
-        Some(name) => Method::ALL
-            .into_iter()
-            .find(|m| m.short_name() == name)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    format!("unknown method `{name}`; use mv, wawa, zbs, ds, onecoin, glad, mace, kos or mmsr"),
-                    json!({"field": "method"}),
-                )
-            }),
+        Some(name) => Method::parse(name).ok_or_else(|| {
+            ApiError::invalid(
+                format!("unknown method `{name}`; use one of {}", Method::names()),
+                json!({"field": "method"}),
+            )
+        }),
     }
 }
 

@@ -187,3 +187,41 @@ async fn confident_items_settle_and_contested_ones_keep_taking_answers() {
         .await;
     assert_eq!(body["stats"]["items_complete"], 2, "{body}");
 }
+
+/// The consensus methods the OpenAPI document lists are the engine's registry, and the API's
+/// message for an unknown one names them all.
+#[tokio::test]
+async fn consensus_methods_come_from_the_engines_registry() {
+    use quorum_stats::classification::Method as Inference;
+    let document: Value = serde_json::from_str(quorum_server::OPENAPI).unwrap();
+    let parameters = document["paths"]["/api/v1/projects/{id}/consensus"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let documented: Vec<&str> =
+        parameters.iter().find(|p| p["name"] == "method").unwrap()["schema"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+    let registered: Vec<&str> = Inference::ALL.iter().map(|m| m.short_name()).collect();
+    assert_eq!(documented, registered);
+    let server = Server::start().await;
+    let p = server.project(crate::support::label_schema(), 1).await;
+    let (status, body) = server
+        .call(
+            &server.admin_token,
+            Method::GET,
+            &format!("/api/v1/projects/{p}/consensus?method=nope"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(&Inference::names()),
+        "{body}"
+    );
+}

@@ -91,6 +91,17 @@ impl Method {
         Method::Mmsr,
     ];
 
+    /// The method a short name stands for — the one registry the CLI's `--method`, the API's
+    /// `method`, the OpenAPI document and evaluation standards are checked against.
+    pub fn parse(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.short_name() == name)
+    }
+
+    /// Every short name, for messages: "mv, wawa, …, mmsr".
+    pub fn names() -> String {
+        Method::ALL.map(Method::short_name).join(", ")
+    }
+
     /// The short name used on the command line.
     pub fn short_name(self) -> &'static str {
         match self {
