@@ -1,9 +1,11 @@
 //! The storage port. The application is generic over [`Store`]; `quorum-store-sqlite` and
-//! `quorum-store-postgres` implement it, and [`conformance`] holds the one test suite both run.
+//! `quorum-store-postgres` implement it, and `conformance` (behind the feature of that name,
+//! which the backends turn on for their tests) holds the one test suite both run.
 //!
 //! Times are Unix milliseconds passed in by the caller (`now`), so storage never reads a clock
 //! and tests control expiry exactly.
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 
 use async_trait::async_trait;
