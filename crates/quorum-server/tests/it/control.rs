@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::support::{Server, label_schema};
 
 /// JSON Lines of `n` items named `{prefix}{i}`, gold (`pos`) when `gold`.
-fn items(prefix: &str, n: usize, gold: bool) -> String {
+pub(crate) fn items(prefix: &str, n: usize, gold: bool) -> String {
     (0..n)
         .map(|i| {
             let mut item = json!({"external_id": format!("{prefix}{i}"), "fields": {"text": format!("{prefix}{i}")}});

@@ -5,20 +5,8 @@ use quorum_store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::control::items;
 use crate::support::{Server, label_schema};
-
-/// JSON Lines of `n` items named `{prefix}{i}`, gold (`pos`) when `gold`.
-fn items(prefix: &str, n: usize, gold: bool) -> String {
-    (0..n)
-        .map(|i| {
-            let mut item = json!({"external_id": format!("{prefix}{i}"), "fields": {"text": format!("{prefix}{i}")}});
-            if gold {
-                item["gold"] = json!({"label": "pos"});
-            }
-            format!("{item}\n")
-        })
-        .collect()
-}
 
 async fn post(
     server: &Server,
