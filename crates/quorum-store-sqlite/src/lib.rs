@@ -610,6 +610,60 @@ mod tests {
         again.close().await;
     }
 
+    /// The writer commits with `synchronous = FULL` in WAL mode: an acknowledged write has
+    /// been fsync'd.
+    #[tokio::test]
+    async fn the_writer_flushes_every_commit() {
+        let (store, _dir) = store().await;
+        let (synchronous, journal) = store
+            .write(|c| {
+                let synchronous: i64 = c
+                    .pragma_query_value(None, "synchronous", |row| row.get(0))
+                    .map_err(database_error)?;
+                let journal: String = c
+                    .pragma_query_value(None, "journal_mode", |row| row.get(0))
+                    .map_err(database_error)?;
+                Ok((synchronous, journal))
+            })
+            .await
+            .expect("read on the writer");
+        assert_eq!((synchronous, journal.as_str()), (2, "wal"), "2 is FULL");
+    }
+
+    /// A COMMIT that fails acknowledges nothing: every caller of its batch gets an error and
+    /// none of their writes is stored. (A deferred foreign key is checked only at COMMIT.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_acknowledges_nothing() {
+        let (store, _dir) = store().await;
+        let breaks_commit = |c: &Connection| -> Result<()> {
+            c.execute_batch(
+                "PRAGMA defer_foreign_keys = ON;
+                 INSERT INTO api_tokens (user_id, name, token_hash, created_at)
+                 VALUES (999999, 'orphan', 'no-such-user', 0);",
+            )
+            .map_err(database_error)?;
+            Ok(())
+        };
+        let (before, broken, after) = tokio::join!(
+            store.write(insert("with-the-batch-1")),
+            store.write(breaks_commit),
+            store.write(insert("with-the-batch-2")),
+        );
+        let broken = broken.expect_err("its commit fails");
+        assert!(
+            format!("{:?}", broken).contains("commit failed"),
+            "the insert itself passed; the COMMIT refused it: {broken:?}"
+        );
+        for (result, name) in [(before, "with-the-batch-1"), (after, "with-the-batch-2")] {
+            // Acknowledged only if it was in another batch, and then it is stored.
+            assert_eq!(result.is_ok(), exists(&store, name).await, "{name}");
+        }
+        assert!(
+            store.write(insert("later")).await.is_ok(),
+            "the writer goes on"
+        );
+    }
+
     /// Group commit: a command that fails after writing rolls back only its own savepoint; the
     /// others in its transaction are committed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -161,6 +161,26 @@ async fn rater_loop(
     project: i64,
     token: String,
 ) -> Vec<(String, String)> {
+    rater_loop_counted(client, bases, project, token, &Counters::default()).await
+}
+
+/// What the rater loops of a test have seen so far: answers acknowledged, and loops that
+/// ended on a broken connection (a request was in flight when the server went away).
+#[derive(Debug, Default)]
+struct Counters {
+    acknowledged: std::sync::atomic::AtomicUsize,
+    interrupted: std::sync::atomic::AtomicUsize,
+}
+
+/// [`rater_loop`], counting into `counters`.
+async fn rater_loop_counted(
+    client: Client,
+    bases: Vec<String>,
+    project: i64,
+    token: String,
+    counters: &Counters,
+) -> Vec<(String, String)> {
+    use std::sync::atomic::Ordering::SeqCst;
     let mut acknowledged = Vec::new();
     let mut turn = 0;
     loop {
@@ -172,6 +192,7 @@ async fn rater_loop(
             .send()
             .await
         else {
+            counters.interrupted.fetch_add(1, SeqCst);
             break;
         };
         if response.status() == StatusCode::NO_CONTENT {
@@ -191,10 +212,12 @@ async fn rater_loop(
             .send()
             .await
         else {
+            counters.interrupted.fetch_add(1, SeqCst);
             break;
         };
         if submitted.status() == StatusCode::CREATED {
             acknowledged.push((item, token.clone()));
+            counters.acknowledged.fetch_add(1, SeqCst);
         } else {
             assert!(
                 submitted.status().is_server_error()
@@ -242,18 +265,26 @@ async fn every_acknowledged_answer_survives_sigkill() {
         .enumerate()
         .map(|(i, t)| (t.clone(), format!("rater{i}")))
         .collect();
+    let counters = std::sync::Arc::new(Counters::default());
     let tasks: Vec<_> = tokens
         .iter()
         .map(|t| {
-            tokio::spawn(rater_loop(
-                client.clone(),
-                vec![first.base.clone()],
-                project,
-                t.clone(),
-            ))
+            let (client, base, t) = (client.clone(), first.base.clone(), t.clone());
+            let counters = std::sync::Arc::clone(&counters);
+            tokio::spawn(async move {
+                rater_loop_counted(client, vec![base], project, t, &counters).await
+            })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Killed once 200 answers are acknowledged, while the 16 raters are still at work.
+    let ack = |c: &Counters| c.acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..600 {
+        if ack(&counters) >= 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(ack(&counters) >= 200, "the load ran");
     let child = &mut first.child;
     child.kill().unwrap(); // SIGKILL: no drain, no flush
     child.wait().unwrap();
@@ -261,10 +292,13 @@ async fn every_acknowledged_answer_survives_sigkill() {
     for task in tasks {
         acknowledged.extend(task.await.unwrap());
     }
+    assert!(acknowledged.len() >= 200 && acknowledged.len() < 800);
+    let interrupted = counters
+        .interrupted
+        .load(std::sync::atomic::Ordering::SeqCst);
     assert!(
-        acknowledged.len() > 50,
-        "the load ran: {} answers acknowledged",
-        acknowledged.len()
+        interrupted > 0,
+        "some requests were in flight when the server died"
     );
 
     let mut second = serve(&database, "administrator");
@@ -544,15 +578,31 @@ async fn sigterm_drains_and_exits_cleanly() {
     let mut server = serve(&database, "administrator");
     let admin = server.token.clone().unwrap();
     let client = Client::new();
-    let (project, tokens) = setup(&client, &server.base, &database, &admin, 3, 1, 1).await;
-    let answered = rater_loop(
-        client.clone(),
-        vec![server.base.clone()],
-        project,
-        tokens[0].clone(),
-    )
-    .await;
-    assert_eq!(answered.len(), 3);
+    let (project, tokens) = setup(&client, &server.base, &database, &admin, 400, 8, 2).await;
+    let names: HashMap<String, String> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), format!("rater{i}")))
+        .collect();
+    let counters = std::sync::Arc::new(Counters::default());
+    let tasks: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            let (client, base, t) = (client.clone(), server.base.clone(), t.clone());
+            let counters = std::sync::Arc::clone(&counters);
+            tokio::spawn(async move {
+                rater_loop_counted(client, vec![base], project, t, &counters).await
+            })
+        })
+        .collect();
+    // SIGTERM in the middle of the load: what is queued is committed and answered.
+    let ack = |c: &Counters| c.acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..600 {
+        if ack(&counters) >= 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let child = &mut server.child;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -561,11 +611,26 @@ async fn sigterm_drains_and_exits_cleanly() {
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "SIGTERM ends the server cleanly: {exit:?}");
-    let mut again = serve(&database, "administrator");
-    assert_eq!(
-        exported(&client, &again.base, &admin, project).await.len(),
-        3
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    assert!(
+        (100..800).contains(&acknowledged.len()),
+        "stopped mid-load: {} answers acknowledged",
+        acknowledged.len()
     );
+    let mut again = serve(&database, "administrator");
+    let stored: HashSet<(String, String)> = exported(&client, &again.base, &admin, project)
+        .await
+        .into_iter()
+        .collect();
+    for (item, token) in &acknowledged {
+        assert!(
+            stored.contains(&(item.clone(), names[token].clone())),
+            "acknowledged before SIGTERM, lost after: {item}"
+        );
+    }
     let child = &mut again.child;
     child.kill().unwrap();
     child.wait().unwrap();
