@@ -571,10 +571,12 @@ locales = [{ locale = "en-GB", min_raters = 1 }]
         Err("no file".into())
     }
 
+    /// The standard's hash; a text that does not parse fails the test (a string made of the
+    /// problems would let `assert_ne!` pass on a parse failure).
     fn hash(text: &str) -> String {
         parse(text, no_file)
             .map(|s| s.hash)
-            .unwrap_or_else(|p| format!("{p:?}"))
+            .unwrap_or_else(|p| panic!("the standard does not parse: {p:?}"))
     }
 
     #[test]
@@ -727,11 +729,22 @@ bootstrap = 1000
             include_str!("../../../../examples/standards/public-service-assistant.toml"),
             include_str!("../../../../examples/standards/disaster-triage.toml"),
         ];
+        let items_file = |name: &str| {
+            assert_eq!(name, "public-service-assistant.jsonl");
+            Ok(
+                include_str!("../../../../examples/standards/public-service-assistant.jsonl")
+                    .to_string(),
+            )
+        };
         for text in examples {
-            let value: Value = toml::from_str::<toml::Value>(text)
-                .ok()
-                .and_then(|v| serde_json::to_value(v).ok())
-                .unwrap_or_default();
+            // Every example is a standard the parser takes, not only one the schema takes.
+            let parsed = parse(text, items_file)
+                .unwrap_or_else(|p| panic!("an example does not parse: {p:?}"));
+            assert!(!parsed.items.is_empty());
+            let value: Value = serde_json::to_value(
+                toml::from_str::<toml::Value>(text).expect("the example is TOML"),
+            )
+            .expect("as JSON");
             let mut problems = Vec::new();
             check(&value, &schema, &schema, "", &mut problems);
             assert_eq!(problems, Vec::<String>::new());
