@@ -31,10 +31,6 @@ impl Drop for Driver {
     }
 }
 
-#[expect(
-    clippy::zombie_processes,
-    reason = "the Driver's Drop kills and waits for chromedriver"
-)]
 fn driver() -> Option<Driver> {
     if !Path::new(CHROMEDRIVER).exists() {
         crate::support::skip(&format!(
@@ -42,25 +38,57 @@ fn driver() -> Option<Driver> {
         ));
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(Driver { child, url });
+    // A free port is released before chromedriver binds it, so another process may take it
+    // first: chromedriver then exits, or something else answers. Only a chromedriver that
+    // answers its own /status counts; otherwise try another port.
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if chromedriver_answers(port) {
+                let url = format!("http://127.0.0.1:{port}");
+                return Some(Driver { child, url });
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        let _ = child.kill();
+        let _ = child.wait();
     }
     panic!("chromedriver did not start");
+}
+
+/// Whether a chromedriver answers `GET /status` on this port.
+fn chromedriver_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = "GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8_lossy(&reply).contains("ChromeDriver")
 }
 
 async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
@@ -682,6 +710,7 @@ async fn a_fast_rater_is_paused_reinstated_and_reviewed() {
         .await
         .unwrap();
     // The next disputed item comes up; the first one's consensus is Bob's alone.
+    let mut moved_on = false;
     for _ in 0..200 {
         let now = manager
             .find(Locator::Css("#review-status"))
@@ -691,10 +720,15 @@ async fn a_fast_rater_is_paused_reinstated_and_reviewed() {
             .await
             .unwrap();
         if now != item_before {
+            moved_on = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    assert!(
+        moved_on,
+        "the review queue never moved past `{item_before}`"
+    );
     let (_, body) = call(
         &client,
         &token,
