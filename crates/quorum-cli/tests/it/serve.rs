@@ -172,6 +172,43 @@ struct Counters {
     interrupted: std::sync::atomic::AtomicUsize,
 }
 
+/// One counted rater loop per token against `base`, and a way to wait for the load: returns
+/// the loops once `acknowledged` answers are in (the load still running).
+async fn raters_under_way(
+    client: &Client,
+    base: &str,
+    project: i64,
+    tokens: &[String],
+    acknowledged: usize,
+) -> (
+    Vec<tokio::task::JoinHandle<Vec<(String, String)>>>,
+    std::sync::Arc<Counters>,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let counters = std::sync::Arc::new(Counters::default());
+    let tasks = tokens
+        .iter()
+        .map(|t| {
+            let (client, base, t) = (client.clone(), base.to_string(), t.clone());
+            let counters = std::sync::Arc::clone(&counters);
+            tokio::spawn(async move {
+                rater_loop_counted(client, vec![base], project, t, &counters).await
+            })
+        })
+        .collect();
+    for _ in 0..600 {
+        if counters.acknowledged.load(SeqCst) >= acknowledged {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        counters.acknowledged.load(SeqCst) >= acknowledged,
+        "the load ran"
+    );
+    (tasks, counters)
+}
+
 /// [`rater_loop`], counting into `counters`.
 async fn rater_loop_counted(
     client: Client,
@@ -265,26 +302,8 @@ async fn every_acknowledged_answer_survives_sigkill() {
         .enumerate()
         .map(|(i, t)| (t.clone(), format!("rater{i}")))
         .collect();
-    let counters = std::sync::Arc::new(Counters::default());
-    let tasks: Vec<_> = tokens
-        .iter()
-        .map(|t| {
-            let (client, base, t) = (client.clone(), first.base.clone(), t.clone());
-            let counters = std::sync::Arc::clone(&counters);
-            tokio::spawn(async move {
-                rater_loop_counted(client, vec![base], project, t, &counters).await
-            })
-        })
-        .collect();
     // Killed once 200 answers are acknowledged, while the 16 raters are still at work.
-    let ack = |c: &Counters| c.acknowledged.load(std::sync::atomic::Ordering::SeqCst);
-    for _ in 0..600 {
-        if ack(&counters) >= 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(ack(&counters) >= 200, "the load ran");
+    let (tasks, counters) = raters_under_way(&client, &first.base, project, &tokens, 200).await;
     let child = &mut first.child;
     child.kill().unwrap(); // SIGKILL: no drain, no flush
     child.wait().unwrap();
@@ -584,25 +603,8 @@ async fn sigterm_drains_and_exits_cleanly() {
         .enumerate()
         .map(|(i, t)| (t.clone(), format!("rater{i}")))
         .collect();
-    let counters = std::sync::Arc::new(Counters::default());
-    let tasks: Vec<_> = tokens
-        .iter()
-        .map(|t| {
-            let (client, base, t) = (client.clone(), server.base.clone(), t.clone());
-            let counters = std::sync::Arc::clone(&counters);
-            tokio::spawn(async move {
-                rater_loop_counted(client, vec![base], project, t, &counters).await
-            })
-        })
-        .collect();
     // SIGTERM in the middle of the load: what is queued is committed and answered.
-    let ack = |c: &Counters| c.acknowledged.load(std::sync::atomic::Ordering::SeqCst);
-    for _ in 0..600 {
-        if ack(&counters) >= 100 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (tasks, _) = raters_under_way(&client, &server.base, project, &tokens, 100).await;
     let child = &mut server.child;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -84,7 +84,7 @@ proptest! {
     // changing the code is kept beside this file (proptest-regressions/) and replayed first.
     #![proptest_config(ProptestConfig {
         cases: 48,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0f_c0ff_ee),
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0fc0_ffee),
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::SourceParallel("proptest-regressions"),
         )),
