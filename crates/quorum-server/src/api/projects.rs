@@ -118,7 +118,8 @@ pub(super) async fn import_items<S: Store>(
         pending.extend_from_slice(&chunk);
         if streaming.is_none() {
             match pending[scanned..].iter().find(|b| !b.is_ascii_whitespace()) {
-                Some(b'{') if !csv && !dpo => streaming = Some(true),
+                // Lines are counted from the start: blank lines before the first item count.
+                Some(b'{') if !csv && !dpo => (streaming, scanned) = (Some(true), 0),
                 Some(_) => streaming = Some(false),
                 None => scanned = pending.len(),
             }
