@@ -191,7 +191,11 @@ impl<S: Store> App<S> {
             }
         }
         if policy.gold_rate > 0.0 {
-            let seed = self.now() as u64 ^ (user_id as u64).rotate_left(32);
+            let seed = self
+                .caches()
+                .draw_seed
+                .load(std::sync::atomic::Ordering::Relaxed)
+                ^ (user_id as u64).rotate_left(32);
             let draw = SplitMix64::stream(
                 seed,
                 self.caches()

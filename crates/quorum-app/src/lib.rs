@@ -117,6 +117,9 @@ pub(crate) struct Caches {
     pub(crate) leases: std::sync::Mutex<std::collections::HashMap<i64, work::KnownLease>>,
     /// Counts the gold draws, so each draws from its own random stream.
     pub(crate) draws: std::sync::atomic::AtomicU64,
+    /// The seed of the gold draws: random per process (no rater can work it out from the
+    /// clock), fixed by tests that want the same draws every run.
+    pub(crate) draw_seed: std::sync::atomic::AtomicU64,
     /// Rater accuracy estimates per project, for dynamic overlap.
     pub(crate) accuracies: std::sync::Mutex<std::collections::HashMap<i64, overlap::Accuracies>>,
     /// Password hashes computed at once (each takes a core for tens of milliseconds).
@@ -164,6 +167,7 @@ impl<S: Store> App<S> {
             members: Cache::new(),
             leases: std::sync::Mutex::new(std::collections::HashMap::new()),
             draws: std::sync::atomic::AtomicU64::new(0),
+            draw_seed: std::sync::atomic::AtomicU64::new(rand::random()),
             accuracies: std::sync::Mutex::new(std::collections::HashMap::new()),
             // Half the cores at most: the other half keeps answering raters.
             live_runs: Arc::default(),
@@ -196,6 +200,14 @@ impl<S: Store> App<S> {
     /// public endpoints, keys in `QUORUM_KEY_…` variables).
     pub fn with_egress(mut self, egress: llm::Egress) -> Self {
         self.egress = Arc::new(egress);
+        self
+    }
+
+    /// Makes the gold draws repeatable (tests): the same requests then mix in the same gold.
+    pub fn with_draw_seed(self, seed: u64) -> Self {
+        self.caches
+            .draw_seed
+            .store(seed, std::sync::atomic::Ordering::Relaxed);
         self
     }
 
