@@ -329,32 +329,23 @@ impl<S: Store> App<S> {
         if caller.user.is_admin {
             return Ok(());
         }
-        let mut after = 0;
-        loop {
-            let page = self.store().list_projects(None, after, 500).await?;
-            for project in &page {
-                let names = project
-                    .quality
-                    .qualification
-                    .as_ref()
-                    .is_some_and(|q| q.skill.as_deref() == Some(skill));
-                if names {
-                    let managed = self
-                        .cached_member(project.id, caller.user.id)
-                        .await?
-                        .is_some_and(|m| m.role >= Role::Manager);
-                    if !managed {
-                        return Err(AppError::Forbidden(format!(
-                            "the qualification `{skill}` is shared with projects you do not manage; an administrator decides it"
-                        )));
-                    }
-                }
+        for project in self.all_projects(None).await? {
+            let names = project
+                .quality
+                .qualification
+                .as_ref()
+                .is_some_and(|q| q.skill.as_deref() == Some(skill));
+            if !names {
+                continue;
             }
-            match page.last() {
-                Some(last) if page.len() == 500 => after = last.id,
-                _ => return Ok(()),
+            let member = self.cached_member(project.id, caller.user.id).await?;
+            if !member.is_some_and(|m| m.role.can_manage()) {
+                return Err(AppError::Forbidden(format!(
+                    "the qualification `{skill}` is shared with projects you do not manage; an administrator decides it"
+                )));
             }
         }
+        Ok(())
     }
 
     /// The project's audit log of pauses, reinstatements and qualifications.

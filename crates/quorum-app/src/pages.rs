@@ -1,11 +1,25 @@
 //! Reading a whole project from the store, one page (one round trip) at a time.
 
-use quorum_store::{BattleVote, ExportRow, Store, StoredItem};
+use quorum_store::{BattleVote, ExportRow, Project, Store, StoredItem};
 
 use crate::export::EXPORT_PAGE;
 use crate::{App, AppError};
 
 impl<S: Store> App<S> {
+    /// Every project, or (with `member`) every project that user is a member of, in id order.
+    pub(crate) async fn all_projects(&self, member: Option<i64>) -> Result<Vec<Project>, AppError> {
+        let mut projects = Vec::new();
+        loop {
+            let after = projects.last().map_or(0, |p: &Project| p.id);
+            let page = self.store().list_projects(member, after, 500).await?;
+            let done = page.len() < 500;
+            projects.extend(page);
+            if done {
+                return Ok(projects);
+            }
+        }
+    }
+
     /// Every item of a project.
     pub(crate) async fn all_items(&self, project_id: i64) -> Result<Vec<StoredItem>, AppError> {
         let mut items = Vec::new();

@@ -92,6 +92,17 @@ pub const MAX_REJECTED: usize = 1000;
 /// A row's problem is cut to this many characters (a message may quote the row).
 const MAX_PROBLEM_CHARS: usize = 300;
 
+/// The one sentence that reports refused rows, for the API and the CLI alike: "N rows were
+/// rejected; nothing was imported", and which are listed when not all are.
+pub fn rejected_summary(total: u64, listed: usize, rows: &str, done: &str) -> String {
+    let listed = if total as usize > listed {
+        format!(" (the first {listed} are listed)")
+    } else {
+        String::new()
+    };
+    format!("{total} {rows} were rejected; nothing was {done}{listed}")
+}
+
 /// The rows an import refused: the first [`MAX_REJECTED`], each problem cut short, and the
 /// count of all of them.
 #[derive(Debug, Clone, Default)]

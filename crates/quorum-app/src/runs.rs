@@ -162,23 +162,13 @@ impl<S: Store> App<S> {
 
     /// Whether the caller is a manager of some project.
     async fn manages_a_project(&self, caller: &Caller) -> Result<bool, AppError> {
-        let mut after = 0;
-        loop {
-            let page = self
-                .store()
-                .list_projects(Some(caller.user.id), after, 500)
-                .await?;
-            for project in &page {
-                let role = self.cached_member(project.id, caller.user.id).await?;
-                if role.is_some_and(|m| m.role >= Role::Manager) {
-                    return Ok(true);
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == 500 => after = last.id,
-                _ => return Ok(false),
+        for project in self.all_projects(Some(caller.user.id)).await? {
+            let member = self.cached_member(project.id, caller.user.id).await?;
+            if member.is_some_and(|m| m.role.can_manage()) {
+                return Ok(true);
             }
         }
+        Ok(false)
     }
 
     /// Each model's answered and failed prompts in a prompt project.

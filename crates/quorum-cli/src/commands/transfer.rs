@@ -72,14 +72,11 @@ async fn import_with<S: Store>(store: S, args: ImportArgs) -> anyhow::Result<()>
             return Err(InputError::new(
                 &args.file,
                 None,
-                format!(
-                    "{} rows were rejected{}; nothing was imported",
+                quorum_app::rejected_summary(
                     outcome.rejected_total,
-                    if outcome.rejected_total as usize > outcome.rejected.len() {
-                        format!(" (the first {} are listed)", outcome.rejected.len())
-                    } else {
-                        String::new()
-                    }
+                    outcome.rejected.len(),
+                    "rows",
+                    "imported",
                 ),
             )
             .into());

@@ -50,13 +50,8 @@ fn rows_rejected(
     rows: &str,
     done: &str,
 ) -> ApiError {
-    let listed = if total as usize > rejected.len() {
-        format!(" (the first {} are listed)", rejected.len())
-    } else {
-        String::new()
-    };
     let mut error = ApiError::invalid(
-        format!("{total} {rows} were rejected; nothing was {done}{listed}"),
+        quorum_app::rejected_summary(total, rejected.len(), rows, done),
         json!({"rejected": rejected, "rejected_total": total}),
     );
     error.code = "rows_rejected";
