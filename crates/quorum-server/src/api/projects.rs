@@ -134,7 +134,7 @@ pub(super) async fn import_items<S: Store>(
             continue;
         }
         let mut start = 0;
-        while let Some(end) = memchr_newline(&pending[scanned..]) {
+        while let Some(end) = pending[scanned..].iter().position(|&b| b == b'\n') {
             let end = scanned + end;
             line += 1;
             let text = std::str::from_utf8(&pending[start..end]).map_err(|_| not_utf8(line))?;
@@ -174,11 +174,6 @@ pub(super) async fn import_items<S: Store>(
         .items_imported
         .fetch_add(outcome.created + outcome.updated, Ordering::Relaxed);
     Ok((StatusCode::OK, Json(json!(outcome))).into_response())
-}
-
-/// Where the first newline of `bytes` is.
-fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
 }
 
 pub(super) async fn stats<S: Store>(
