@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use quorum_app::llm::{Egress, RetryPolicy};
 use quorum_app::runs::RunRequest;
 use quorum_app::{App, Caller, CreateProject, ImportFormat, SystemClock};
-use quorum_store::{ModelSpec, Store};
+use quorum_store::{Evaluation, ModelSpec, Projects};
 use quorum_store_sqlite::SqliteStore;
 
 /// The key comes from an environment variable every test machine has, so the production

@@ -18,7 +18,7 @@ use quorum_app::standard::run::RunOptions;
 use quorum_app::standard::{self, Standard};
 use quorum_app::{AddMember, App, Caller, SubmitAnswers, SystemClock};
 use quorum_stats::arena::{self as engine};
-use quorum_store::{ModelSpec, Store};
+use quorum_store::{Evaluation, ModelSpec, Standards};
 use quorum_store_sqlite::SqliteStore;
 
 fn example() -> PathBuf {

@@ -102,7 +102,8 @@ async fn dead_rows_in_hot_tables_are_vacuumed() {
 #[tokio::test]
 async fn answers_are_flushed_whatever_the_default() {
     use quorum_store::{
-        ItemBatch, LocalePolicy, NewProject, NewUser, NextRequest, Pool, Store, Submission,
+        Accounts, ItemBatch, LocalePolicy, NewProject, NewUser, NextRequest, Pool, Projects,
+        Submission, Work,
     };
     let (_, options) = fresh_with_options().await;
     let options = options.options([("synchronous_commit", "off")]);

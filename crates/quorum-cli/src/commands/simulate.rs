@@ -10,7 +10,7 @@ use anyhow::Context;
 use quorum_app::{App, Caller, CreateProject, ImportFormat, SubmitAnswers, SystemClock};
 use quorum_stats::classification::Method;
 use quorum_stats::rng::SplitMix64;
-use quorum_store::{Member, NewUser, Store};
+use quorum_store::{Accounts, Member, NewUser, Projects, Store};
 use quorum_store_sqlite::SqliteStore;
 use serde_json::{Map, Value, json};
 

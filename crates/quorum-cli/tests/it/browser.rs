@@ -766,7 +766,7 @@ async fn a_fast_rater_is_paused_reinstated_and_reviewed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standard_is_run_reported_verified_and_its_report_opens_in_chromium() {
     use quorum_app::{AddMember, App, Caller, SubmitAnswers, SystemClock};
-    use quorum_store::{ModelSpec, Store};
+    use quorum_store::{Accounts, ModelSpec, Store};
 
     async fn completions(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
         let model = body["model"].as_str().unwrap_or_default();

@@ -1,7 +1,7 @@
 //! The trust boundary, attacked over HTTP as an outsider or a member of lower rank would.
 //! Each test names the finding of the security review it guards against (issue 12).
 
-use quorum_store::Store;
+use quorum_store::Accounts;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,0 +1,130 @@
+//! Row mappers: one function per record, reading its columns by name.
+
+use super::*;
+
+pub(crate) fn user_from(row: &PgRow) -> Result<User> {
+    Ok(User {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        password_hash: get(row, "password_hash")?,
+        is_admin: get(row, "is_admin")?,
+        created_at: get(row, "created_at")?,
+        disabled_at: get(row, "disabled_at")?,
+    })
+}
+
+pub(crate) fn token_from(row: &PgRow) -> Result<Token> {
+    Ok(Token {
+        id: get(row, "token_id")?,
+        user_id: get(row, "user_id")?,
+        name: get(row, "token_name")?,
+        created_at: get(row, "token_created_at")?,
+        expires_at: get(row, "expires_at")?,
+        last_used_at: get(row, "last_used_at")?,
+    })
+}
+
+/// A token's columns under the names [`token_from`] reads (users share some of them).
+pub(crate) const TOKEN_COLUMNS: &str = "t.id AS token_id, t.user_id, t.name AS token_name, \
+    t.created_at AS token_created_at, t.expires_at, t.last_used_at";
+
+pub(crate) fn project_from(row: &PgRow) -> Result<Project> {
+    Ok(Project {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        instructions: get(row, "instructions")?,
+        schema: parse_json(&get::<String>(row, "schema")?)?,
+        overlap: get(row, "overlap")?,
+        lease_seconds: get(row, "lease_seconds")?,
+        locale_policy: LocalePolicy::parse(&get::<String>(row, "locale_policy")?),
+        min_overlap: get(row, "min_overlap")?,
+        target_confidence: get(row, "target_confidence")?,
+        quality: serde_json::from_str(&get::<String>(row, "quality")?)
+            .map_err(|e| StoreError::Database(Box::new(e)))?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(crate) fn member_from(row: &PgRow) -> Result<Member> {
+    let list = |column: &str| -> Result<Vec<String>> {
+        serde_json::from_str(&get::<String>(row, column)?)
+            .map_err(|e| StoreError::Database(Box::new(e)))
+    };
+    Ok(Member {
+        project_id: get(row, "project_id")?,
+        user_id: get(row, "user_id")?,
+        role: Role::parse(&get::<String>(row, "role")?).unwrap_or(Role::Annotator),
+        locales: list("locales")?,
+        skills: list("skills")?,
+    })
+}
+
+pub(crate) fn optional_json(row: &PgRow, column: &str) -> Result<Option<Value>> {
+    get::<Option<String>>(row, column)?
+        .map(|t| parse_json(&t))
+        .transpose()
+}
+
+pub(crate) fn item_from(row: &PgRow) -> Result<StoredItem> {
+    Ok(StoredItem {
+        id: get(row, "id")?,
+        project_id: get(row, "project_id")?,
+        external_id: get(row, "external_id")?,
+        fields: parse_json(&get::<String>(row, "fields")?)?,
+        metadata: parse_json(&get::<String>(row, "metadata")?)?,
+        locale: get(row, "locale")?,
+        category: get(row, "category")?,
+        suggestions: optional_json(row, "suggestions")?,
+        gold: optional_json(row, "gold")?,
+        priority: get(row, "priority")?,
+        responses: get(row, "responses")?,
+        active_leases: get(row, "active_leases")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(crate) fn lease_from(row: &PgRow) -> Result<Lease> {
+    Ok(Lease {
+        id: get(row, "id")?,
+        project_id: get(row, "project_id")?,
+        item_id: get(row, "item_id")?,
+        user_id: get(row, "user_id")?,
+        created_at: get(row, "created_at")?,
+        expires_at: get(row, "expires_at")?,
+        state: LeaseState::parse(&get::<String>(row, "state")?),
+    })
+}
+
+pub(crate) fn response_from(row: &PgRow) -> Result<Response> {
+    Ok(Response {
+        id: get(row, "id")?,
+        project_id: get(row, "project_id")?,
+        item_id: get(row, "item_id")?,
+        user_id: get(row, "user_id")?,
+        lease_id: get(row, "lease_id")?,
+        answers: parse_json(&get::<String>(row, "answers")?)?,
+        time_spent_ms: get(row, "time_spent_ms")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(crate) fn rater_state_from(row: &PgRow) -> Result<RaterState> {
+    Ok(RaterState {
+        user_id: get(row, "user_id")?,
+        paused: get(row, "paused")?,
+        reinstated_at: get(row, "reinstated_at")?,
+    })
+}
+
+pub(crate) fn standard_run_from(row: &PgRow) -> Result<StandardRun> {
+    Ok(StandardRun {
+        hash: get(row, "hash")?,
+        prompts_project_id: get(row, "prompts_project_id")?,
+        battles_project_id: get(row, "battles_project_id")?,
+        models: serde_json::from_str(&get::<String>(row, "models")?)
+            .map_err(|e| StoreError::Database(Box::new(e)))?,
+        private: get(row, "private")?,
+        standard: parse_json(&get::<String>(row, "standard")?)?,
+        created_at: get(row, "created_at")?,
+    })
+}

@@ -1,0 +1,251 @@
+//! Work: the SQL of the work context and the adapter of the `Work` port.
+
+use async_trait::async_trait;
+use quorum_store::{SubmitStep, Work, late_answer, may_replay, own_lease, skip_step, submit_step};
+
+use super::projects::item;
+use super::rows::*;
+use super::*;
+use crate::SqliteStore;
+
+#[async_trait]
+impl Work for SqliteStore {
+    async fn next_lease(&self, request: NextRequest) -> Result<Option<(Lease, StoredItem)>> {
+        self.write(move |c| next_lease(c, request)).await
+    }
+    async fn lease(&self, id: i64) -> Result<Option<Lease>> {
+        self.readers.run(move |c| lease(c, id)).await
+    }
+    async fn submit(&self, submission: Submission) -> Result<SubmitOutcome> {
+        self.write(move |c| submit(c, submission)).await
+    }
+    async fn skip(&self, lease_id: i64, user_id: i64, _now: i64) -> Result<()> {
+        self.write(move |c| skip(c, lease_id, user_id)).await
+    }
+    async fn export_responses(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>> {
+        self.readers
+            .run(move |c| export_responses(c, project_id, after, limit))
+            .await
+    }
+}
+
+/// Adds `delta_responses` and `delta_active` to an item's counters and recomputes `open`.
+pub(crate) fn count(
+    conn: &Connection,
+    item_id: i64,
+    overlap: i32,
+    delta_responses: i64,
+    delta_active: i64,
+) -> Result<()> {
+    execute(
+        conn,
+        "UPDATE items SET responses = responses + ?1, active_leases = active_leases + ?2,
+         open = (settled = 0 AND responses + ?1 + active_leases + ?2 < ?3) WHERE id = ?4",
+        params![delta_responses, delta_active, overlap, item_id],
+    )?;
+    Ok(())
+}
+
+/// Marks one live lease expired (if it still is) and frees its slot.
+pub(crate) fn expire(conn: &Connection, lease_id: i64, overlap: i32) -> Result<()> {
+    let item: Option<i64> = scalar(
+        conn,
+        "UPDATE leases SET state = 'expired' WHERE id = ?1 AND state = 'active' RETURNING item_id",
+        [lease_id],
+    )?;
+    if let Some(item) = item {
+        count(conn, item, overlap, 0, -1)?;
+    }
+    Ok(())
+}
+
+pub fn next_lease(conn: &Connection, request: NextRequest) -> Result<Option<(Lease, StoredItem)>> {
+    let NextRequest {
+        project_id,
+        user_id,
+        overlap,
+        lease_seconds,
+        ref locales,
+        pool,
+        now,
+    } = request;
+    if let Some(lease) = one(
+        conn,
+        "SELECT * FROM leases WHERE user_id = ?1 AND project_id = ?2 AND state = 'active' AND expires_at > ?3 LIMIT 1",
+        [user_id, project_id, now],
+        lease_from,
+    )? {
+        let item = item(conn, lease.item_id)?.ok_or(StoreError::NotFound("item"))?;
+        return Ok(Some((lease, item)));
+    }
+    let stale: Vec<i64> = {
+        let mut statement = conn
+            .prepare_cached("SELECT id FROM leases WHERE project_id = ?1 AND state = 'active' AND expires_at <= ?2")
+            .map_err(database_error)?;
+        let rows = statement
+            .query_map([project_id, now], |row| row.get(0))
+            .map_err(database_error)?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(database_error)?
+    };
+    for lease_id in stale {
+        expire(conn, lease_id, overlap)?;
+    }
+    let mut sql = String::from(match pool {
+        Pool::Any => "SELECT id FROM items i WHERE i.project_id = ?1 AND i.open = 1",
+        Pool::Regular => {
+            "SELECT id FROM items i WHERE i.project_id = ?1 AND i.open = 1 AND i.gold IS NULL"
+        }
+        Pool::Gold => "SELECT id FROM items i WHERE i.project_id = ?1 AND i.gold IS NOT NULL",
+    });
+    sql.push_str(
+        " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = ?2)",
+    );
+    let mut values: Vec<rusqlite::types::Value> = vec![project_id.into(), user_id.into()];
+    if let Some(filter) = locales {
+        sql.push_str(" AND (i.locale_key IS NULL");
+        for (column, list) in [
+            ("locale_key", &filter.tags),
+            ("language_key", &filter.languages),
+        ] {
+            if !list.is_empty() {
+                let start = values.len() + 1;
+                let marks: Vec<String> = (start..start + list.len())
+                    .map(|n| format!("?{n}"))
+                    .collect();
+                sql.push_str(&format!(" OR i.{column} IN ({})", marks.join(", ")));
+                values.extend(list.iter().cloned().map(rusqlite::types::Value::from));
+            }
+        }
+        sql.push(')');
+    }
+    sql.push_str(if pool == Pool::Gold {
+        " ORDER BY random() LIMIT 1"
+    } else {
+        " ORDER BY i.priority DESC, i.id ASC LIMIT 1"
+    });
+    let Some(item_id) = scalar::<i64>(conn, &sql, params_from_iter(values))? else {
+        return Ok(None);
+    };
+    let lease = one(
+        conn,
+        "INSERT INTO leases (project_id, item_id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING *",
+        [project_id, item_id, user_id, now, now + lease_seconds * 1000],
+        lease_from,
+    )?
+    .ok_or(StoreError::NotFound("lease"))?;
+    count(conn, item_id, overlap, 0, 1)?;
+    let item = item(conn, item_id)?.ok_or(StoreError::NotFound("item"))?;
+    Ok(Some((lease, item)))
+}
+
+pub fn lease(conn: &Connection, id: i64) -> Result<Option<Lease>> {
+    one(conn, "SELECT * FROM leases WHERE id = ?1", [id], lease_from)
+}
+
+pub fn submit(conn: &Connection, s: Submission) -> Result<SubmitOutcome> {
+    let lease = own_lease(lease(conn, s.lease_id)?, s.user_id)?;
+    if may_replay(&lease)
+        && let Some(key) = &s.idempotency_key
+        && let Some(response) = one(
+            conn,
+            "SELECT * FROM responses WHERE user_id = ?1 AND idempotency_key = ?2",
+            params![s.user_id, key],
+            response_from,
+        )?
+    {
+        return Ok(SubmitOutcome::Replayed(response));
+    }
+    let step = submit_step(&lease, s.now)?;
+    if let SubmitStep::Late { expire_first } = step {
+        if expire_first {
+            expire(conn, lease.id, s.overlap)?;
+        }
+        let (taken, gold): (i64, bool) = one(
+            conn,
+            "SELECT responses + active_leases, gold IS NOT NULL FROM items WHERE id = ?1",
+            [lease.item_id],
+            |row| Ok(Ok((row.get(0)?, row.get(1)?))),
+        )?
+        .unwrap_or((0, false));
+        late_answer(taken, s.overlap, gold, s.gold_pool)?;
+    }
+    let (responses, active) = step.counts();
+    count(conn, lease.item_id, s.overlap, responses, active)?;
+    execute(
+        conn,
+        "UPDATE leases SET state = 'submitted' WHERE id = ?1",
+        [lease.id],
+    )?;
+    let response = one(
+        conn,
+        "INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, gold_correct, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING *",
+        params![lease.project_id, lease.item_id, s.user_id, lease.id, json_text(&s.answers), s.time_spent_ms, s.idempotency_key, s.gold_correct, s.now],
+        response_from,
+    )?
+    .ok_or(StoreError::NotFound("response"))?;
+    Ok(SubmitOutcome::Created(response))
+}
+
+pub fn skip(conn: &Connection, lease_id: i64, user_id: i64) -> Result<()> {
+    let lease = own_lease(lease(conn, lease_id)?, user_id)?;
+    skip_step(&lease)?;
+    let overlap: i32 = scalar(
+        conn,
+        "SELECT overlap FROM projects WHERE id = ?1",
+        [lease.project_id],
+    )?
+    .ok_or(StoreError::NotFound("project"))?;
+    execute(
+        conn,
+        "UPDATE leases SET state = 'skipped' WHERE id = ?1",
+        [lease.id],
+    )?;
+    count(conn, lease.item_id, overlap, 0, -1)
+}
+
+pub fn export_responses(
+    conn: &Connection,
+    project_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<ExportRow>> {
+    all(
+        conn,
+        "SELECT r.id, r.item_id, i.external_id, r.user_id, u.name, r.answers, r.time_spent_ms, r.created_at,
+                i.gold IS NOT NULL AS gold
+         FROM responses r JOIN items i ON i.id = r.item_id JOIN users u ON u.id = r.user_id
+         WHERE r.project_id = ?1 AND r.id > ?2 ORDER BY r.id LIMIT ?3",
+        [project_id, after, limit],
+        |row| {
+            let answers: String = row.get("answers")?;
+            let (response_id, item_id, external_id, user_id, user_name, time_spent_ms, created_at) = (
+                row.get("id")?,
+                row.get("item_id")?,
+                row.get("external_id")?,
+                row.get("user_id")?,
+                row.get("name")?,
+                row.get("time_spent_ms")?,
+                row.get("created_at")?,
+            );
+            let gold = row.get("gold")?;
+            Ok(parse_json(&answers).map(|answers| ExportRow {
+                response_id,
+                item_id,
+                external_id,
+                user_id,
+                user_name,
+                answers,
+                time_spent_ms,
+                created_at,
+                gold,
+            }))
+        },
+    )
+}

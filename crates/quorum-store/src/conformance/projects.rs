@@ -1,0 +1,125 @@
+//! Conformance: Projects, members and items.
+
+use super::*;
+
+pub async fn projects_and_members<S: Store>(store: S) {
+    let owner = user(&store, "owner").await;
+    let rater = user(&store, "rater").await;
+    let first = project(&store, owner, 3, LocalePolicy::Any).await;
+    let second = project(&store, owner, 3, LocalePolicy::Any).await;
+    let member = store.member(first, owner).await.unwrap().unwrap();
+    assert_eq!(member.role, Role::Manager);
+    store
+        .upsert_member(Member {
+            project_id: second,
+            user_id: rater,
+            role: Role::Annotator,
+            locales: vec!["ar-QA".into()],
+            skills: vec!["medicine".into()],
+        })
+        .await
+        .unwrap();
+    let theirs = store.list_projects(Some(rater), 0, 10).await.unwrap();
+    assert_eq!(
+        theirs.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![second]
+    );
+    assert_eq!(
+        store.member(second, rater).await.unwrap().unwrap().locales,
+        vec!["ar-QA".to_string()]
+    );
+    let page = store.list_projects(None, first, 10).await.unwrap();
+    assert_eq!(page.iter().map(|p| p.id).collect::<Vec<_>>(), vec![second]);
+    // Upserting changes the role in place.
+    store
+        .upsert_member(Member {
+            project_id: second,
+            user_id: rater,
+            role: Role::Reviewer,
+            locales: vec![],
+            skills: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.member(second, rater).await.unwrap().unwrap().role,
+        Role::Reviewer
+    );
+    assert!(store.project(999_999).await.unwrap().is_none());
+}
+
+pub async fn import_creates_then_updates_by_external_id<S: Store>(store: S) {
+    let owner = user(&store, "owner").await;
+    let p = project(&store, owner, 1, LocalePolicy::Any).await;
+    let report = store
+        .import_items(p, batch![item("a", 0, None), item("b", 0, None)], 1)
+        .await
+        .unwrap();
+    assert_eq!((report.created, report.updated), (2, 0));
+    let report = store
+        .import_items(p, batch![item("b", 5, None), item("c", 0, None)], 2)
+        .await
+        .unwrap();
+    assert_eq!((report.created, report.updated), (1, 1));
+    let stats = store.stats(p, 1, 3).await.unwrap();
+    assert_eq!(stats.items, 3);
+}
+
+pub async fn export_pages_and_stats<S: Store>(store: S) {
+    let owner = user(&store, "owner").await;
+    let raters = [
+        user(&store, "a").await,
+        user(&store, "b").await,
+        user(&store, "c").await,
+    ];
+    let p = project(&store, owner, 3, LocalePolicy::Any).await;
+    store
+        .import_items(p, batch![item("x", 0, None), item("y", 0, None)], 0)
+        .await
+        .unwrap();
+    for (i, &r) in raters.iter().enumerate() {
+        let (lease, _) = store
+            .next_lease(next(p, r, 3, i as i64))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .submit(submission(lease.id, r, 3, i as i64 + 1))
+            .await
+            .unwrap();
+    }
+    let first = store.export_responses(p, 0, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = store
+        .export_responses(p, first[1].response_id, 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].user_name, "c");
+    assert_eq!(rest[0].answers, json!({"label": "yes"}));
+    let stats = store.stats(p, 3, 10).await.unwrap();
+    assert_eq!(
+        (
+            stats.items,
+            stats.items_complete,
+            stats.items_in_progress,
+            stats.items_untouched
+        ),
+        (2, 1, 0, 1)
+    );
+    assert_eq!(
+        (stats.responses, stats.raters, stats.active_leases),
+        (3, 3, 0)
+    );
+    let activity = store.rater_activity(p, 0).await.unwrap();
+    assert_eq!(activity.iter().map(|a| a.responses).sum::<i64>(), 3);
+    assert!(activity.iter().all(|a| a.skips == 0));
+    let later = store.rater_activity(p, i64::MAX).await.unwrap();
+    assert!(later.iter().all(|a| a.responses_since == 0));
+    assert!(
+        activity
+            .iter()
+            .filter(|a| a.responses > 0)
+            .all(|a| a.last_active.is_some())
+    );
+}
