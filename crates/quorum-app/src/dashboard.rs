@@ -77,10 +77,10 @@ impl<S: Store> App<S> {
                 .or_default()
                 .push(row.time_spent_ms);
         }
-        let schema = crate::evaluation::schema_of(&project.schema)?;
+        let schema = &project.schema;
         let reliability = self.reliability_report(&project, &rows).await?;
         let agreement = crate::quality::agreement_of(
-            &schema,
+            schema,
             &rows,
             &self.rater_locales(project_id, &rows).await?,
         )?;

@@ -97,10 +97,6 @@ pub(crate) fn prompt_field(schema: &Schema) -> Option<(&str, FieldKind)> {
         .map(|f| (f.name.as_str(), f.kind))
 }
 
-pub(crate) fn schema_of(value: &Value) -> Result<Schema, AppError> {
-    serde_json::from_value(value.clone()).map_err(|e| AppError::Internal(Box::new(e)))
-}
-
 /// The name of a project's responses field.
 fn responses_field(schema: &Schema) -> Option<String> {
     schema
@@ -207,7 +203,7 @@ impl<S: Store> App<S> {
         body: &str,
     ) -> Result<GenerationsOutcome, AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
-        if prompt_field(&schema_of(&project.schema)?).is_none() {
+        if prompt_field(&project.schema).is_none() {
             return Err(AppError::invalid(
                 "the project has no text, markdown or chat field to use as the prompt",
             ));
@@ -288,8 +284,8 @@ impl<S: Store> App<S> {
         let source = self
             .require(caller, prompt_project_id, Role::Manager)
             .await?;
-        let source_schema = schema_of(&source.schema)?;
-        let (prompt_name, prompt_kind) = prompt_field(&source_schema).ok_or_else(|| {
+        let source_schema = &source.schema;
+        let (prompt_name, prompt_kind) = prompt_field(source_schema).ok_or_else(|| {
             AppError::invalid(
                 "the project has no text, markdown or chat field to use as the prompt",
             )
@@ -480,8 +476,8 @@ impl<S: Store> App<S> {
         options: ReportOptions,
     ) -> Result<Report, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
-        let schema = schema_of(&project.schema)?;
-        let question = pairwise_question(&schema)
+        let schema = &project.schema;
+        let question = pairwise_question(schema)
             .ok_or_else(|| AppError::invalid("the project has no pairwise question"))?
             .to_string();
         let mut data = Battles::default();
@@ -534,20 +530,20 @@ impl<S: Store> App<S> {
     ) -> Result<Vec<Value>, AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
         self.refuse_held_out(project_id).await?;
-        let schema = schema_of(&project.schema)?;
-        let question = pairwise_question(&schema)
+        let schema = &project.schema;
+        let question = pairwise_question(schema)
             .ok_or_else(|| AppError::invalid("the project has no pairwise question"))?
             .to_string();
-        let prompt_name = prompt_field(&schema)
+        let prompt_name = prompt_field(schema)
             .map_or("prompt", |(name, _)| name)
             .to_string();
-        let responses_name = responses_field(&schema)
+        let responses_name = responses_field(schema)
             .ok_or_else(|| AppError::invalid("the project has no responses field"))?;
         // The method only decides label questions, which are not exported here.
         let consensus: HashMap<i64, crate::quality::ItemConsensus> = self
             .project_consensus(
                 project_id,
-                &schema,
+                schema,
                 quorum_stats::classification::Method::MajorityVote,
             )
             .await?
@@ -612,8 +608,8 @@ impl<S: Store> App<S> {
     ) -> Result<Vec<Value>, AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
         self.refuse_held_out(project_id).await?;
-        let schema = schema_of(&project.schema)?;
-        let (prompt, kind) = prompt_field(&schema).ok_or_else(|| {
+        let schema = &project.schema;
+        let (prompt, kind) = prompt_field(schema).ok_or_else(|| {
             AppError::invalid("the project has no text, markdown or chat field for the prompt")
         })?;
         let question = schema

@@ -24,7 +24,7 @@ use quorum_stats::answers::{Answer, Answers};
 use quorum_stats::classification::Method;
 use quorum_store::{Generation, ModelSpec, Store, StoredItem};
 
-use crate::evaluation::{pairwise_question, schema_of};
+use crate::evaluation::pairwise_question;
 use crate::llm::{ChatClient, RetryPolicy};
 use crate::{App, AppError, Caller};
 
@@ -244,7 +244,7 @@ impl<S: Store> App<S> {
         request: &JudgeRequest,
     ) -> Result<ModelSpec, AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
-        let schema = schema_of(&project.schema)?;
+        let schema = &project.schema;
         if !schema.fields.iter().any(|f| f.name == "responses") {
             return Err(AppError::invalid(
                 "judges work on battle projects (built from models' answers)",
@@ -284,13 +284,13 @@ impl<S: Store> App<S> {
         project_id: i64,
     ) -> Result<Vec<JudgeReport>, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
-        let schema = schema_of(&project.schema)?;
+        let schema = &project.schema;
         let battles = self.store().stats(project_id, 1, self.now()).await?.items as usize;
         // The human consensus of each battle, as the project computes it everywhere.
-        let humans: HashMap<i64, u32> = match pairwise_question(&schema) {
+        let humans: HashMap<i64, u32> = match pairwise_question(schema) {
             None => HashMap::new(),
             Some(question) => self
-                .project_consensus(project_id, &schema, Method::MajorityVote)
+                .project_consensus(project_id, schema, Method::MajorityVote)
                 .await?
                 .into_iter()
                 .filter(|c| c.question == question)

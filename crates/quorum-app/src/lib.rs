@@ -3,6 +3,7 @@
 //! The HTTP handlers and CLI commands parse input, call one function here and present the
 //! result. Nothing here knows about HTTP, HTML or terminals.
 
+mod after_answer;
 pub mod arena;
 pub mod auth;
 pub mod control;
@@ -10,6 +11,7 @@ pub mod dashboard;
 mod error;
 pub mod evaluation;
 pub mod export;
+pub mod jobs;
 pub mod judges;
 pub mod llm;
 mod overlap;
@@ -126,8 +128,8 @@ pub(crate) struct Caches {
     pub(crate) hashing: tokio::sync::Semaphore,
     /// Analyses (whole-project consensus, agreement, boards…) running at once on this server.
     pub(crate) analyses: Arc<tokio::sync::Semaphore>,
-    /// (project, model) pairs a model run on this server is calling right now.
-    pub(crate) live_runs: Arc<std::sync::Mutex<std::collections::HashSet<(i64, String)>>>,
+    /// Wakes this server's job runner when a request here queues a job.
+    pub(crate) jobs_queued: tokio::sync::Notify,
 }
 
 /// The application: a store, a clock, the operator's outbound-call policy and a short-lived
@@ -169,8 +171,8 @@ impl<S: Store> App<S> {
             draws: std::sync::atomic::AtomicU64::new(0),
             draw_seed: std::sync::atomic::AtomicU64::new(rand::random()),
             accuracies: std::sync::Mutex::new(std::collections::HashMap::new()),
+            jobs_queued: tokio::sync::Notify::new(),
             // Half the cores at most: the other half keeps answering raters.
-            live_runs: Arc::default(),
             analyses: Arc::new(tokio::sync::Semaphore::new(analysis_threads())),
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)),

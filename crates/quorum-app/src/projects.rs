@@ -209,7 +209,7 @@ impl<S: Store> App<S> {
         let project = NewProject {
             name: name.to_string(),
             instructions: request.instructions,
-            schema: serde_json::to_value(&schema).map_err(|e| AppError::Internal(Box::new(e)))?,
+            schema,
             overlap: request.overlap,
             lease_seconds: request.lease_seconds,
             locale_policy: request.locale_policy,
@@ -312,11 +312,9 @@ impl<S: Store> App<S> {
         project_id: i64,
     ) -> Result<ImportSession, AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
-        let schema: Schema =
-            serde_json::from_value(project.schema).map_err(|e| AppError::Internal(Box::new(e)))?;
         Ok(ImportSession {
             project_id,
-            schema,
+            schema: project.schema,
             items: ItemBatch::default(),
             rejected: Rejections::default(),
             keys: (RandomState::new(), RandomState::new()),

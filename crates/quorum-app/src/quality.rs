@@ -32,7 +32,6 @@ use quorum_stats::answers::{Answer, Answers};
 use quorum_stats::classification::{self, Method, Settings};
 use quorum_store::{ExportRow, Store, Verdict};
 
-use crate::evaluation::schema_of;
 use crate::{App, AppError, Caller};
 
 /// One item's consensus on one question.
@@ -237,8 +236,8 @@ impl<S: Store> App<S> {
         method: Method,
     ) -> Result<Vec<ItemConsensus>, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
-        let schema = schema_of(&project.schema)?;
-        self.project_consensus(project_id, &schema, method).await
+        let schema = &project.schema;
+        self.project_consensus(project_id, schema, method).await
     }
 
     /// Each rater's gold accuracy (with a credible interval), agreement with consensus and
@@ -260,7 +259,7 @@ impl<S: Store> App<S> {
         project: &quorum_store::Project,
         rows: &[ExportRow],
     ) -> Result<Vec<RaterReliability>, AppError> {
-        let schema = schema_of(&project.schema)?;
+        let schema = &project.schema;
         let verdicts: HashMap<i64, Verdict> = self
             .store()
             .reviews(project.id)
@@ -269,7 +268,7 @@ impl<S: Store> App<S> {
             .map(|r| (r.response_id, r.verdict))
             .collect();
         let mut report = reliability_of(
-            &schema,
+            schema,
             rows,
             &self.gold_answers(project.id).await?,
             &verdicts,
@@ -302,13 +301,9 @@ impl<S: Store> App<S> {
         project_id: i64,
     ) -> Result<Vec<QuestionAgreement>, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
-        let schema = schema_of(&project.schema)?;
+        let schema = &project.schema;
         let rows = self.all_responses(project_id).await?;
-        agreement_of(
-            &schema,
-            &rows,
-            &self.rater_locales(project_id, &rows).await?,
-        )
+        agreement_of(schema, &rows, &self.rater_locales(project_id, &rows).await?)
     }
 
     /// The gold answers of a project's items, by item.

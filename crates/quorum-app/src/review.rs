@@ -14,7 +14,6 @@ use quorum_store::{ExportRow, Review, Store, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::evaluation::schema_of;
 use crate::quality::{ItemConsensus, consensus_of, counted};
 use crate::{App, AppError, Caller};
 
@@ -141,10 +140,10 @@ impl<S: Store> App<S> {
         limit: usize,
     ) -> Result<Vec<ReviewTask>, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
-        let schema = schema_of(&project.schema)?;
+        let schema = &project.schema;
         let rules = &project.quality.review;
         let consensus = self
-            .project_consensus(project_id, &schema, Method::DawidSkene)
+            .project_consensus(project_id, schema, Method::DawidSkene)
             .await?;
         let mut by_item: HashMap<i64, Vec<ItemConsensus>> = HashMap::new();
         for c in consensus {
@@ -230,7 +229,7 @@ impl<S: Store> App<S> {
         input: ReviewInput,
     ) -> Result<Vec<Review>, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
-        let schema = schema_of(&project.schema)?;
+        let schema = &project.schema;
         let item = self
             .store()
             .item(input.item_id)
@@ -275,7 +274,7 @@ impl<S: Store> App<S> {
             }
             let answers = match (v.verdict, v.answers) {
                 (Verdict::Correct, Some(answers)) => {
-                    answer::validate(&answers, &schema, &fields, Completeness::Complete)
+                    answer::validate(&answers, schema, &fields, Completeness::Complete)
                         .map_err(|e| at(format!("answers: {e}")))?;
                     Some(Value::Object(answers))
                 }

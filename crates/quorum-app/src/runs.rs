@@ -14,7 +14,7 @@ use quorum_core::Role;
 use quorum_core::schema::FieldKind;
 use quorum_store::{Generation, ModelSpec, Store, StoredItem};
 
-use crate::evaluation::{prompt_field, schema_of};
+use crate::evaluation::prompt_field;
 use crate::llm::{ChatClient, RetryPolicy};
 use crate::{App, AppError, Caller};
 
@@ -52,45 +52,7 @@ fn valid_env_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// A model run's hold on its (project, model) pairs: while it lives, another start of the same
-/// model on the same project is refused, so repeated requests cannot multiply the calls.
-#[derive(Debug)]
-pub struct RunClaim {
-    live: std::sync::Arc<std::sync::Mutex<HashSet<(i64, String)>>>,
-    pairs: Vec<(i64, String)>,
-}
-
-impl Drop for RunClaim {
-    fn drop(&mut self) {
-        if let Ok(mut live) = self.live.lock() {
-            for pair in &self.pairs {
-                live.remove(pair);
-            }
-        }
-    }
-}
-
 impl<S: Store> App<S> {
-    /// Claims the models of a run on a project, or says which is already being run.
-    pub fn claim_run(&self, project_id: i64, models: &[String]) -> Result<RunClaim, AppError> {
-        let live = std::sync::Arc::clone(&self.caches().live_runs);
-        let mut held = live
-            .lock()
-            .map_err(|_| AppError::Internal("the run registry is poisoned".into()))?;
-        if let Some(busy) = models
-            .iter()
-            .find(|m| held.contains(&(project_id, (*m).clone())))
-        {
-            return Err(AppError::Conflict(format!(
-                "model `{busy}` is already being run on this project; its progress is at GET …/runs"
-            )));
-        }
-        let pairs: Vec<(i64, String)> = models.iter().map(|m| (project_id, m.clone())).collect();
-        held.extend(pairs.iter().cloned());
-        drop(held);
-        Ok(RunClaim { live, pairs })
-    }
-
     /// Registers (or updates) a model. Administrators only.
     pub async fn register_model(
         &self,
@@ -213,8 +175,8 @@ impl<S: Store> App<S> {
         request: &RunRequest,
     ) -> Result<(String, FieldKind, Vec<ModelSpec>), AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
-        let schema = schema_of(&project.schema)?;
-        let (field, kind) = prompt_field(&schema).ok_or_else(|| {
+        let schema = &project.schema;
+        let (field, kind) = prompt_field(schema).ok_or_else(|| {
             AppError::invalid(
                 "the project has no text, markdown or chat field to use as the prompt",
             )
@@ -252,7 +214,8 @@ impl<S: Store> App<S> {
     }
 
     /// Calls each model on every prompt it has no answer to yet; `on_answer(model)` is called
-    /// after each call (for progress). Managers of the project.
+    /// after each call (for progress). Managers of the project. The CLI runs this in the
+    /// foreground; a server queues it as jobs ([`App::start_model_run`]).
     pub async fn run_models(
         &self,
         caller: &Caller,
@@ -260,23 +223,6 @@ impl<S: Store> App<S> {
         request: RunRequest,
         on_answer: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Vec<ModelProgress>, AppError> {
-        self.check_run(caller, project_id, &request).await?;
-        let claim = self.claim_run(project_id, &request.models)?;
-        self.run_claimed(claim, caller, project_id, request, on_answer)
-            .await
-    }
-
-    /// [`App::run_models`] with its models already claimed (a server answers the request once
-    /// the claim is made, then runs in the background).
-    pub async fn run_claimed(
-        &self,
-        claim: RunClaim,
-        caller: &Caller,
-        project_id: i64,
-        request: RunRequest,
-        on_answer: &(dyn Fn(&str) + Send + Sync),
-    ) -> Result<Vec<ModelProgress>, AppError> {
-        let _claim = claim;
         let (field, kind, models) = self.check_run(caller, project_id, &request).await?;
         let field = field.as_str();
         let items = self.all_items(project_id).await?;

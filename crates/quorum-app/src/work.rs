@@ -2,13 +2,14 @@
 
 use quorum_core::Role;
 use quorum_core::answer::{self, Completeness};
-use quorum_core::schema::{QuestionKind, Schema};
+use quorum_core::schema::QuestionKind;
 use quorum_store::{
     Lease, NextRequest, Pool, Response, Store, StoredItem, Submission, SubmitOutcome,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::after_answer::WorkDone;
 use crate::{App, AppError, Caller};
 
 /// An item as a rater sees it: never the gold answer, and not its id either — gold items are
@@ -179,8 +180,8 @@ impl<S: Store> App<S> {
         }))
     }
 
-    /// Stores the caller's answers on their lease, scores them when the item is gold, and
-    /// applies the project's qualification and pause rules.
+    /// Stores the caller's answers on their lease (scored when the item is gold), then runs the
+    /// after-answer step.
     pub async fn submit(
         &self,
         caller: &Caller,
@@ -211,10 +212,7 @@ impl<S: Store> App<S> {
                 details: json!({"field": "time_spent_ms"}),
             });
         }
-        // Dynamic overlap, if the project uses it; the schema is parsed once below.
-        let dynamic = project.min_overlap.zip(project.target_confidence);
-        let schema: Schema =
-            Schema::deserialize(&project.schema).map_err(|e| AppError::Internal(Box::new(e)))?;
+        let schema = &project.schema;
         // Rankings and spans are checked against the item (its responses, its text), and a
         // project with quality rules scores gold items; other answers need no read of the item.
         // Quality rules read every item, gold or not, so timing never tells them apart.
@@ -239,7 +237,7 @@ impl<S: Store> App<S> {
         } else {
             (Map::new(), None)
         };
-        answer::validate(&body.answers, &schema, &fields, Completeness::Complete).map_err(|e| {
+        answer::validate(&body.answers, schema, &fields, Completeness::Complete).map_err(|e| {
             AppError::Invalid {
                 message: e.to_string(),
                 details: json!({"question": e.question}),
@@ -279,23 +277,18 @@ impl<S: Store> App<S> {
                 (false, response, correct)
             }
         };
-        if created && scores {
-            self.enforce(&project, caller.user.id, gold_correct.is_some())
-                .await?;
+        if created {
+            self.after_answer(WorkDone::Answered {
+                project: &project,
+                user_id: caller.user.id,
+                item_id: lease.item_id,
+                scored_gold: gold_correct.is_some(),
+            })
+            .await?;
         }
         let feedback = gold
             .filter(|_| project.quality.gold_feedback)
             .map(|expected| json!({"expected": expected, "correct": gold_correct}));
-        if let (true, Some((min_overlap, target))) = (created, dynamic) {
-            self.settle_if_confident(
-                lease.project_id,
-                &schema,
-                lease.item_id,
-                min_overlap,
-                target,
-            )
-            .await?;
-        }
         Ok(Submitted {
             created,
             response: response.into(),
@@ -307,15 +300,16 @@ impl<S: Store> App<S> {
         self.store()
             .skip(lease_id, caller.user.id, self.now())
             .await?;
-        // The skip-rate rule, if the project has one.
         if let Some(lease) = self.lease_facts(lease_id).await? {
             let project = self
                 .cached_project(lease.project_id)
                 .await?
                 .ok_or(AppError::NotFound("project"))?;
-            if project.quality.pause.max_skip_rate.is_some() {
-                self.enforce(&project, caller.user.id, false).await?;
-            }
+            self.after_answer(WorkDone::Skipped {
+                project: &project,
+                user_id: caller.user.id,
+            })
+            .await?;
         }
         Ok(())
     }

@@ -449,6 +449,13 @@ pub struct ServeArgs {
     /// Seconds open connections may go on after SIGTERM before they are closed.
     #[arg(long, env = "QUORUM_DRAIN_TIMEOUT", default_value_t = 30)]
     pub drain_timeout: u64,
+    /// Seconds a server's claim on a background job (a model run, a judge) holds without
+    /// renewal: when a server dies, another takes its jobs over after this long.
+    #[arg(long, env = "QUORUM_JOB_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub job_lease: u64,
+    /// Background jobs this server runs at once.
+    #[arg(long, env = "QUORUM_JOB_SLOTS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub job_slots: u64,
     /// The address browsers use (e.g. https://quorum.example.org); `https://` makes session
     /// cookies Secure and adds Strict-Transport-Security.
     #[arg(long, env = "QUORUM_PUBLIC_URL")]

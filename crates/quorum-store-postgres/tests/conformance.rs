@@ -136,7 +136,7 @@ async fn answers_are_flushed_whatever_the_default() {
         })
         .await
         .expect("user");
-    let schema = serde_json::json!({"fields": [{"name": "text", "kind": "text"}], "questions": [{"name": "q", "kind": "label", "options": ["a", "b"]}]});
+    let schema = quorum_core::schema::Schema::parse(&serde_json::json!({"fields": [{"name": "text", "kind": "text"}], "questions": [{"name": "q", "kind": "label", "options": ["a", "b"]}]})).expect("a valid schema");
     let project = store
         .create_project(
             NewProject {
@@ -155,13 +155,12 @@ async fn answers_are_flushed_whatever_the_default() {
         )
         .await
         .expect("project");
-    let parsed = quorum_core::schema::Schema::parse(&schema).expect("schema");
     let mut batch = ItemBatch::default();
     for text in ["x", "y"] {
         let input: quorum_core::item::ItemInput =
             serde_json::from_value(serde_json::json!({"fields": {"text": text}})).expect("item");
         batch
-            .push(&quorum_core::item::Item::validate(input, &parsed).expect("valid"))
+            .push(&quorum_core::item::Item::validate(input, &schema).expect("valid"))
             .expect("fits");
     }
     store

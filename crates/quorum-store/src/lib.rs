@@ -3,7 +3,8 @@
 //! which the backends turn on for their tests) holds the one test suite both run.
 //!
 //! The port is cut along Quorum's contexts: one trait per context, each in the file of that
-//! name with its records, and [`Store`] their union.
+//! name with its records, plus the cross-cutting job queue (`jobs.rs`); [`Store`] is their
+//! union.
 //!
 //! Times are Unix milliseconds passed in by the caller (`now`), so storage never reads a clock
 //! and tests control expiry exactly.
@@ -13,6 +14,7 @@ pub mod conformance;
 
 mod accounts;
 mod evaluation;
+mod jobs;
 mod projects;
 mod quality;
 mod standards;
@@ -22,6 +24,7 @@ use async_trait::async_trait;
 
 pub use accounts::*;
 pub use evaluation::*;
+pub use jobs::*;
 pub use projects::*;
 pub use quality::*;
 pub use standards::*;
@@ -47,7 +50,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[async_trait]
 pub trait Store:
-    Accounts + Projects + Work + Quality + Evaluation + Standards + Send + Sync + 'static
+    Accounts + Projects + Work + Quality + Evaluation + Standards + Jobs + Send + Sync + 'static
 {
     /// Waits until every acknowledged write is durable and stops accepting new ones.
     async fn close(&self);

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use quorum_core::Role;
 use quorum_core::item::Item;
+use quorum_core::schema::Schema;
 
 use crate::{QualityPolicy, Result};
 
@@ -41,8 +42,8 @@ pub struct Project {
     pub id: i64,
     pub name: String,
     pub instructions: String,
-    /// The validated schema, as JSON.
-    pub schema: Value,
+    /// Validated when the project was made; parsed once when read.
+    pub schema: Schema,
     pub overlap: i32,
     pub lease_seconds: i64,
     pub locale_policy: LocalePolicy,
@@ -59,7 +60,8 @@ pub struct Project {
 pub struct NewProject {
     pub name: String,
     pub instructions: String,
-    pub schema: Value,
+    /// Validated when the project was made; parsed once when read.
+    pub schema: Schema,
     pub overlap: i32,
     pub lease_seconds: i64,
     pub locale_policy: LocalePolicy,

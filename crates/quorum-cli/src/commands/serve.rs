@@ -73,6 +73,11 @@ async fn serve<S: Store>(
             .as_deref()
             .is_some_and(|url| url.starts_with("https://")),
     };
+    let runner = app.start_job_runner(quorum_app::jobs::RunnerSettings {
+        lease: std::time::Duration::from_secs(args.job_lease),
+        slots: args.job_slots as usize,
+        ..Default::default()
+    });
     let router = quorum_server::router_with(app, settings);
     let seconds = std::time::Duration::from_secs;
     let timeouts = quorum_server::Timeouts {
@@ -82,6 +87,9 @@ async fn serve<S: Store>(
         drain: seconds(args.drain_timeout),
     };
     quorum_server::serve(listener, router, timeouts, shutdown_signal()).await?;
+    // Jobs still running are left to lapse: another server, or this one restarted, resumes
+    // them.
+    runner.stop().await;
     // In-flight requests have drained; commit what is queued before exiting.
     store.close().await;
     tracing::info!("stopped");

@@ -11,5 +11,7 @@ mod aggregate;
 mod browser;
 mod datasets;
 mod limits;
+mod models;
+mod postgres;
 mod serve;
 mod support;

@@ -1,15 +1,13 @@
-//! `quorum serve` as a real process: durability under SIGKILL on SQLite, and two server
-//! processes sharing one PostgreSQL database.
+//! `quorum serve` as a real process: durability under SIGKILL and SIGTERM on SQLite, and the
+//! helpers the other real-process tests share.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Executor;
 
 /// A running `quorum serve` child process.
 pub(crate) struct Served {
@@ -32,14 +30,25 @@ pub(crate) fn serve(database: &str, admin_password: &str) -> Served {
 }
 
 /// `quorum serve` with more arguments.
+pub(crate) fn serve_with(database: &str, admin_password: &str, more: &[&str]) -> Served {
+    serve_env(database, admin_password, more, &[])
+}
+
+/// `quorum serve` with more arguments and environment variables.
 #[expect(
     clippy::zombie_processes,
     reason = "`Served` kills and waits when dropped"
 )]
-pub(crate) fn serve_with(database: &str, admin_password: &str, more: &[&str]) -> Served {
+pub(crate) fn serve_env(
+    database: &str,
+    admin_password: &str,
+    more: &[&str],
+    environment: &[(&str, &str)],
+) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_quorum"))
         .args(["serve", "--bind", "127.0.0.1:0", "--database", database])
         .args(more)
+        .envs(environment.iter().copied())
         .env("QUORUM_ADMIN_PASSWORD", admin_password)
         .env("QUORUM_LOG", "warn")
         .stdout(Stdio::piped())
@@ -83,7 +92,7 @@ pub(crate) async fn call(
 }
 
 /// Creates a project with `items` items and `raters` raters; returns (project, rater tokens).
-async fn setup(
+pub(crate) async fn setup(
     client: &Client,
     base: &str,
     database: &str,
@@ -155,7 +164,7 @@ async fn setup(
 
 /// Every acknowledged (item, rater) pair, from a rater looping next + submit until nothing is
 /// left. A connection error (the server was killed) ends the loop.
-async fn rater_loop(
+pub(crate) async fn rater_loop(
     client: Client,
     bases: Vec<String>,
     project: i64,
@@ -268,7 +277,12 @@ async fn rater_loop_counted(
 }
 
 /// (item text, as `setup` writes it, rater name) of every stored response, from the export.
-async fn exported(client: &Client, base: &str, admin: &str, project: i64) -> Vec<(String, String)> {
+pub(crate) async fn exported(
+    client: &Client,
+    base: &str,
+    admin: &str,
+    project: i64,
+) -> Vec<(String, String)> {
     let text = client
         .get(format!("{base}/api/v1/projects/{project}/export"))
         .bearer_auth(admin)
@@ -343,84 +357,6 @@ async fn every_acknowledged_answer_survives_sigkill() {
     let child = &mut second.child;
     child.kill().unwrap();
     child.wait().unwrap();
-}
-
-fn postgres_url() -> String {
-    std::env::var("QUORUM_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_servers_on_one_postgres_never_overshoot() {
-    let name = format!("quorum_it_{}", std::process::id());
-    let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url()).unwrap();
-    let admin_pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .expect("PostgreSQL is running");
-    admin_pool
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
-    admin_pool
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let base_url = postgres_url();
-    let database = format!("{}/{name}", &base_url[..base_url.rfind('/').unwrap()]);
-
-    let first = serve(&database, "administrator");
-    let second = serve(&database, "administrator");
-    let admin = first.token.clone().or(second.token.clone()).unwrap();
-    let client = Client::new();
-    let (project, tokens) = setup(&client, &first.base, &database, &admin, 60, 64, 3).await;
-    let names: HashMap<String, String> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), format!("rater{i}")))
-        .collect();
-    let bases = vec![first.base.clone(), second.base.clone()];
-    let tasks: Vec<_> = tokens
-        .iter()
-        .map(|t| {
-            tokio::spawn(rater_loop(
-                client.clone(),
-                bases.clone(),
-                project,
-                t.clone(),
-            ))
-        })
-        .collect();
-    let mut acknowledged = Vec::new();
-    for task in tasks {
-        acknowledged.extend(task.await.unwrap());
-    }
-    let stored = exported(&client, &second.base, &admin, project).await;
-    assert_eq!(stored.len(), 180, "60 items × overlap 3, all answered");
-    assert_eq!(acknowledged.len(), 180);
-    let mut per_item: HashMap<String, usize> = HashMap::new();
-    let mut pairs = HashSet::new();
-    for (item, user) in &stored {
-        *per_item.entry(item.clone()).or_default() += 1;
-        assert!(
-            pairs.insert((item.clone(), user.clone())),
-            "{user} answered item {item} twice"
-        );
-    }
-    assert!(per_item.values().all(|&n| n == 3), "{per_item:?}");
-    for (item, token) in &acknowledged {
-        assert!(pairs.contains(&(item.clone(), names[token].clone())));
-    }
-    for mut served in [first, second] {
-        let child = &mut served.child;
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-    admin_pool
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -636,464 +572,4 @@ async fn sigterm_drains_and_exits_cleanly() {
     let child = &mut again.child;
     child.kill().unwrap();
     child.wait().unwrap();
-}
-
-/// `quorum models add`, `quorum models list` and `quorum run` against a provider on loopback;
-/// a second run calls nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_registers_models_and_runs_them_resumably() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
-    let server = serve(&database, "administrator");
-    let admin = server.token.clone().unwrap();
-    let client = Client::new();
-    let (project, _) = setup(&client, &server.base, &database, &admin, 4, 0, 1).await;
-    let router = axum::Router::new().route(
-        "/v1/chat/completions",
-        axum::routing::post(|axum::Json(body): axum::Json<Value>| async move {
-            let prompt = body["messages"][0]["content"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            axum::Json(json!({"choices": [{"message": {"content": format!("re: {prompt}")}}]}))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let provider = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    let quorum = |args: Vec<String>| {
-        let database = database.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                Command::new(env!("CARGO_BIN_EXE_quorum"))
-                    .args(&args)
-                    .args(["--database", &database])
-                    // The operator allows a model on loopback with its key in HOME.
-                    .env("QUORUM_MODEL_KEYS_ALLOW", "HOME")
-                    .env("QUORUM_ALLOW_PRIVATE_MODEL_HOSTS", "true")
-                    .output()
-                    .unwrap()
-            })
-            .await
-            .unwrap()
-        }
-    };
-    let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    // Without the operator's leave, neither the variable nor the loopback endpoint is taken.
-    for (variable, url) in [
-        ("HOME", "https://api.example.org/v1"),
-        ("QUORUM_KEY_ECHO", provider.as_str()),
-    ] {
-        let refused = Command::new(env!("CARGO_BIN_EXE_quorum"))
-            .args([
-                "models",
-                "add",
-                "echo",
-                "--base-url",
-                url,
-                "--api-key-env",
-                variable,
-            ])
-            .args(["--database", &database])
-            .env_remove("QUORUM_MODEL_KEYS_ALLOW")
-            .env_remove("QUORUM_ALLOW_PRIVATE_MODEL_HOSTS")
-            .output()
-            .unwrap();
-        assert!(!refused.status.success(), "{variable} {url}: {refused:?}");
-    }
-    let output = quorum(args(&[
-        "models",
-        "add",
-        "echo",
-        "--base-url",
-        &provider,
-        "--api-key-env",
-        "HOME",
-        "--param",
-        "temperature=0.2",
-    ]))
-    .await;
-    assert!(output.status.success(), "{output:?}");
-    let output = quorum(args(&["models", "list"])).await;
-    let listed = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        listed.contains("echo") && listed.contains("\"temperature\":0.2"),
-        "{listed}"
-    );
-    let project_arg = project.to_string();
-    let output = quorum(args(&[
-        "run",
-        "--project",
-        &project_arg,
-        "--models",
-        "echo",
-    ]))
-    .await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("echo: 4/4 answered, 0 failed, 4 calls this run"),
-        "{stderr}"
-    );
-    let output = quorum(args(&[
-        "run",
-        "--project",
-        &project_arg,
-        "--models",
-        "echo",
-    ]))
-    .await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("echo: 4/4 answered, 0 failed, 0 calls this run"),
-        "{stderr}"
-    );
-    let output = quorum(args(&[
-        "run",
-        "--project",
-        &project_arg,
-        "--models",
-        "ghost",
-    ]))
-    .await;
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no model named `ghost`"));
-}
-
-/// The real preference pairs of `hh_rlhf_harmless_base_test` go in with `quorum import
-/// --format dpo` and come out of `quorum export --format dpo` unchanged (id, prompt, chosen,
-/// rejected).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hh_rlhf_pairs_round_trip_through_dpo_import_and_export() {
-    let Some(root) = crate::support::datasets() else {
-        return;
-    };
-    let pairs = root.join("hh_rlhf_harmless_base_test/pairs.jsonl");
-    if !pairs.is_file() {
-        crate::support::skip(&format!("{} not found", pairs.display()));
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
-    let server = serve(&database, "administrator");
-    let admin = server.token.clone().unwrap();
-    let client = Client::new();
-    let schema = json!({
-        "fields": [{"name": "prompt", "kind": "text"}, {"name": "responses", "kind": "responses"}],
-        "questions": [{"name": "preference", "kind": "pairwise", "allow_both_bad": true, "required": true}]
-    });
-    let (status, body) = call(
-        &client,
-        &admin,
-        reqwest::Method::POST,
-        format!("{}/api/v1/projects", server.base),
-        Some(json!({"name": "hh", "schema": schema})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let project = body["project"]["id"].as_i64().unwrap().to_string();
-    let quorum = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_quorum"))
-            .args(args)
-            .args(["--database", &database])
-            .output()
-            .unwrap()
-    };
-    let output = quorum(&[
-        "import",
-        "--project",
-        &project,
-        "--format",
-        "dpo",
-        pairs.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{output:?}");
-    let exported = dir.path().join("dpo.jsonl");
-    let output = quorum(&[
-        "export",
-        "--project",
-        &project,
-        "--format",
-        "dpo",
-        "--output",
-        exported.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{output:?}");
-    let key = |v: &Value| {
-        (
-            v["id"].clone(),
-            v["prompt"].clone(),
-            v["chosen"].clone(),
-            v["rejected"].clone(),
-        )
-    };
-    let read = |path: &std::path::Path| -> Vec<Value> {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    let original = read(&pairs);
-    let back = read(&exported);
-    assert_eq!(original.len(), 2312);
-    let mut want: Vec<_> = original.iter().map(key).collect();
-    let mut got: Vec<_> = back.iter().map(key).collect();
-    want.sort_by_key(|k| k.0.to_string());
-    got.sort_by_key(|k| k.0.to_string());
-    assert!(want == got, "the pairs changed on the way through");
-    assert!(back.iter().all(|v| v["source"] == "gold"));
-}
-
-/// The quality loop on PostgreSQL across two servers: a rater who answers every gold item
-/// wrong is paused after exactly three (the third wrong answer brings the bound under 0.7), by
-/// whichever server took the answer, and both servers refuse them; a reviewer on one server
-/// rejects a response and the consensus on the other drops it; a reinstatement on one lets the
-/// rater work on the other; the audit log has both.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_quality_loop_holds_across_two_servers_on_postgres() {
-    let name = format!("quorum_quality_{}", std::process::id());
-    let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url()).unwrap();
-    let admin_pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .expect("PostgreSQL is running");
-    for statement in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        admin_pool.execute(statement.as_str()).await.unwrap();
-    }
-    let base_url = postgres_url();
-    let database = format!("{}/{name}", &base_url[..base_url.rfind('/').unwrap()]);
-    let first = serve(&database, "administrator");
-    let second = serve(&database, "administrator");
-    let admin = first.token.clone().or(second.token.clone()).unwrap();
-    let client = Client::new();
-    let (project, tokens) = setup(&client, &first.base, &database, &admin, 40, 3, 2).await;
-    let bases = [first.base.clone(), second.base.clone()];
-    let url = |i: usize, path: &str| format!("{}/api/v1/{path}", bases[i % 2]);
-    let gold: String = (0..20)
-        .map(|i| format!("{{\"external_id\": \"g{i}\", \"fields\": {{\"text\": \"gold {i}\"}}, \"gold\": {{\"label\": \"a\"}}}}\n"))
-        .collect();
-    let response = client
-        .post(url(0, &format!("projects/{project}/items")))
-        .bearer_auth(&admin)
-        .body(gold)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let rules = json!({"gold_rate": 0.3, "pause": {"min_accuracy_upper": 0.7}, "review": {"disagreement": true}});
-    let (status, body) = call(
-        &client,
-        &admin,
-        reqwest::Method::PUT,
-        url(0, &format!("projects/{project}/quality")),
-        Some(rules),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-
-    // rater0 answers `b` to everything, on alternate servers, until refused.
-    let (spammer, careful) = (&tokens[0], &tokens[1]);
-    let mut gold_answered = 0;
-    for step in 0.. {
-        let (status, body) = call(
-            &client,
-            spammer,
-            reqwest::Method::POST,
-            url(step, &format!("projects/{project}/next")),
-            None,
-        )
-        .await;
-        if status == StatusCode::FORBIDDEN {
-            assert!(
-                body["error"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("paused"),
-                "{body}"
-            );
-            break;
-        }
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "the spammer ran out of items unpaused: {body}"
-        );
-        gold_answered += usize::from(
-            body["item"]["fields"]["text"]
-                .as_str()
-                .unwrap()
-                .starts_with("gold"),
-        );
-        let lease = body["lease"]["id"].as_i64().unwrap();
-        let (status, _) = call(
-            &client,
-            spammer,
-            reqwest::Method::POST,
-            url(step + 1, &format!("leases/{lease}/response")),
-            Some(json!({"answers": {"label": "b"}, "time_spent_ms": 3000})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED);
-    }
-    assert_eq!(gold_answered, 3);
-    for i in 0..2 {
-        let (status, _) = call(
-            &client,
-            spammer,
-            reqwest::Method::POST,
-            url(i, &format!("projects/{project}/next")),
-            None,
-        )
-        .await;
-        assert_eq!(
-            status,
-            StatusCode::FORBIDDEN,
-            "server {i} refuses a paused rater"
-        );
-    }
-    // rater1 answers `a` to everything.
-    for step in 0.. {
-        let (status, body) = call(
-            &client,
-            careful,
-            reqwest::Method::POST,
-            url(step, &format!("projects/{project}/next")),
-            None,
-        )
-        .await;
-        if status == StatusCode::NO_CONTENT {
-            break;
-        }
-        let lease = body["lease"]["id"].as_i64().unwrap();
-        call(
-            &client,
-            careful,
-            reqwest::Method::POST,
-            url(step, &format!("leases/{lease}/response")),
-            Some(json!({"answers": {"label": "a"}, "time_spent_ms": 3000})),
-        )
-        .await;
-    }
-    // rater2 reviews on the second server: the disputed item loses the spammer's answer.
-    let (status, _) = call(
-        &client,
-        &admin,
-        reqwest::Method::POST,
-        url(0, &format!("projects/{project}/members")),
-        Some(json!({"user": "rater2", "role": "reviewer"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let reviewer = &tokens[2];
-    let (status, body) = call(
-        &client,
-        reviewer,
-        reqwest::Method::GET,
-        url(1, &format!("projects/{project}/review-queue")),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let task = &body["items"][0];
-    let item_id = task["item_id"].as_i64().unwrap();
-    let spam = task["responses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["user_name"] == "rater0")
-        .unwrap();
-    let (status, body) = call(&client, reviewer, reqwest::Method::POST, url(1, &format!("projects/{project}/reviews")), Some(json!({"item_id": item_id, "verdicts": [{"response_id": spam["response_id"], "verdict": "reject"}]}))).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (_, body) = call(
-        &client,
-        &admin,
-        reqwest::Method::GET,
-        url(0, &format!("projects/{project}/consensus")),
-        None,
-    )
-    .await;
-    let agreed = body["consensus"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["item_id"] == item_id)
-        .unwrap()
-        .clone();
-    assert_eq!(
-        (agreed["responses"].as_i64(), agreed["answer"].as_str()),
-        (Some(1), Some("a")),
-        "{agreed}"
-    );
-
-    // Reinstated on the second server, the rater works again on the first.
-    let (_, body) = call(
-        &client,
-        &admin,
-        reqwest::Method::GET,
-        url(0, &format!("projects/{project}/raters")),
-        None,
-    )
-    .await;
-    let spammer_id = body["raters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "rater0")
-        .unwrap()["user_id"]
-        .as_i64()
-        .unwrap();
-    let (status, _) = call(
-        &client,
-        &admin,
-        reqwest::Method::POST,
-        url(
-            1,
-            &format!("projects/{project}/raters/{spammer_id}/standing"),
-        ),
-        Some(json!({"action": "reinstate", "reason": "warned"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = call(
-        &client,
-        spammer,
-        reqwest::Method::POST,
-        url(0, &format!("projects/{project}/next")),
-        None,
-    )
-    .await;
-    assert!(
-        status == StatusCode::OK || status == StatusCode::NO_CONTENT,
-        "{status}"
-    );
-    let (_, body) = call(
-        &client,
-        &admin,
-        reqwest::Method::GET,
-        url(0, &format!("projects/{project}/rater-events")),
-        None,
-    )
-    .await;
-    let actions: Vec<&str> = body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, vec!["paused", "reinstated"]);
-
-    for mut served in [first, second] {
-        let child = &mut served.child;
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-    admin_pool
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
 }

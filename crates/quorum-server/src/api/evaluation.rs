@@ -62,8 +62,8 @@ pub(super) fn default_concurrency() -> usize {
     4
 }
 
-/// Starts a run in the background (it can take hours); progress is read from the store, so
-/// any server can report it. A run interrupted by a restart is resumed by starting it again.
+/// Queues a run as one job per model (it can take hours); any server's job runner takes it,
+/// and another server resumes it if that one stops. Progress is read from the store.
 pub(super) async fn start_run<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
@@ -82,16 +82,11 @@ pub(super) async fn start_run<S: Store>(
         concurrency: request.concurrency,
         policy: RetryPolicy::default(),
     };
-    // Check everything that can be checked before answering: the project, the models, keys.
-    state.app.check_run(&caller, id, &run).await?;
-    let claim = state.app.claim_run(id, &run.models)?;
-    let app = state.app.clone();
-    tokio::spawn(async move {
-        if let Err(error) = app.run_claimed(claim, &caller, id, run, &|_| {}).await {
-            tracing::warn!(project = id, %error, "a model run stopped");
-        }
-    });
-    Ok((StatusCode::ACCEPTED, Json(json!({"started": true}))))
+    let jobs = state.app.start_model_run(&caller, id, &run).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"started": true, "jobs": jobs})),
+    ))
 }
 
 pub(super) async fn run_progress<S: Store>(
@@ -113,7 +108,8 @@ pub(super) struct StartJudge {
     concurrency: usize,
 }
 
-/// Starts an LLM judge on a battle project in the background; starting it again resumes.
+/// Queues an LLM judge on a battle project as a job; starting it again (once that job has
+/// ended) resumes it.
 pub(super) async fn start_judge<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
@@ -133,14 +129,11 @@ pub(super) async fn start_judge<S: Store>(
         concurrency: request.concurrency,
         policy: RetryPolicy::default(),
     };
-    state.app.check_judge(&caller, id, &judge).await?;
-    let app = state.app.clone();
-    tokio::spawn(async move {
-        if let Err(error) = app.run_judge(&caller, id, judge, &|| {}).await {
-            tracing::warn!(project = id, %error, "a judge run stopped");
-        }
-    });
-    Ok((StatusCode::ACCEPTED, Json(json!({"started": true}))))
+    let job = state.app.start_judge(&caller, id, &judge).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"started": true, "job": job})),
+    ))
 }
 
 pub(super) async fn judge_reports<S: Store>(

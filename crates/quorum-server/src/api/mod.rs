@@ -3,6 +3,7 @@
 
 mod accounts;
 mod evaluation;
+mod jobs;
 mod projects;
 mod quality;
 mod standards;
@@ -133,6 +134,9 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
             "/api/v1/projects/{id}/judges",
             post(evaluation::start_judge::<S>).get(evaluation::judge_reports::<S>),
         )
+        .route("/api/v1/jobs", get(jobs::list_jobs::<S>))
+        .route("/api/v1/jobs/{id}", get(jobs::get_job::<S>))
+        .route("/api/v1/projects/{id}/jobs", get(jobs::project_jobs::<S>))
         .route(
             "/api/v1/standards",
             post(standards::run_standard::<S>).get(standards::list_standards::<S>),

@@ -1,5 +1,7 @@
 //! A project's dashboard: progress, activity, raters, agreement and the audit log, drawn on the server.
 
+use quorum_core::schema::QuestionKind;
+
 use super::*;
 
 pub(super) struct AgreementPlot {
@@ -174,10 +176,9 @@ pub(super) async fn dashboard<S: Store>(
             )
         })
         .collect();
-    let kinds: Vec<&str> = project.schema["questions"]
-        .as_array()
-        .map(|qs| qs.iter().filter_map(|q| q["kind"].as_str()).collect())
-        .unwrap_or_default();
+    let has = |wanted: fn(&QuestionKind) -> bool| {
+        project.schema.questions.iter().any(|q| wanted(&q.kind))
+    };
     let labels = |v: &[(String, f64)]| crate::svg::bars(v);
     let hours: Vec<(String, f64)> = data
         .per_hour
@@ -279,8 +280,8 @@ pub(super) async fn dashboard<S: Store>(
             quality_json: script_json(&serde_json::to_value(&project.quality).unwrap_or_default()),
             events,
             can_manage: role.can_manage(),
-            pairwise: kinds.contains(&"pairwise"),
-            free_text: kinds.contains(&"text"),
+            pairwise: has(|k| matches!(k, QuestionKind::Pairwise { .. })),
+            free_text: has(|k| matches!(k, QuestionKind::Text { .. })),
             models,
             judges,
             agreement,

@@ -42,10 +42,8 @@ pub(super) async fn work<S: Store>(
 
 /// The Content-Security-Policy of a page showing a project's items: images only from the
 /// hosts its image fields list, when they all list some.
-pub(super) fn image_policy(schema: &serde_json::Value) -> HeaderValue {
-    let hosts = serde_json::from_value::<quorum_core::schema::Schema>(schema.clone())
-        .ok()
-        .and_then(|s| s.image_hosts());
+pub(super) fn image_policy(schema: &quorum_core::schema::Schema) -> HeaderValue {
+    let hosts = schema.image_hosts();
     HeaderValue::from_str(&crate::headers::policy_for_images(hosts.as_deref()))
         .unwrap_or_else(|_| HeaderValue::from_static(crate::headers::DEFAULT_POLICY))
 }

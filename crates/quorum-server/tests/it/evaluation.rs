@@ -387,6 +387,8 @@ async fn models_are_registered_and_runs_collect_their_answers_in_the_background(
     );
     let (status, body) = run(json!(["echo"])).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job = body["jobs"][0]["id"].as_i64().expect("the run's job");
+    assert_eq!(body["jobs"][0]["kind"], "model_run");
     let mut answered = 0;
     for _ in 0..100 {
         let (_, body) = server
@@ -405,6 +407,47 @@ async fn models_are_registered_and_runs_collect_their_answers_in_the_background(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(answered, 5, "the background run answered every prompt");
+    // Its job is visible: to the project's readers with the project's jobs, by id, and to
+    // administrators in the list of every job.
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = server
+            .call(
+                &server.admin_token,
+                Method::GET,
+                &format!("/api/v1/jobs/{job}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        state = body["job"]["state"].clone();
+        if state == "done" {
+            assert_eq!(body["job"]["attempts"], 1);
+            assert_eq!(body["job"]["project_id"], prompts);
+            assert!(body["job"]["error"].is_null(), "{body}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "done");
+    let (_, body) = server
+        .call(
+            &server.admin_token,
+            Method::GET,
+            &format!("/api/v1/projects/{prompts}/jobs"),
+            None,
+        )
+        .await;
+    assert_eq!(body["jobs"][0]["id"], job, "{body}");
+    let (_, body) = server
+        .call(
+            &server.admin_token,
+            Method::GET,
+            "/api/v1/jobs?limit=1",
+            None,
+        )
+        .await;
+    assert_eq!(body["jobs"].as_array().map(Vec::len), Some(1), "{body}");
     // The run's progress is on the project's dashboard.
     let cookie = crate::web::sign_in(&server, "admin", "administrator")
         .await

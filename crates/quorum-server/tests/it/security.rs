@@ -455,7 +455,15 @@ async fn the_registry_is_for_managers_and_a_run_starts_once() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
-    // Once it is done, the model may be run again (nothing is left to call).
+    // Once its job is done, the model may be run again (nothing is left to call).
+    let jobs = format!("/api/v1/projects/{p}/jobs");
+    for _ in 0..100 {
+        let (_, body) = server.call(&manager, Method::GET, &jobs, None).await;
+        if body["jobs"][0]["state"] == "done" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (status, body) = post(&server, &manager, &runs, Some(json!({"models": ["m"]}))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 }

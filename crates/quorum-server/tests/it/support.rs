@@ -11,6 +11,7 @@ pub struct Server {
     pub admin_token: String,
     pub app: App<SqliteStore>,
     pub client: Client,
+    _runner: quorum_app::jobs::JobRunner,
     _dir: tempfile::TempDir,
 }
 
@@ -44,11 +45,13 @@ impl Server {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = quorum_server::router_with(app.clone(), settings);
         tokio::spawn(async move { axum_serve(listener, router).await });
+        let runner = app.start_job_runner(quorum_app::jobs::RunnerSettings::default());
         Server {
             base,
             admin_token,
             app,
             client: Client::new(),
+            _runner: runner,
             _dir: dir,
         }
     }

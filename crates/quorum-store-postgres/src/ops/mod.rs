@@ -4,10 +4,10 @@
 use quorum_core::Role;
 use quorum_store::{
     BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemAnswer, ItemBatch, ItemRef,
-    Lease, LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewToken, NewUser, NextRequest,
-    Pool, Project, ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent,
-    RaterRecord, RaterState, Response, Result, Review, StandardRun, StoreError, StoredItem,
-    Submission, SubmitOutcome, Token, User, Verdict,
+    Job, JobState, Lease, LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewToken,
+    NewUser, NextRequest, Pool, Project, ProjectStats, QualityPolicy, RaterActivity, RaterChange,
+    RaterEvent, RaterRecord, RaterState, Response, Result, Review, StandardRun, StoreError,
+    StoredItem, Submission, SubmitOutcome, Token, User, Verdict,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -17,6 +17,7 @@ use crate::database_error;
 
 mod accounts;
 mod evaluation;
+mod jobs;
 mod projects;
 mod quality;
 mod rows;
@@ -29,7 +30,7 @@ pub(crate) fn json_text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
-pub(crate) fn parse_json(text: &str) -> Result<Value> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Database(Box::new(e)))
 }
 

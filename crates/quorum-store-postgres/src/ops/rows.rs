@@ -128,3 +128,22 @@ pub(crate) fn standard_run_from(row: &PgRow) -> Result<StandardRun> {
         created_at: get(row, "created_at")?,
     })
 }
+
+pub(crate) fn job_from(row: &PgRow) -> Result<Job> {
+    Ok(Job {
+        id: get(row, "id")?,
+        kind: get(row, "kind")?,
+        project_id: get(row, "project_id")?,
+        key: get(row, "key")?,
+        payload: parse_json(&get::<String>(row, "payload")?)?,
+        state: JobState::parse(&get::<String>(row, "state")?),
+        attempts: get(row, "attempts")?,
+        runner: get(row, "runner")?,
+        lease_until: get(row, "lease_until")?,
+        error: get(row, "error")?,
+        created_by: get(row, "created_by")?,
+        created_at: get(row, "created_at")?,
+        started_at: get(row, "started_at")?,
+        finished_at: get(row, "finished_at")?,
+    })
+}

@@ -3,19 +3,19 @@
 
 use quorum_core::Role;
 use quorum_store::{
-    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemAnswer, ItemBatch, Lease,
-    LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewToken, NewUser, NextRequest, Pool,
-    Project, ProjectStats, QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord,
-    RaterState, Response, Result, Review, StandardRun, StoreError, StoredItem, Submission,
-    SubmitOutcome, Token, User, Verdict,
+    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemAnswer, ItemBatch, Job,
+    JobState, Lease, LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewToken, NewUser,
+    NextRequest, Pool, Project, ProjectStats, QualityPolicy, RaterActivity, RaterChange,
+    RaterEvent, RaterRecord, RaterState, Response, Result, Review, StandardRun, StoreError,
+    StoredItem, Submission, SubmitOutcome, Token, User, Verdict,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-use serde_json::Value;
 
 use crate::database_error;
 
 mod accounts;
 mod evaluation;
+mod jobs;
 mod projects;
 mod quality;
 mod rows;
@@ -26,7 +26,7 @@ pub(crate) fn json_text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
-pub(crate) fn parse_json(text: &str) -> Result<Value> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Database(Box::new(e)))
 }
 

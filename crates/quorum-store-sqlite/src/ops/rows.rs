@@ -252,3 +252,25 @@ pub(crate) fn standard_run_from(row: &Row<'_>) -> rusqlite::Result<Result<Standa
         })
     })())
 }
+
+pub(crate) fn job_from(row: &Row<'_>) -> rusqlite::Result<Result<Job>> {
+    let payload: String = row.get("payload")?;
+    let state: String = row.get("state")?;
+    let job = Job {
+        id: row.get("id")?,
+        kind: row.get("kind")?,
+        project_id: row.get("project_id")?,
+        key: row.get("key")?,
+        payload: serde_json::Value::Null,
+        state: JobState::parse(&state),
+        attempts: row.get("attempts")?,
+        runner: row.get("runner")?,
+        lease_until: row.get("lease_until")?,
+        error: row.get("error")?,
+        created_by: row.get("created_by")?,
+        created_at: row.get("created_at")?,
+        started_at: row.get("started_at")?,
+        finished_at: row.get("finished_at")?,
+    };
+    Ok(parse_json(&payload).map(|payload| Job { payload, ..job }))
+}

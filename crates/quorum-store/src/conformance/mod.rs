@@ -32,7 +32,9 @@ macro_rules! conformance_tests {
             locale_routing, export_pages_and_stats, concurrent_raters_never_overshoot,
             models_generations_and_battles, settled_items_take_no_more_answers,
             gold_pool_scores_and_rater_standing, reviews_replace_and_count,
-            standard_runs_and_instance_settings);
+            standard_runs_and_instance_settings,
+            jobs_are_claimed_once_and_taken_over_when_their_runner_stops,
+            concurrent_runners_never_share_a_job);
     };
     (@each $make:path; $($name:ident),*) => {
         $(
@@ -102,7 +104,7 @@ pub(super) async fn project<S: Store>(
             NewProject {
                 name: "p".into(),
                 instructions: String::new(),
-                schema: serde_json::to_value(schema()).unwrap_or_default(),
+                schema: schema(),
                 overlap,
                 lease_seconds: 60,
                 locale_policy,
@@ -156,15 +158,17 @@ pub(super) fn gold_item(external_id: &str) -> Item {
 }
 
 mod accounts;
-mod projects;
-mod work;
-mod quality;
 mod evaluation;
+mod jobs;
+mod projects;
+mod quality;
 mod standards;
+mod work;
 
 pub use accounts::*;
-pub use projects::*;
-pub use work::*;
-pub use quality::*;
 pub use evaluation::*;
+pub use jobs::*;
+pub use projects::*;
+pub use quality::*;
 pub use standards::*;
+pub use work::*;
