@@ -22,8 +22,8 @@ pub struct Dashboard {
     pub reliability: Vec<crate::quality::RaterReliability>,
     pub agreement: Vec<crate::quality::QuestionAgreement>,
     /// Model runs on the project's prompts (judges' outputs aside).
-    pub models: Vec<crate::runs::ModelProgress>,
-    pub judges: Vec<crate::judges::JudgeReport>,
+    pub models: Vec<crate::evaluation::runs::ModelProgress>,
+    pub judges: Vec<crate::evaluation::judges::JudgeReport>,
     /// The audit log of rater standing, oldest first.
     pub events: Vec<quorum_store::RaterEvent>,
 }

@@ -17,9 +17,9 @@ use tokio::task::JoinSet;
 use quorum_core::Role;
 use quorum_store::{Job, JobClaim, NewJob, Store};
 
-use crate::judges::JudgeRequest;
-use crate::llm::RetryPolicy;
-use crate::runs::RunRequest;
+use crate::evaluation::judges::JudgeRequest;
+use crate::evaluation::llm::RetryPolicy;
+use crate::evaluation::runs::RunRequest;
 use crate::{App, AppError, Caller};
 
 /// A model's answers to a project of prompts ([`App::run_models`] for one model).

@@ -3,24 +3,21 @@
 //! The HTTP handlers and CLI commands parse input, call one function here and present the
 //! result. Nothing here knows about HTTP, HTML or terminals.
 
-mod after_answer;
-pub mod arena;
-pub mod auth;
-pub mod control;
+//!
+//! The modules follow Quorum's contexts — `accounts`, `projects`, `work`, `quality`,
+//! `evaluation`, `standards` — beside the cross-cutting homes: `export` (every export format),
+//! `jobs` (the job runner), `dashboard`, `pages` and the error type.
+
+pub mod accounts;
 pub mod dashboard;
 mod error;
 pub mod evaluation;
 pub mod export;
 pub mod jobs;
-pub mod judges;
-pub mod llm;
-mod overlap;
 mod pages;
 mod projects;
 pub mod quality;
-pub mod review;
-pub mod runs;
-pub mod standard;
+pub mod standards;
 mod work;
 
 use std::sync::Arc;
@@ -123,7 +120,8 @@ pub(crate) struct Caches {
     /// clock), fixed by tests that want the same draws every run.
     pub(crate) draw_seed: std::sync::atomic::AtomicU64,
     /// Rater accuracy estimates per project, for dynamic overlap.
-    pub(crate) accuracies: std::sync::Mutex<std::collections::HashMap<i64, overlap::Accuracies>>,
+    pub(crate) accuracies:
+        std::sync::Mutex<std::collections::HashMap<i64, quality::overlap::Accuracies>>,
     /// Password hashes computed at once (each takes a core for tens of milliseconds).
     pub(crate) hashing: tokio::sync::Semaphore,
     /// Analyses (whole-project consensus, agreement, boards…) running at once on this server.
@@ -138,7 +136,7 @@ pub struct App<S> {
     store: Arc<S>,
     clock: Arc<dyn Clock>,
     caches: Arc<Caches>,
-    egress: Arc<llm::Egress>,
+    egress: Arc<evaluation::llm::Egress>,
     /// The operator's report-signing key (an Ed25519 seed), when not the stored one.
     signing_key: Option<Arc<[u8; 32]>>,
 }
@@ -182,7 +180,7 @@ impl<S: Store> App<S> {
             store,
             clock,
             caches: Arc::new(caches),
-            egress: Arc::new(llm::Egress::default()),
+            egress: Arc::new(evaluation::llm::Egress::default()),
             signing_key: None,
         }
     }
@@ -200,7 +198,7 @@ impl<S: Store> App<S> {
 
     /// Sets which model endpoints and key variables model runs and judges may use (by default:
     /// public endpoints, keys in `QUORUM_KEY_…` variables).
-    pub fn with_egress(mut self, egress: llm::Egress) -> Self {
+    pub fn with_egress(mut self, egress: evaluation::llm::Egress) -> Self {
         self.egress = Arc::new(egress);
         self
     }
@@ -213,7 +211,7 @@ impl<S: Store> App<S> {
         self
     }
 
-    pub fn egress(&self) -> &llm::Egress {
+    pub fn egress(&self) -> &evaluation::llm::Egress {
         &self.egress
     }
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use quorum_app::auth::{SESSION_IDLE_MS, SESSION_MAX_MS};
+use quorum_app::accounts::{SESSION_IDLE_MS, SESSION_MAX_MS};
 use quorum_app::{App, AppError, CACHE_MS, Caller, Clock};
 use quorum_store_sqlite::SqliteStore;
 

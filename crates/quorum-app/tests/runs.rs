@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use quorum_app::llm::{Egress, RetryPolicy};
-use quorum_app::runs::RunRequest;
+use quorum_app::evaluation::llm::{Egress, RetryPolicy};
+use quorum_app::evaluation::runs::RunRequest;
 use quorum_app::{App, Caller, CreateProject, ImportFormat, SystemClock};
 use quorum_store::{Evaluation, ModelSpec, Projects};
 use quorum_store_sqlite::SqliteStore;
@@ -342,8 +342,8 @@ async fn judge_provider() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn judges_answer_both_orders_and_are_measured_against_humans() {
+    use quorum_app::evaluation::judges::JudgeRequest;
     use quorum_app::evaluation::{BuildBattles, Sampling};
-    use quorum_app::judges::JudgeRequest;
     let base = judge_provider().await;
     let (app, caller, prompts, _dir) = app_with_prompts().await;
     let lines: String = (0..3)

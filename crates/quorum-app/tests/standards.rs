@@ -12,10 +12,10 @@ use axum::Json;
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use quorum_app::llm::RetryPolicy;
-use quorum_app::standard::report::SignedReport;
-use quorum_app::standard::run::RunOptions;
-use quorum_app::standard::{self, Standard};
+use quorum_app::evaluation::llm::RetryPolicy;
+use quorum_app::standards::report::SignedReport;
+use quorum_app::standards::run::RunOptions;
+use quorum_app::standards::{self, Standard};
 use quorum_app::{AddMember, App, Caller, SubmitAnswers, SystemClock};
 use quorum_stats::arena::{self as engine};
 use quorum_store::{Evaluation, ModelSpec, Standards};
@@ -70,7 +70,7 @@ async fn instance(dir: &Path, standard: &Standard, base: &str) -> (App<SqliteSto
         .await
         .unwrap();
     let app = App::new(Arc::new(store), Arc::new(SystemClock))
-        .with_egress(quorum_app::llm::Egress::permissive());
+        .with_egress(quorum_app::evaluation::llm::Egress::permissive());
     let (admin, _) = app
         .bootstrap_admin(Some("administrator".into()))
         .await
@@ -170,7 +170,7 @@ async fn instance(dir: &Path, standard: &Standard, base: &str) -> (App<SqliteSto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standard_runs_reports_verifies_and_compares_across_instances() {
-    let standard = standard::load(&example()).unwrap();
+    let standard = standards::load(&example()).unwrap();
     let base = provider().await;
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (app, admin, project) = instance(one.path(), &standard, &base).await;
@@ -303,14 +303,14 @@ async fn a_standard_runs_reports_verifies_and_compares_across_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_out_standard_never_exports_its_items() {
     let file = example().with_file_name("health-information.toml");
-    let standard = standard::load(&file).unwrap();
+    let standard = standards::load(&file).unwrap();
     let base = provider().await;
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
         .await
         .unwrap();
     let app = App::new(Arc::new(store), Arc::new(SystemClock))
-        .with_egress(quorum_app::llm::Egress::permissive());
+        .with_egress(quorum_app::evaluation::llm::Egress::permissive());
     let (admin, _) = app.bootstrap_admin(None).await.unwrap().unwrap();
     let admin = Caller { user: admin };
     for name in ["careful", "hasty", "judge", "down"] {

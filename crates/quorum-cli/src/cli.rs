@@ -411,8 +411,8 @@ pub struct EgressArgs {
 }
 
 impl EgressArgs {
-    pub fn policy(&self) -> quorum_app::llm::Egress {
-        quorum_app::llm::Egress {
+    pub fn policy(&self) -> quorum_app::evaluation::llm::Egress {
+        quorum_app::evaluation::llm::Egress {
             key_variables: self
                 .model_keys_allow
                 .iter()

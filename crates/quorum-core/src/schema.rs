@@ -229,6 +229,35 @@ impl Schema {
         self.questions.iter().find(|q| q.name == name)
     }
 
+    /// The prompt field of a prompt project: its first text, markdown or chat field.
+    pub fn prompt_field(&self) -> Option<(&str, FieldKind)> {
+        self.fields
+            .iter()
+            .find(|f| {
+                matches!(
+                    f.kind,
+                    FieldKind::Text | FieldKind::Markdown | FieldKind::Chat
+                )
+            })
+            .map(|f| (f.name.as_str(), f.kind))
+    }
+
+    /// The first responses field (the answers a ranking or a battle is about).
+    pub fn responses_field(&self) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|f| f.kind == FieldKind::Responses)
+            .map(|f| f.name.as_str())
+    }
+
+    /// The first pairwise question (a battle project's vote).
+    pub fn pairwise_question(&self) -> Option<&str> {
+        self.questions
+            .iter()
+            .find(|q| matches!(q.kind, QuestionKind::Pairwise { .. }))
+            .map(|q| q.name.as_str())
+    }
+
     /// The hosts raters' browsers may load this schema's images from: `None` when some image
     /// field allows any URL.
     pub fn image_hosts(&self) -> Option<Vec<String>> {

@@ -76,7 +76,7 @@ impl HttpSettings {
 pub struct AppState<S> {
     pub app: App<S>,
     pub metrics: Arc<Metrics>,
-    pub sign_ins: Arc<quorum_app::auth::SignInLimiter>,
+    pub sign_ins: Arc<quorum_app::accounts::SignInLimiter>,
     pub settings: Arc<HttpSettings>,
 }
 
@@ -107,7 +107,7 @@ pub fn router_with<S: Store>(app: App<S>, settings: HttpSettings) -> Router {
     let state = AppState {
         app,
         metrics: Arc::new(Metrics::default()),
-        sign_ins: Arc::new(quorum_app::auth::SignInLimiter::default()),
+        sign_ins: Arc::new(quorum_app::accounts::SignInLimiter::default()),
         settings: Arc::new(settings),
     };
     api::routes(state)

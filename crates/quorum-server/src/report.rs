@@ -2,7 +2,7 @@
 //! readable offline and from any file share.
 
 use askama::Template;
-use quorum_app::standard::report::SignedReport;
+use quorum_app::standards::report::SignedReport;
 use serde_json::Value;
 
 struct BoardView {
@@ -164,7 +164,7 @@ pub fn standard_report_html(signed: &SignedReport) -> String {
                 (question.clone(), parts.join(", "))
             })
             .collect(),
-        private: report.spec.exposure.policy == quorum_app::standard::ExposurePolicy::Private,
+        private: report.spec.exposure.policy == quorum_app::standards::ExposurePolicy::Private,
     };
     page.render()
         .unwrap_or_else(|e| format!("<p>the report could not be drawn: {e}</p>"))

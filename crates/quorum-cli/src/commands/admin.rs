@@ -76,7 +76,7 @@ async fn with_store<S: Store>(store: S, command: AdminCommand) -> anyhow::Result
                         "{},{},{},{},{},{}",
                         token.id,
                         token.name,
-                        token.name == quorum_app::auth::SESSION_NAME,
+                        token.name == quorum_app::accounts::SESSION_NAME,
                         token.created_at,
                         optional(token.expires_at),
                         optional(token.last_used_at)

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
-use quorum_app::arena::{Battles, Report, ReportOptions, parse_anchor, report};
+use quorum_app::evaluation::arena::{Battles, Report, ReportOptions, parse_anchor, report};
 use quorum_stats::arena::{Battle, Winner};
 
 use super::csv_output;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use quorum_app::llm::RetryPolicy;
-use quorum_app::runs::RunRequest;
+use quorum_app::evaluation::llm::RetryPolicy;
+use quorum_app::evaluation::runs::RunRequest;
 
 use quorum_store::{ModelSpec, Store};
 use serde_json::Value;

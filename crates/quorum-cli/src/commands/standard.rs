@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use quorum_app::llm::RetryPolicy;
-use quorum_app::standard::report::SignedReport;
-use quorum_app::standard::run::RunOptions;
-use quorum_app::standard::{self, Standard};
+use quorum_app::evaluation::llm::RetryPolicy;
+use quorum_app::standards::report::SignedReport;
+use quorum_app::standards::run::RunOptions;
+use quorum_app::standards::{self, Standard};
 
 use quorum_store::Store;
 
@@ -18,7 +18,7 @@ use crate::tables::InputError;
 
 /// Loads a standard; its problems, one per line, as the user's input error.
 fn load(path: &Path) -> anyhow::Result<Standard> {
-    standard::load(path).map_err(|problems| {
+    standards::load(path).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         InputError::new(
             path,

@@ -9,6 +9,7 @@
 mod admin;
 mod aggregate;
 mod browser;
+mod browser_review;
 mod datasets;
 mod limits;
 mod models;

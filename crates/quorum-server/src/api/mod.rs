@@ -20,12 +20,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures_util::{StreamExt, stream};
-use quorum_app::arena::{ReportOptions, parse_anchor};
+use quorum_app::evaluation::arena::{ReportOptions, parse_anchor};
+use quorum_app::evaluation::judges::JudgeRequest;
+use quorum_app::evaluation::llm::RetryPolicy;
+use quorum_app::evaluation::runs::RunRequest;
 use quorum_app::evaluation::{BuildBattles, SliceBy};
 use quorum_app::export::Export;
-use quorum_app::judges::JudgeRequest;
-use quorum_app::llm::RetryPolicy;
-use quorum_app::runs::RunRequest;
 use quorum_app::{AddMember, Caller, CreateProject, ImportFormat, SubmitAnswers};
 use quorum_store::ModelSpec;
 use quorum_store::Store;
@@ -260,7 +260,8 @@ impl<S: Store> FromRequestParts<AppState<S>> for Authenticated {
                 .get("x-csrf-token")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            if !quorum_app::auth::same_secret(sent, &quorum_app::auth::csrf_token(&session)) {
+            if !quorum_app::accounts::same_secret(sent, &quorum_app::accounts::csrf_token(&session))
+            {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "csrf",
@@ -300,7 +301,7 @@ async fn metrics<S: Store>(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        if !quorum_app::auth::same_secret(sent.trim(), expected) {
+        if !quorum_app::accounts::same_secret(sent.trim(), expected) {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",

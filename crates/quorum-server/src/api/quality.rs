@@ -80,7 +80,7 @@ pub(super) async fn change_standing<S: Store>(
     Path((id, user_id)): Path<(i64, i64)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let change: quorum_app::control::StandingChange = parse_body(&body)?;
+    let change: quorum_app::quality::control::StandingChange = parse_body(&body)?;
     let changed = state
         .app
         .change_standing(&caller, id, user_id, change)
@@ -116,7 +116,7 @@ pub(super) async fn submit_review<S: Store>(
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let input: quorum_app::review::ReviewInput = parse_body(&body)?;
+    let input: quorum_app::quality::review::ReviewInput = parse_body(&body)?;
     let reviews = state.app.submit_review(&caller, id, input).await?;
     Ok((StatusCode::CREATED, Json(json!({"reviews": reviews}))))
 }

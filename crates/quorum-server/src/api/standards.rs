@@ -26,7 +26,7 @@ pub(super) async fn run_standard<S: Store>(
             json!({"field": "concurrency"}),
         ));
     }
-    let options = quorum_app::standard::run::RunOptions {
+    let options = quorum_app::standards::run::RunOptions {
         models: query
             .models
             .split(',')

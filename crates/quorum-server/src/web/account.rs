@@ -1,13 +1,13 @@
 //! Account pages: your password, API tokens and web sessions (`/account`), and for
 //! administrators every account with disable and enable (`/users`). Plain forms, each with the
-//! page's CSRF token; the rules live in `quorum_app::auth`.
+//! page's CSRF token; the rules live in `quorum_app::accounts`.
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use quorum_app::auth::same_secret;
+use quorum_app::accounts::same_secret;
 use quorum_store::Store;
 use serde::Deserialize;
 

@@ -45,7 +45,7 @@ pub(super) struct DashboardPage {
     can_manage: bool,
     pairwise: bool,
     free_text: bool,
-    models: Vec<quorum_app::runs::ModelProgress>,
+    models: Vec<quorum_app::evaluation::runs::ModelProgress>,
     agreement: Vec<AgreementPlot>,
     /// Judge, judged, unparseable, consistency, position bias, agreement, kappa (as text).
     judges: Vec<(String, usize, usize, String, String, String, String)>,

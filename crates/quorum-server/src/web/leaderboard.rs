@@ -68,7 +68,7 @@ pub(super) async fn leaderboard<S: Store>(
         _ => None,
     };
     let rounds = 1000;
-    let options = quorum_app::arena::ReportOptions {
+    let options = quorum_app::evaluation::arena::ReportOptions {
         bootstrap: rounds,
         seed: 0,
         anchor: None,

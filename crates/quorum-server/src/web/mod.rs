@@ -13,7 +13,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use quorum_app::auth::{csrf_token, same_secret};
+use quorum_app::accounts::{csrf_token, same_secret};
 use quorum_app::{AppError, Caller};
 use quorum_store::{ProjectStats, Store};
 use serde::Deserialize;
@@ -55,7 +55,7 @@ pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
 /// The session cookie: as long-lived as a session may be (its end is decided by the server),
 /// and `Secure` when the server is reached over HTTPS.
 fn session_set_cookie(session: &str, https: bool) -> HeaderValue {
-    let max_age = quorum_app::auth::SESSION_MAX_MS / 1000;
+    let max_age = quorum_app::accounts::SESSION_MAX_MS / 1000;
     let secure = if https { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"

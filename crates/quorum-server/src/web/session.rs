@@ -19,7 +19,7 @@ pub(super) fn login_page(
     status: StatusCode,
     https: bool,
 ) -> Response {
-    let token = quorum_app::auth::new_password();
+    let token = quorum_app::accounts::new_password();
     let mut response = render(
         &LoginPage {
             user: None,

@@ -8,7 +8,7 @@ pub(super) struct StandardsPage {
     user: Option<String>,
     csrf: String,
     is_admin: bool,
-    standards: Vec<quorum_app::standard::run::StandardOverview>,
+    standards: Vec<quorum_app::standards::run::StandardOverview>,
 }
 
 pub(super) async fn standards<S: Store>(State(state): State<AppState<S>>, who: Page) -> Response {

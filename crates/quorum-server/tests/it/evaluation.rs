@@ -618,7 +618,7 @@ async fn a_standard_is_run_and_reported_over_the_api() {
         .call(&server.admin_token, Method::GET, &report, None)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let signed: quorum_app::standard::report::SignedReport = serde_json::from_value(body).unwrap();
+    let signed: quorum_app::standards::report::SignedReport = serde_json::from_value(body).unwrap();
     signed.verify().unwrap();
     assert_eq!(signed.report.standard_hash, hash);
     assert_eq!(signed.report.human_ratings, 4);

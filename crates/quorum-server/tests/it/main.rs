@@ -5,6 +5,7 @@
 mod api;
 mod control;
 mod evaluation;
+mod exposure;
 mod quality;
 mod security;
 mod support;

@@ -27,7 +27,7 @@ impl Server {
             .await
             .unwrap();
         // The operator allows models on loopback and keys in `HOME` (set on every machine).
-        let egress = quorum_app::llm::Egress {
+        let egress = quorum_app::evaluation::llm::Egress {
             key_variables: vec!["HOME".into()],
             allow_private: true,
         };

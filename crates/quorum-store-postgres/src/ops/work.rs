@@ -139,39 +139,38 @@ pub async fn next_lease(
     // Choose, lease and count in one statement. Rows another transaction is assigning are
     // skipped, not waited for: concurrent raters each take a different open item, and the open
     // flag is re-checked after the lock.
-    let mut sql = String::from(match which {
-        Pool::Any => "WITH candidate AS (SELECT id FROM items i WHERE i.project_id = $1 AND i.open",
-        Pool::Regular => {
-            "WITH candidate AS (SELECT id FROM items i WHERE i.project_id = $1 AND i.open AND i.gold IS NULL"
-        }
-        Pool::Gold => {
-            "WITH candidate AS (SELECT id FROM items i WHERE i.project_id = $1 AND i.gold IS NOT NULL"
-        }
-    });
-    sql.push_str(
-        " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = $2)",
+    // Where gold is mixed in (a pool other than `Any` was asked for), the other pool's choice
+    // is made too and thrown away, so how long `next` takes tells nothing of which it was.
+    let mut sql = format!(
+        "WITH candidate AS ({} FOR UPDATE SKIP LOCKED)",
+        candidate_sql(which, locales.is_some())
     );
-    if locales.is_some() {
-        // Arrays keep the statement text the same whatever the number of locales.
-        sql.push_str(
-            " AND (i.locale_key IS NULL OR i.locale_key = ANY($6) OR i.language_key = ANY($7))",
-        );
+    let decoy = match which {
+        Pool::Any => None,
+        Pool::Gold => Some(Pool::Regular),
+        Pool::Regular => Some(Pool::Gold),
+    };
+    if let Some(other) = decoy {
+        sql.push_str(&format!(
+            ", decoy AS ({})",
+            candidate_sql(other, locales.is_some())
+        ));
     }
-    sql.push_str(if which == Pool::Gold {
-        " ORDER BY random()"
-    } else {
-        " ORDER BY i.priority DESC, i.id ASC"
-    });
     sql.push_str(
-        " LIMIT 1 FOR UPDATE SKIP LOCKED),
+        ",
          lease AS (
              INSERT INTO leases (project_id, item_id, user_id, created_at, expires_at)
              SELECT $1, id, $2, $3, $4 FROM candidate RETURNING *),
          item AS (
              UPDATE items SET active_leases = active_leases + 1, open = (NOT settled AND responses + active_leases + 1 < $5)
              WHERE id = (SELECT item_id FROM lease) RETURNING *)
-         SELECT chosen.* FROM (SELECT set_config('synchronous_commit', 'off', true)) AS config
-         LEFT JOIN LATERAL (
+         SELECT chosen.* FROM (SELECT set_config('synchronous_commit', 'off', true)) AS config",
+    );
+    if decoy.is_some() {
+        sql.push_str(" CROSS JOIN (SELECT COUNT(*) FROM decoy) AS decoy_made");
+    }
+    sql.push_str(
+        " LEFT JOIN LATERAL (
              SELECT item.*, lease.id AS lease_id, lease.created_at AS lease_created_at, lease.expires_at
              FROM lease JOIN item ON item.id = lease.item_id
          ) AS chosen ON TRUE",
@@ -200,6 +199,33 @@ pub async fn next_lease(
         state: LeaseState::Active,
     };
     Ok(Some((lease, item)))
+}
+
+/// The choice of an item from a pool: open items (any gold item, for the gold pool) the rater
+/// never had, matching their locales when `$6`/`$7` are bound; best first.
+fn candidate_sql(which: Pool, locales: bool) -> String {
+    let mut sql = String::from(match which {
+        Pool::Any => "SELECT id FROM items i WHERE i.project_id = $1 AND i.open",
+        Pool::Regular => {
+            "SELECT id FROM items i WHERE i.project_id = $1 AND i.open AND i.gold IS NULL"
+        }
+        Pool::Gold => "SELECT id FROM items i WHERE i.project_id = $1 AND i.gold IS NOT NULL",
+    });
+    sql.push_str(
+        " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.item_id = i.id AND l.user_id = $2)",
+    );
+    if locales {
+        // Arrays keep the statement text the same whatever the number of locales.
+        sql.push_str(
+            " AND (i.locale_key IS NULL OR i.locale_key = ANY($6) OR i.language_key = ANY($7))",
+        );
+    }
+    sql.push_str(if which == Pool::Gold {
+        " ORDER BY random() LIMIT 1"
+    } else {
+        " ORDER BY i.priority DESC, i.id ASC LIMIT 1"
+    });
+    sql
 }
 
 pub async fn lease(pool: &PgPool, id: i64) -> Result<Option<Lease>> {

@@ -96,6 +96,40 @@ pub fn next_lease(conn: &Connection, request: NextRequest) -> Result<Option<(Lea
     for lease_id in stale {
         expire(conn, lease_id, overlap)?;
     }
+    // Where gold is mixed in (a pool other than `Any` was asked for), the other pool's choice
+    // is made too and thrown away, so how long `next` takes tells nothing of which it was.
+    let decoy = match pool {
+        Pool::Any => None,
+        Pool::Gold => Some(Pool::Regular),
+        Pool::Regular => Some(Pool::Gold),
+    };
+    if let Some(other) = decoy {
+        candidate(conn, other, project_id, user_id, locales.as_ref())?;
+    }
+    let Some(item_id) = candidate(conn, pool, project_id, user_id, locales.as_ref())? else {
+        return Ok(None);
+    };
+    let lease = one(
+        conn,
+        "INSERT INTO leases (project_id, item_id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING *",
+        [project_id, item_id, user_id, now, now + lease_seconds * 1000],
+        lease_from,
+    )?
+    .ok_or(StoreError::NotFound("lease"))?;
+    count(conn, item_id, overlap, 0, 1)?;
+    let item = item(conn, item_id)?.ok_or(StoreError::NotFound("item"))?;
+    Ok(Some((lease, item)))
+}
+
+/// The choice of an item from a pool: open items (any gold item, for the gold pool) the rater
+/// never had, matching their locales when required; best first.
+fn candidate(
+    conn: &Connection,
+    pool: Pool,
+    project_id: i64,
+    user_id: i64,
+    locales: Option<&quorum_core::LocaleFilter>,
+) -> Result<Option<i64>> {
     let mut sql = String::from(match pool {
         Pool::Any => "SELECT id FROM items i WHERE i.project_id = ?1 AND i.open = 1",
         Pool::Regular => {
@@ -129,19 +163,7 @@ pub fn next_lease(conn: &Connection, request: NextRequest) -> Result<Option<(Lea
     } else {
         " ORDER BY i.priority DESC, i.id ASC LIMIT 1"
     });
-    let Some(item_id) = scalar::<i64>(conn, &sql, params_from_iter(values))? else {
-        return Ok(None);
-    };
-    let lease = one(
-        conn,
-        "INSERT INTO leases (project_id, item_id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING *",
-        [project_id, item_id, user_id, now, now + lease_seconds * 1000],
-        lease_from,
-    )?
-    .ok_or(StoreError::NotFound("lease"))?;
-    count(conn, item_id, overlap, 0, 1)?;
-    let item = item(conn, item_id)?.ok_or(StoreError::NotFound("item"))?;
-    Ok(Some((lease, item)))
+    scalar::<i64>(conn, &sql, params_from_iter(values))
 }
 
 pub fn lease(conn: &Connection, id: i64) -> Result<Option<Lease>> {

@@ -24,8 +24,7 @@ use quorum_stats::answers::{Answer, Answers};
 use quorum_stats::classification::Method;
 use quorum_store::{Generation, ModelSpec, Store, StoredItem};
 
-use crate::evaluation::pairwise_question;
-use crate::llm::{ChatClient, RetryPolicy};
+use crate::evaluation::llm::{ChatClient, RetryPolicy};
 use crate::{App, AppError, Caller};
 
 /// The default judge prompt: `{prompt}`, `{a}` and `{b}` are replaced.
@@ -287,7 +286,7 @@ impl<S: Store> App<S> {
         let schema = &project.schema;
         let battles = self.store().stats(project_id, 1, self.now()).await?.items as usize;
         // The human consensus of each battle, as the project computes it everywhere.
-        let humans: HashMap<i64, u32> = match pairwise_question(schema) {
+        let humans: HashMap<i64, u32> = match schema.pairwise_question() {
             None => HashMap::new(),
             Some(question) => self
                 .project_consensus(project_id, schema, Method::MajorityVote)

@@ -1,5 +1,5 @@
 //! Model runs: collect registered models' answers to a project of prompts through their
-//! OpenAI-compatible endpoints. Bounded concurrency per model, retries as [`crate::llm`]
+//! OpenAI-compatible endpoints. Bounded concurrency per model, retries as [`crate::evaluation::llm`]
 //! describes, and resumable: a run calls only what has no answer yet (missing or failed).
 
 use std::collections::{HashMap, HashSet};
@@ -14,8 +14,7 @@ use quorum_core::Role;
 use quorum_core::schema::FieldKind;
 use quorum_store::{Generation, ModelSpec, Store, StoredItem};
 
-use crate::evaluation::prompt_field;
-use crate::llm::{ChatClient, RetryPolicy};
+use crate::evaluation::llm::{ChatClient, RetryPolicy};
 use crate::{App, AppError, Caller};
 
 #[derive(Debug, Clone)]
@@ -92,7 +91,7 @@ impl<S: Store> App<S> {
                     "api_key_env",
                     &format!(
                         "{variable} may not hold a model key: name a variable starting with {} or one the operator lists in QUORUM_MODEL_KEYS_ALLOW",
-                        crate::llm::KEY_PREFIX
+                        crate::evaluation::llm::KEY_PREFIX
                     ),
                 ));
             }
@@ -176,7 +175,7 @@ impl<S: Store> App<S> {
     ) -> Result<(String, FieldKind, Vec<ModelSpec>), AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
         let schema = &project.schema;
-        let (field, kind) = prompt_field(schema).ok_or_else(|| {
+        let (field, kind) = schema.prompt_field().ok_or_else(|| {
             AppError::invalid(
                 "the project has no text, markdown or chat field to use as the prompt",
             )

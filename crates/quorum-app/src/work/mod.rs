@@ -1,5 +1,7 @@
 //! A rater's loop: next item, answer, skip.
 
+pub(crate) mod after_answer;
+
 use quorum_core::Role;
 use quorum_core::answer::{self, Completeness};
 use quorum_core::schema::QuestionKind;
@@ -9,7 +11,7 @@ use quorum_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::after_answer::WorkDone;
+use crate::work::after_answer::WorkDone;
 use crate::{App, AppError, Caller};
 
 /// An item as a rater sees it: never the gold answer, and not its id either — gold items are

@@ -1,5 +1,7 @@
 //! Projects, members and items.
 
+mod pairs;
+
 use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -201,7 +203,7 @@ impl<S: Store> App<S> {
                 });
             }
         }
-        crate::control::validate_quality(&request.quality)?;
+        crate::quality::control::validate_quality(&request.quality)?;
         let schema = Schema::parse(&request.schema).map_err(|e| AppError::Invalid {
             message: e.to_string(),
             details: json!({"field": format!("schema.{}", e.location)}),
@@ -297,7 +299,7 @@ impl<S: Store> App<S> {
                 }
             }
             ImportFormat::Dpo => {
-                for (row, parsed) in crate::evaluation::dpo_items(body, &schema)? {
+                for (row, parsed) in pairs::dpo_items(body, &schema)? {
                     session.push(row, parsed);
                 }
             }
@@ -437,7 +439,7 @@ pub enum ImportFormat {
     /// CSV with a header; see [`csv_items`].
     Csv,
     /// Preference pairs (`{id, prompt, chosen, rejected}` per line) into a pairwise project;
-    /// see [`crate::evaluation::dpo_items`].
+    /// see `pairs::dpo_items`.
     Dpo,
 }
 

@@ -7,10 +7,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{JudgePolicy, Standard, item_json};
+use crate::evaluation::judges::JudgeRequest;
+use crate::evaluation::llm::RetryPolicy;
+use crate::evaluation::runs::RunRequest;
 use crate::evaluation::{BuildBattles, Sampling};
-use crate::judges::JudgeRequest;
-use crate::llm::RetryPolicy;
-use crate::runs::RunRequest;
 use crate::{App, AppError, Caller, CreateProject, ImportFormat};
 
 /// How a run calls the models.

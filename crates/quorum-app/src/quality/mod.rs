@@ -19,6 +19,15 @@
 //! the mean pairwise percent agreement of raters from the same locale and from different
 //! locales, so a manager sees whether countries disagree with each other more than within.
 
+mod agreement;
+pub mod control;
+pub(crate) mod overlap;
+mod reliability;
+pub mod review;
+
+pub use agreement::{GroupAgreement, QuestionAgreement, RaterPair, agreement_of};
+pub use reliability::{RaterReliability, reliability_of};
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
@@ -27,7 +36,7 @@ use serde_json::{Value, json};
 use quorum_core::Role;
 use quorum_core::schema::{QuestionKind, Schema};
 use quorum_stats::DuplicatePolicy;
-use quorum_stats::agreement::{self, Level};
+
 use quorum_stats::answers::{Answer, Answers};
 use quorum_stats::classification::{self, Method, Settings};
 use quorum_store::{ExportRow, Store, Verdict};
@@ -45,70 +54,6 @@ pub struct ItemConsensus {
     pub method: &'static str,
     pub responses: usize,
 }
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GroupAgreement {
-    /// A rater locale, or `(all)`.
-    pub group: String,
-    pub raters: usize,
-    pub alpha: Option<f64>,
-    pub lower: Option<f64>,
-    pub upper: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct QuestionAgreement {
-    pub question: String,
-    pub level: &'static str,
-    pub groups: Vec<GroupAgreement>,
-    /// Mean percent agreement over pairs of raters who share items: same locale, and not.
-    pub within_locale: Option<f64>,
-    pub across_locales: Option<f64>,
-    /// Fleiss' kappa, for nominal questions whose items all have the same number of raters.
-    pub fleiss_kappa: Option<f64>,
-    /// Cohen's kappa per pair of raters with at least 5 items in common (nominal questions).
-    pub pairs: Vec<RaterPair>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RaterPair {
-    pub a: String,
-    pub b: String,
-    pub common_items: usize,
-    pub percent_agreement: f64,
-    pub cohen_kappa: Option<f64>,
-}
-
-/// How far one rater can be trusted in a project.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RaterReliability {
-    pub user_id: i64,
-    pub name: String,
-    pub responses: usize,
-    /// Gold items answered, and answered exactly as the gold says (every gold question).
-    pub gold_answered: usize,
-    pub gold_correct: usize,
-    /// Their responses reviewers accepted, and rejected or corrected.
-    pub reviews_accepted: usize,
-    pub reviews_rejected: usize,
-    /// Accuracy on checked answers (gold answers and reviewed responses): the posterior mean
-    /// under a uniform Beta(1, 1) prior, and its 95% equal-tailed credible interval.
-    pub gold_accuracy: Option<f64>,
-    pub gold_lower: Option<f64>,
-    pub gold_upper: Option<f64>,
-    /// Share of their answers (label and pairwise questions, items without gold) that match
-    /// the item's consensus.
-    pub agreement_with_consensus: Option<f64>,
-    /// Dawid–Skene on the first label question: the rater's skill (mean probability of
-    /// answering the true label) and confusion matrix `[true][answered]`, in option order.
-    pub skill: Option<f64>,
-    pub confusion: Option<Vec<Vec<f64>>>,
-    /// Why the auto-pause rules paused them, while they are paused.
-    pub paused: Option<String>,
-    /// Whether they passed the project's qualification (`None`: undecided, or none).
-    pub qualified: Option<bool>,
-}
-
 /// A categorical or numeric reading of one answer, for the engine.
 fn category(kind: &QuestionKind, value: &Value) -> Option<String> {
     match kind {
@@ -512,279 +457,6 @@ fn same_answer(answer: &Value, gold: &Value) -> bool {
         }
         _ => answer == gold || answer.as_f64().is_some_and(|a| gold.as_f64() == Some(a)),
     }
-}
-
-/// Rater reliability from `rows`, the items' `gold` and reviewers' `verdicts` by response
-/// (pure: no store). Rejected and corrected responses leave the consensus and count against
-/// their rater like a wrong gold answer; accepted ones count like a right one.
-pub fn reliability_of(
-    schema: &Schema,
-    rows: &[ExportRow],
-    gold: &HashMap<i64, Value>,
-    verdicts: &HashMap<i64, Verdict>,
-) -> Result<Vec<RaterReliability>, AppError> {
-    use quorum_stats::special::beta_quantile;
-    let data = counted(
-        rows.iter().cloned(),
-        |item| gold.contains_key(&item),
-        verdicts,
-    );
-    // Consensus on items without gold, with Dawid–Skene for labels.
-    let consensus = consensus_of(schema, &data, Method::DawidSkene)?;
-    let agreed: HashMap<(i64, &str), &Value> = consensus
-        .iter()
-        .filter(|c| matches!(c.method, "ds" | "bradley_terry"))
-        .map(|c| ((c.item_id, c.question.as_str()), &c.answer))
-        .collect();
-    let mut raters: BTreeMap<i64, RaterReliability> = BTreeMap::new();
-    let mut agreement: HashMap<i64, (usize, usize)> = HashMap::new();
-    for row in rows {
-        let r = raters
-            .entry(row.user_id)
-            .or_insert_with(|| RaterReliability {
-                user_id: row.user_id,
-                name: row.user_name.clone(),
-                responses: 0,
-                gold_answered: 0,
-                gold_correct: 0,
-                reviews_accepted: 0,
-                reviews_rejected: 0,
-                gold_accuracy: None,
-                gold_lower: None,
-                gold_upper: None,
-                agreement_with_consensus: None,
-                skill: None,
-                confusion: None,
-                paused: None,
-                qualified: None,
-            });
-        r.responses += 1;
-        match verdicts.get(&row.response_id) {
-            Some(Verdict::Accept) => r.reviews_accepted += 1,
-            Some(_) => r.reviews_rejected += 1,
-            None => {}
-        }
-        if let Some(expected) = gold.get(&row.item_id) {
-            r.gold_answered += 1;
-            r.gold_correct += usize::from(matches_gold(&row.answers, expected));
-            continue;
-        }
-        for (question, value) in row.answers.as_object().into_iter().flatten() {
-            if let Some(consensus) = agreed.get(&(row.item_id, question.as_str())) {
-                let entry = agreement.entry(row.user_id).or_default();
-                entry.0 += usize::from(value == *consensus);
-                entry.1 += 1;
-            }
-        }
-    }
-    for r in raters.values_mut() {
-        let right = r.gold_correct + r.reviews_accepted;
-        let wrong = r.gold_answered - r.gold_correct + r.reviews_rejected;
-        if right + wrong > 0 {
-            let (a, b) = (1.0 + right as f64, 1.0 + wrong as f64);
-            r.gold_accuracy = Some(a / (a + b));
-            r.gold_lower = Some(beta_quantile(0.025, a, b));
-            r.gold_upper = Some(beta_quantile(0.975, a, b));
-        }
-        if let Some(&(same, all)) = agreement.get(&r.user_id) {
-            r.agreement_with_consensus = (all > 0).then(|| same as f64 / all as f64);
-        }
-    }
-    // Dawid–Skene skill and confusion on the first label question.
-    let first_label = schema.questions.iter().find_map(|q| match &q.kind {
-        QuestionKind::Label { options } => Some((q.name.as_str(), options)),
-        _ => None,
-    });
-    if let Some((question, options)) = first_label
-        && let Some(indexed) = index_question(&data, question, options)?
-    {
-        let k = options.len();
-        let result =
-            classification::aggregate(Method::DawidSkene, &indexed.answers, &Settings::default())
-                .map_err(|e| AppError::invalid(e.to_string()))?;
-        for (w, user) in indexed.raters.keys().iter().enumerate() {
-            if let Some(r) = raters.get_mut(user) {
-                r.skill = result.worker_skill.get(w).copied();
-                r.confusion = result.confusion.as_ref().map(|c| {
-                    (0..k)
-                        .map(|t| c[(w * k + t) * k..(w * k + t + 1) * k].to_vec())
-                        .collect()
-                });
-            }
-        }
-    }
-    Ok(raters.into_values().collect())
-}
-
-/// Agreement of `rows` under `schema`, raters grouped by `locale_of` (pure: no store).
-pub fn agreement_of(
-    schema: &Schema,
-    rows: &[ExportRow],
-    locale_of: &HashMap<i64, String>,
-) -> Result<Vec<QuestionAgreement>, AppError> {
-    let mut reports = Vec::new();
-    for question in &schema.questions {
-        let level = match question.kind {
-            QuestionKind::Label { .. } | QuestionKind::Pairwise { .. } => Level::Nominal,
-            QuestionKind::Rating { .. } => Level::Interval,
-            _ => continue,
-        };
-        let mut tasks: Ids<i64> = Ids::default();
-        let mut workers: Ids<i64> = Ids::default();
-        let mut labels: Ids<String> = Ids::default();
-        let mut data = Vec::new();
-        let mut group_of_worker: Vec<String> = Vec::new();
-        for row in rows {
-            let Some(label) = row
-                .answers
-                .get(&question.name)
-                .and_then(|v| category(&question.kind, v))
-            else {
-                continue;
-            };
-            let worker = workers.id(&row.user_id);
-            if group_of_worker.len() <= worker as usize {
-                group_of_worker.push(
-                    locale_of
-                        .get(&row.user_id)
-                        .cloned()
-                        .unwrap_or_else(|| "(none)".into()),
-                );
-            }
-            data.push(Answer {
-                task: tasks.id(&row.item_id),
-                worker,
-                label: labels.id(&label),
-            });
-        }
-        if data.is_empty() {
-            continue;
-        }
-        let values: Vec<f64> = labels
-            .keys()
-            .iter()
-            .map(|l| l.parse().unwrap_or(0.0))
-            .collect();
-        let alpha_of = |subset: &[Answer]| -> GroupAgreement {
-            let raters = subset
-                .iter()
-                .map(|a| a.worker)
-                .collect::<std::collections::HashSet<_>>()
-                .len();
-            let answers = Answers::new(
-                tasks.len(),
-                workers.len(),
-                labels.len(),
-                subset,
-                DuplicatePolicy::KeepLast,
-            );
-            let (alpha, interval) = match answers {
-                Ok(answers) => (
-                    agreement::krippendorff_alpha(&answers, level, &values).ok(),
-                    agreement::krippendorff_alpha_interval(&answers, level, &values, 500, 0.95, 0)
-                        .ok()
-                        .flatten(),
-                ),
-                Err(_) => (None, None),
-            };
-            GroupAgreement {
-                group: String::new(),
-                raters,
-                alpha: alpha.filter(|a| a.is_finite()),
-                lower: interval.map(|i| i.lower),
-                upper: interval.map(|i| i.upper),
-            }
-        };
-        let mut groups = vec![GroupAgreement {
-            group: "(all)".into(),
-            ..alpha_of(&data)
-        }];
-        let (mut fleiss_kappa, mut pairs) = (None, Vec::new());
-        if level == Level::Nominal
-            && let Ok(answers) = Answers::new(
-                tasks.len(),
-                workers.len(),
-                labels.len(),
-                &data,
-                DuplicatePolicy::KeepLast,
-            )
-        {
-            fleiss_kappa = agreement::fleiss_kappa(&answers)
-                .ok()
-                .filter(|k| k.is_finite());
-            let name_of: HashMap<i64, &str> = rows
-                .iter()
-                .map(|r| (r.user_id, r.user_name.as_str()))
-                .collect();
-            let name = |w: u32| {
-                name_of
-                    .get(&workers.keys()[w as usize])
-                    .copied()
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            pairs = agreement::cohen_kappa_pairs(&answers, 5)
-                .into_iter()
-                .map(|p| RaterPair {
-                    a: name(p.worker_a),
-                    b: name(p.worker_b),
-                    common_items: p.common_tasks,
-                    percent_agreement: p.percent,
-                    cohen_kappa: p.kappa.filter(|k| k.is_finite()),
-                })
-                .collect();
-        }
-        let mut names: Vec<&String> = group_of_worker.iter().collect();
-        names.sort();
-        names.dedup();
-        for name in names {
-            let subset: Vec<Answer> = data
-                .iter()
-                .copied()
-                .filter(|a| &group_of_worker[a.worker as usize] == name)
-                .collect();
-            groups.push(GroupAgreement {
-                group: name.clone(),
-                ..alpha_of(&subset)
-            });
-        }
-        // Pairwise percent agreement, within and across locales.
-        let mut by_task: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
-        for a in &data {
-            by_task.entry(a.task).or_default().push((a.worker, a.label));
-        }
-        let (mut same, mut same_n, mut cross, mut cross_n) = (0.0, 0usize, 0.0, 0usize);
-        for answers in by_task.values() {
-            for i in 0..answers.len() {
-                for j in i + 1..answers.len() {
-                    let agree = f64::from(u8::from(answers[i].1 == answers[j].1));
-                    if group_of_worker[answers[i].0 as usize]
-                        == group_of_worker[answers[j].0 as usize]
-                    {
-                        same += agree;
-                        same_n += 1;
-                    } else {
-                        cross += agree;
-                        cross_n += 1;
-                    }
-                }
-            }
-        }
-        reports.push(QuestionAgreement {
-            question: question.name.clone(),
-            level: match level {
-                Level::Interval => "interval",
-                Level::Ordinal => "ordinal",
-                Level::Nominal => "nominal",
-            },
-            groups,
-            within_locale: (same_n > 0).then(|| same / same_n as f64),
-            across_locales: (cross_n > 0).then(|| cross / cross_n as f64),
-            fleiss_kappa,
-            pairs,
-        });
-    }
-    Ok(reports)
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ExposurePolicy, JudgePolicy, Spec, Standard, StandardItem, canonical_json, hash_of};
-use crate::arena::ReportOptions;
 use crate::evaluation::SliceBy;
+use crate::evaluation::arena::ReportOptions;
 use crate::{App, AppError, Caller};
 use quorum_core::schema::QuestionKind;
 use quorum_stats::classification::Method;
@@ -104,7 +104,7 @@ struct Checked {
     missing: Vec<String>,
     raters_by_locale: BTreeMap<String, usize>,
     human_ratings: usize,
-    judges: Vec<crate::judges::JudgeReport>,
+    judges: Vec<crate::evaluation::judges::JudgeReport>,
 }
 
 /// The model rows of a board: name → (rating, lower, upper, battles).

@@ -2,6 +2,11 @@
 //! from them (sides randomised and recorded, model names hidden from raters), and arena
 //! leaderboards over the votes raters give.
 
+pub mod arena;
+pub mod judges;
+pub mod llm;
+pub mod runs;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
@@ -9,12 +14,12 @@ use serde_json::{Value, json};
 
 use quorum_core::Role;
 use quorum_core::item::{Item, ItemInput};
-use quorum_core::schema::{FieldKind, QuestionKind, Schema};
+use quorum_core::schema::{QuestionKind, Schema};
 use quorum_stats::arena::{Battle, Winner};
 use quorum_stats::rng::SplitMix64;
 use quorum_store::{BattleSides, Generation, ItemBatch, LocalePolicy, Store, StoredItem};
 
-use crate::arena::{Battles, Report, ReportOptions, report};
+use crate::evaluation::arena::{Battles, Report, ReportOptions, report};
 use crate::quality::Ids;
 use crate::{App, AppError, Caller, CreateProject, Rejected};
 
@@ -83,38 +88,6 @@ pub enum SliceBy {
     Language,
 }
 
-/// The prompt field of a prompt project: its first text, markdown or chat field.
-pub(crate) fn prompt_field(schema: &Schema) -> Option<(&str, FieldKind)> {
-    schema
-        .fields
-        .iter()
-        .find(|f| {
-            matches!(
-                f.kind,
-                FieldKind::Text | FieldKind::Markdown | FieldKind::Chat
-            )
-        })
-        .map(|f| (f.name.as_str(), f.kind))
-}
-
-/// The name of a project's responses field.
-fn responses_field(schema: &Schema) -> Option<String> {
-    schema
-        .fields
-        .iter()
-        .find(|f| f.kind == FieldKind::Responses)
-        .map(|f| f.name.clone())
-}
-
-/// The name of a battle project's pairwise question.
-pub(crate) fn pairwise_question(schema: &Schema) -> Option<&str> {
-    schema
-        .questions
-        .iter()
-        .find(|q| matches!(q.kind, QuestionKind::Pairwise { .. }))
-        .map(|q| q.name.as_str())
-}
-
 fn winner(verdict: &str) -> Option<Winner> {
     match verdict {
         "a" => Some(Winner::A),
@@ -123,74 +96,6 @@ fn winner(verdict: &str) -> Option<Winner> {
         "both_bad" => Some(Winner::BothBad),
         _ => None,
     }
-}
-
-/// FNV-1a: a stable hash (the same on every platform and release) for choosing sides.
-fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// One line of a preference-pair file (the DPO layout).
-#[derive(Debug, Clone, Deserialize)]
-struct PreferencePair {
-    #[serde(default)]
-    id: Option<String>,
-    prompt: Value,
-    chosen: String,
-    rejected: String,
-}
-
-/// Reads preference pairs (JSON Lines of `{id, prompt, chosen, rejected}`, as the DPO export
-/// writes them) as items of a pairwise project: the prompt, the two answers as responses A and
-/// B — the chosen one on a side drawn from a hash of the id, so position gives nothing away —
-/// and the known preference as the item's gold answer. `id` becomes the external id.
-pub fn dpo_items<'a>(
-    body: &'a str,
-    schema: &Schema,
-) -> Result<impl Iterator<Item = crate::ParsedRow> + 'a, AppError> {
-    let (prompt, _) = prompt_field(schema).ok_or_else(|| {
-        AppError::invalid("the project needs a text, markdown or chat field for the prompt")
-    })?;
-    let prompt = prompt.to_string();
-    let responses = responses_field(schema)
-        .ok_or_else(|| AppError::invalid("the project needs a responses field for the pair"))?;
-    let question = pairwise_question(schema)
-        .ok_or_else(|| AppError::invalid("the project needs a pairwise question"))?
-        .to_string();
-    Ok(body
-        .lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(move |(i, line)| {
-            let row = (i + 1) as u64;
-            let parsed = serde_json::from_str::<PreferencePair>(line)
-                .map_err(|e| format!("not a preference pair (id, prompt, chosen, rejected): {e}"))
-                .map(|pair| {
-                    let chosen_first = pair.id.as_deref().map_or(row, stable_hash) % 2 == 0;
-                    let (a, b, preferred) = if chosen_first {
-                        (pair.chosen, pair.rejected, "a")
-                    } else {
-                        (pair.rejected, pair.chosen, "b")
-                    };
-                    let mut fields = serde_json::Map::new();
-                    fields.insert(prompt.clone(), pair.prompt);
-                    fields.insert(
-                        responses.clone(),
-                        json!([{"name": "A", "content": a}, {"name": "B", "content": b}]),
-                    );
-                    let mut gold = serde_json::Map::new();
-                    gold.insert(question.clone(), json!(preferred));
-                    ItemInput {
-                        external_id: pair.id,
-                        fields,
-                        gold: Some(gold),
-                        ..ItemInput::default()
-                    }
-                });
-            (row, parsed)
-        }))
 }
 
 impl<S: Store> App<S> {
@@ -203,7 +108,7 @@ impl<S: Store> App<S> {
         body: &str,
     ) -> Result<GenerationsOutcome, AppError> {
         let project = self.require(caller, project_id, Role::Manager).await?;
-        if prompt_field(&project.schema).is_none() {
+        if project.schema.prompt_field().is_none() {
             return Err(AppError::invalid(
                 "the project has no text, markdown or chat field to use as the prompt",
             ));
@@ -285,7 +190,7 @@ impl<S: Store> App<S> {
             .require(caller, prompt_project_id, Role::Manager)
             .await?;
         let source_schema = &source.schema;
-        let (prompt_name, prompt_kind) = prompt_field(source_schema).ok_or_else(|| {
+        let (prompt_name, prompt_kind) = source_schema.prompt_field().ok_or_else(|| {
             AppError::invalid(
                 "the project has no text, markdown or chat field to use as the prompt",
             )
@@ -332,7 +237,7 @@ impl<S: Store> App<S> {
             message: e.to_string(),
             details: json!({"field": format!("questions: {}", e.location)}),
         })?;
-        if pairwise_question(&parsed_schema).is_none() {
+        if parsed_schema.pairwise_question().is_none() {
             return Err(AppError::Invalid {
                 message: "battles need a pairwise question".into(),
                 details: json!({"field": "questions"}),
@@ -477,7 +382,8 @@ impl<S: Store> App<S> {
     ) -> Result<Report, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
         let schema = &project.schema;
-        let question = pairwise_question(schema)
+        let question = schema
+            .pairwise_question()
             .ok_or_else(|| AppError::invalid("the project has no pairwise question"))?
             .to_string();
         let mut data = Battles::default();
@@ -531,13 +437,16 @@ impl<S: Store> App<S> {
         let project = self.require(caller, project_id, Role::Manager).await?;
         self.refuse_held_out(project_id).await?;
         let schema = &project.schema;
-        let question = pairwise_question(schema)
+        let question = schema
+            .pairwise_question()
             .ok_or_else(|| AppError::invalid("the project has no pairwise question"))?
             .to_string();
-        let prompt_name = prompt_field(schema)
+        let prompt_name = schema
+            .prompt_field()
             .map_or("prompt", |(name, _)| name)
             .to_string();
-        let responses_name = responses_field(schema)
+        let responses_name = schema
+            .responses_field()
             .ok_or_else(|| AppError::invalid("the project has no responses field"))?;
         // The method only decides label questions, which are not exported here.
         let consensus: HashMap<i64, crate::quality::ItemConsensus> = self
@@ -570,7 +479,7 @@ impl<S: Store> App<S> {
                         _ => continue,
                     },
                 };
-            let responses = item.fields.get(&responses_name).and_then(Value::as_array);
+            let responses = item.fields.get(responses_name).and_then(Value::as_array);
             let content = |i: usize| {
                 responses
                     .and_then(|r| r.get(i))
@@ -609,7 +518,7 @@ impl<S: Store> App<S> {
         let project = self.require(caller, project_id, Role::Manager).await?;
         self.refuse_held_out(project_id).await?;
         let schema = &project.schema;
-        let (prompt, kind) = prompt_field(schema).ok_or_else(|| {
+        let (prompt, kind) = schema.prompt_field().ok_or_else(|| {
             AppError::invalid("the project has no text, markdown or chat field for the prompt")
         })?;
         let question = schema
@@ -632,7 +541,7 @@ impl<S: Store> App<S> {
             ) else {
                 return;
             };
-            let Some(mut messages) = crate::runs::messages(item, prompt, kind) else {
+            let Some(mut messages) = runs::messages(item, prompt, kind) else {
                 return;
             };
             messages.push(json!({"role": "assistant", "content": text}));
@@ -644,46 +553,5 @@ impl<S: Store> App<S> {
         })
         .await?;
         Ok(conversations)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pairwise_schema() -> Schema {
-        Schema::parse(&json!({
-            "fields": [{"name": "q", "kind": "text"}, {"name": "answers", "kind": "responses"}],
-            "questions": [{"name": "better", "kind": "pairwise"}]
-        }))
-        .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    #[test]
-    fn preference_pairs_become_gold_items_with_the_chosen_side_balanced() {
-        let body: String = (0..1000)
-            .map(|i| format!("{{\"id\": \"x{i}\", \"prompt\": \"p{i}\", \"chosen\": \"good\", \"rejected\": \"bad\"}}\n"))
-            .collect();
-        let rows: Vec<_> = dpo_items(&body, &pairwise_schema())
-            .map(Iterator::collect)
-            .unwrap_or_default();
-        assert_eq!(rows.len(), 1000);
-        let mut first = 0;
-        for (_, parsed) in &rows {
-            let item = parsed.clone().unwrap_or_default();
-            let gold = item.gold.unwrap_or_default();
-            let side = gold["better"].as_str().unwrap_or_default().to_string();
-            let index = usize::from(side == "b");
-            assert_eq!(item.fields["answers"][index]["content"], "good");
-            first += usize::from(side == "a");
-        }
-        assert!(
-            (430..=570).contains(&first),
-            "chosen first {first} times of 1000"
-        );
-        let bad: Vec<_> = dpo_items("{\"prompt\": \"p\"}\n", &pairwise_schema())
-            .map(Iterator::collect)
-            .unwrap_or_default();
-        assert!(bad[0].1.as_ref().is_err_and(|e| e.contains("chosen")));
     }
 }
