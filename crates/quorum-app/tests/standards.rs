@@ -379,3 +379,53 @@ async fn a_held_out_standard_never_exports_its_items() {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A private standard's signed report names its items by hash alone: no prompt text in it,
+/// yet it verifies and its item hashes are the standard's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_standards_report_carries_only_item_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example()).unwrap();
+    assert!(text.contains("policy = \"public\""));
+    let private = dir.path().join("private.toml");
+    std::fs::write(
+        &private,
+        text.replace("policy = \"public\"", "policy = \"private\""),
+    )
+    .unwrap();
+    std::fs::copy(
+        example().with_extension("jsonl"),
+        dir.path().join("public-service-assistant.jsonl"),
+    )
+    .unwrap();
+    let standard = standards::load(&private).unwrap();
+    let base = provider().await;
+    let (app, admin, _) = instance(dir.path(), &standard, &base).await;
+    let signed = app.report_standard(&admin, &standard).await.unwrap();
+    signed.verify().unwrap();
+    let report = &signed.report;
+    assert_eq!(report.items.len(), standard.items.len());
+    assert!(report.items.iter().all(|i| i.item.is_none()));
+    let listed: Vec<(&str, &str)> = report
+        .items
+        .iter()
+        .map(|i| (i.id.as_str(), i.hash.as_str()))
+        .collect();
+    let expected: Vec<(&str, &str)> = report
+        .spec
+        .items
+        .iter()
+        .map(|(id, hash)| (id.as_str(), hash.as_str()))
+        .collect();
+    assert_eq!(listed, expected);
+    let json = serde_json::to_string(&signed).unwrap();
+    for item in &standard.items {
+        // The prompt as it would appear inside a JSON string.
+        let encoded = serde_json::to_string(&item.prompt).unwrap();
+        assert!(
+            !json.contains(encoded.trim_matches('"')),
+            "{} leaked",
+            item.id
+        );
+    }
+}

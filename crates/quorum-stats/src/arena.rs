@@ -1088,6 +1088,61 @@ mod tests {
     }
 
     #[test]
+    fn the_style_controlled_bootstrap_does_not_depend_on_threads() {
+        let b = battles(&[
+            (0, 1, Winner::A, 40),
+            (0, 1, Winner::B, 30),
+            (1, 2, Winner::A, 20),
+            (2, 0, Winner::Tie, 10),
+            (2, 1, Winner::B, 12),
+        ]);
+        // One length covariate per battle and side: the winner of each battle wrote more in
+        // most of them, so the coefficient is far from zero.
+        let (a, bl): (Vec<f64>, Vec<f64>) = b
+            .iter()
+            .enumerate()
+            .map(|(i, battle)| {
+                let long = 300.0 + (i % 7) as f64 * 40.0;
+                match battle.winner {
+                    Winner::A => (long, 120.0),
+                    Winner::B => (120.0, long),
+                    _ => (200.0, 200.0),
+                }
+            })
+            .unzip();
+        let style = Style {
+            names: &["length"],
+            a: &a,
+            b: &bl,
+        };
+        let one = ArenaOptions {
+            rounds: 48,
+            seed: 9,
+            threads: 1,
+            ..Default::default()
+        };
+        let two = ArenaOptions {
+            threads: 2,
+            ..one.clone()
+        };
+        let three = ArenaOptions {
+            threads: 3,
+            ..one.clone()
+        };
+        let x = style_controlled(3, &b, &style, &one).unwrap();
+        for other in [&two, &three] {
+            let y = style_controlled(3, &b, &style, other).unwrap();
+            let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&x.board.samples), bits(&y.board.samples));
+            assert_eq!(bits(&x.coefficients), bits(&y.coefficients));
+            assert_eq!(bits(&x.coefficient_lower), bits(&y.coefficient_lower));
+            assert_eq!(bits(&x.coefficient_upper), bits(&y.coefficient_upper));
+        }
+        assert!(x.coefficients[0] > 0.1, "{:?}", x.coefficients);
+        assert!(x.coefficient_lower[0] < x.coefficient_upper[0]);
+    }
+
+    #[test]
     fn rank_ub_counts_only_clearly_better_models() {
         let lower = [10.0, 5.0, 0.0];
         let upper = [20.0, 12.0, 4.0];
