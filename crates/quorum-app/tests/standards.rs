@@ -191,7 +191,7 @@ async fn a_standard_runs_reports_verifies_and_compares_across_instances() {
     assert_eq!(report.human_ratings, 6 * 4);
     assert_eq!(report.models[0].model_id.as_deref(), Some("careful-v1"));
     assert_eq!(report.judges, vec!["judge".to_string()]);
-    assert_eq!(report.judge_agreement[0]["judged"], 6);
+    assert_eq!(report.judge_agreement[0].judged, 6);
     // Every battle's consensus on the label question, by the standard's method.
     assert_eq!(
         report.consensus["harmful"].get("neither"),
@@ -219,36 +219,26 @@ async fn a_standard_runs_reports_verifies_and_compares_across_instances() {
         ..engine::ArenaOptions::default()
     };
     let direct = engine::leaderboard(2, &battles, &options).unwrap();
-    for row in report.leaderboard["boards"][0]["models"]
-        .as_array()
-        .unwrap()
-    {
-        let index = names.iter().position(|n| *n == row["model"]).unwrap();
-        let rating = row["rating"].as_f64().unwrap();
+    for row in &report.leaderboard.boards[0].models {
+        let index = names.iter().position(|n| *n == row.model).unwrap();
         assert!(
-            (rating - direct.ratings[index]).abs() < 1e-6,
-            "{row} vs {:?}",
+            (row.rating - direct.ratings[index]).abs() < 1e-6,
+            "{row:?} vs {:?}",
             direct.ratings
         );
-        let lower = row["lower"].as_f64().unwrap();
+        let lower = row.lower.unwrap();
         assert!(
             (lower - direct.lower[index]).abs() < 1e-6,
-            "{row} vs {:?}",
+            "{row:?} vs {:?}",
             direct.lower
         );
     }
     // Sliced by rater locale: the en-GB raters split on Arabic prompts.
-    assert!(
-        report.slices["rater_locale"]["boards"]
-            .as_array()
-            .unwrap()
-            .len()
-            >= 2
-    );
+    assert!(report.slices["rater_locale"].boards.len() >= 2);
 
     // Tampering is caught: a rating, an item hash, the standard's hash.
     let mut tampered = signed.clone();
-    tampered.report.leaderboard["boards"][0]["models"][0]["rating"] = json!(9999.0);
+    tampered.report.leaderboard.boards[0].models[0].rating = 9999.0;
     assert!(tampered.verify().unwrap_err()[0].contains("signature"));
     let mut tampered = signed.clone();
     tampered.report.items[0].hash = "sha256:00".into();

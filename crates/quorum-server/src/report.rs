@@ -2,8 +2,8 @@
 //! readable offline and from any file share.
 
 use askama::Template;
+use quorum_app::evaluation::arena::Board;
 use quorum_app::standards::report::SignedReport;
-use serde_json::Value;
 
 struct BoardView {
     title: String,
@@ -31,34 +31,24 @@ fn fixed(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(|| "–".into(), |v| format!("{v:.digits$}"))
 }
 
-fn board(title: String, board: &Value) -> BoardView {
-    let models: Vec<&Value> = board["models"].as_array().into_iter().flatten().collect();
-    let plot_rows: Vec<(String, f64, Option<f64>, Option<f64>)> = models
+fn board(title: String, board: &Board) -> BoardView {
+    let plot_rows: Vec<(String, f64, Option<f64>, Option<f64>)> = board
+        .models
         .iter()
-        .filter_map(|m| {
-            Some((
-                m["model"].as_str()?.to_string(),
-                m["rating"].as_f64()?,
-                m["lower"].as_f64(),
-                m["upper"].as_f64(),
-            ))
-        })
+        .map(|m| (m.model.clone(), m.rating, m.lower, m.upper))
         .collect();
     BoardView {
         title,
         plot: crate::svg::intervals(&plot_rows, false),
-        rows: models
+        rows: board
+            .models
             .iter()
             .map(|m| {
                 (
-                    m["model"].as_str().unwrap_or_default().to_string(),
-                    fixed(m["rating"].as_f64(), 1),
-                    format!(
-                        "{} – {}",
-                        fixed(m["lower"].as_f64(), 1),
-                        fixed(m["upper"].as_f64(), 1)
-                    ),
-                    m["battles"].as_u64().unwrap_or(0),
+                    m.model.clone(),
+                    fixed(Some(m.rating), 1),
+                    format!("{} – {}", fixed(m.lower, 1), fixed(m.upper, 1)),
+                    m.battles,
                 )
             })
             .collect(),
@@ -69,68 +59,69 @@ fn board(title: String, board: &Value) -> BoardView {
 pub fn standard_report_html(signed: &SignedReport) -> String {
     let report = &signed.report;
     let mut boards = Vec::new();
-    if let Some(overall) = report.leaderboard["boards"].get(0) {
+    if let Some(overall) = report.leaderboard.boards.first() {
         boards.push(board("All battles".into(), overall));
     }
     let mut divergence = Vec::new();
-    for (slice, value) in &report.slices {
-        for b in value["boards"].as_array().into_iter().flatten() {
-            let name = b["slice"].as_str().unwrap_or("(all)");
+    for (slice, sliced) in &report.slices {
+        for b in &sliced.boards {
+            let name = b.slice.as_deref().unwrap_or("(all)");
             boards.push(board(format!("{slice}: {name}"), b));
         }
-        for d in value["divergence"].as_array().into_iter().flatten() {
+        for d in &sliced.divergence {
+            let apart: Vec<&str> = d
+                .differences
+                .iter()
+                .filter(|m| m.significant)
+                .map(|m| m.model.as_str())
+                .collect();
             divergence.push(format!(
-                "{slice}: {} vs {} — Spearman {} over {} models. {}",
-                d["a"].as_str().unwrap_or_default(),
-                d["b"].as_str().unwrap_or_default(),
-                fixed(d["spearman"].as_f64(), 2),
-                d["models"].as_u64().unwrap_or(0),
-                d["summary"].as_str().unwrap_or_default()
+                "{slice}: {} vs {} — Spearman {} [{}, {}] over {} models; rated differently: {}.",
+                d.a,
+                d.b,
+                fixed(d.spearman, 2),
+                fixed(d.spearman_lower, 2),
+                fixed(d.spearman_upper, 2),
+                d.models,
+                if apart.is_empty() {
+                    "none".to_string()
+                } else {
+                    apart.join(", ")
+                }
             ));
         }
     }
     let agreement = report
         .agreement
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|q| {
-            let groups: Vec<String> = q["groups"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let groups: Vec<String> = q
+                .groups
+                .iter()
                 .map(|g| {
                     format!(
                         "{} {} [{}, {}] ({} raters)",
-                        g["group"].as_str().unwrap_or_default(),
-                        fixed(g["alpha"].as_f64(), 3),
-                        fixed(g["lower"].as_f64(), 2),
-                        fixed(g["upper"].as_f64(), 2),
-                        g["raters"].as_u64().unwrap_or(0)
+                        g.group,
+                        fixed(g.alpha, 3),
+                        fixed(g.lower, 2),
+                        fixed(g.upper, 2),
+                        g.raters
                     )
                 })
                 .collect();
-            (
-                q["question"].as_str().unwrap_or_default().to_string(),
-                groups.join(" · "),
-            )
+            (q.question.clone(), groups.join(" · "))
         })
         .collect();
-    let percent = |v: &Value| {
-        v.as_f64()
-            .map_or_else(|| "–".into(), |v| format!("{:.0}%", v * 100.0))
-    };
+    let percent = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{:.0}%", v * 100.0));
     let judges = report
         .judge_agreement
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|j| {
             (
-                j["judge"].as_str().unwrap_or_default().to_string(),
-                format!("{} of {}", j["judged"], j["battles"]),
-                percent(&j["percent_agreement"]),
-                fixed(j["cohen_kappa"].as_f64(), 2),
+                j.judge.clone(),
+                format!("{} of {}", j.judged, j.battles),
+                percent(j.percent_agreement),
+                fixed(j.cohen_kappa, 2),
             )
         })
         .collect();

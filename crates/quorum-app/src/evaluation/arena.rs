@@ -2,7 +2,7 @@
 //! each with its own bootstrap, and the divergence between every pair of slices. Shared by
 //! `quorum leaderboard` (battles from a CSV) and the API (battles from collected votes).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use quorum_stats::arena::{self, ArenaOptions, Battle, Leaderboard, Style};
 
@@ -30,13 +30,13 @@ pub struct ReportOptions {
     pub threads: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub boards: Vec<Board>,
     pub divergence: Vec<DivergenceView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Board {
     /// `None` for the board of all battles.
     pub slice: Option<String>,
@@ -47,7 +47,7 @@ pub struct Board {
     pub style_coefficients: Option<Vec<StyleRow>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelRow {
     pub model: String,
     pub rating: f64,
@@ -59,7 +59,7 @@ pub struct ModelRow {
     pub provisional: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StyleRow {
     pub feature: String,
     pub coefficient: f64,
@@ -67,7 +67,7 @@ pub struct StyleRow {
     pub upper: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DivergenceView {
     pub a: String,
     pub b: String,
@@ -78,7 +78,7 @@ pub struct DivergenceView {
     pub differences: Vec<DifferenceRow>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DifferenceRow {
     pub model: String,
     /// Rating on board `a` minus rating on board `b`, both centred on the shared models.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use quorum_core::schema::{QuestionKind, Schema};
 use quorum_stats::DuplicatePolicy;
@@ -15,7 +15,7 @@ use crate::AppError;
 
 use super::{Ids, category};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupAgreement {
     /// A rater locale, or `(all)`.
     pub group: String,
@@ -25,10 +25,11 @@ pub struct GroupAgreement {
     pub upper: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuestionAgreement {
     pub question: String,
-    pub level: &'static str,
+    /// `nominal`, `ordinal` or `interval`.
+    pub level: String,
     pub groups: Vec<GroupAgreement>,
     /// Mean percent agreement over pairs of raters who share items: same locale, and not.
     pub within_locale: Option<f64>,
@@ -39,7 +40,7 @@ pub struct QuestionAgreement {
     pub pairs: Vec<RaterPair>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RaterPair {
     pub a: String,
     pub b: String,
@@ -208,7 +209,8 @@ pub fn agreement_of(
                 Level::Interval => "interval",
                 Level::Ordinal => "ordinal",
                 Level::Nominal => "nominal",
-            },
+            }
+            .into(),
             groups,
             within_locale: (same_n > 0).then(|| same / same_n as f64),
             across_locales: (cross_n > 0).then(|| cross / cross_n as f64),

@@ -9,11 +9,13 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use quorum_core::Role;
 use quorum_store::Store;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{ExposurePolicy, JudgePolicy, Spec, Standard, StandardItem, canonical_json, hash_of};
 use crate::evaluation::SliceBy;
-use crate::evaluation::arena::ReportOptions;
+use crate::evaluation::arena::{Report as ArenaReport, ReportOptions};
+use crate::evaluation::judges::JudgeReport;
+use crate::quality::QuestionAgreement;
 use crate::{App, AppError, Caller};
 use quorum_core::schema::QuestionKind;
 use quorum_stats::classification::Method;
@@ -50,13 +52,13 @@ pub struct StandardReport {
     pub human_ratings: usize,
     pub judges: Vec<String>,
     /// Krippendorff's alpha per question, overall and per rater locale.
-    pub agreement: Value,
+    pub agreement: Vec<QuestionAgreement>,
     /// The arena board of the first pairwise question, with bootstrap intervals.
-    pub leaderboard: Value,
+    pub leaderboard: ArenaReport,
     /// Per slice named by the standard: its boards and where they diverge.
-    pub slices: BTreeMap<String, Value>,
+    pub slices: BTreeMap<String, ArenaReport>,
     /// Each LLM judge against the human consensus.
-    pub judge_agreement: Value,
+    pub judge_agreement: Vec<JudgeReport>,
     /// Per label and rating question: how many battles' consensus gave each answer, by the
     /// standard's method for the question (labels), or the median (ratings).
     pub consensus: BTreeMap<String, BTreeMap<String, usize>>,
@@ -104,26 +106,17 @@ struct Checked {
     missing: Vec<String>,
     raters_by_locale: BTreeMap<String, usize>,
     human_ratings: usize,
-    judges: Vec<crate::evaluation::judges::JudgeReport>,
+    judges: Vec<JudgeReport>,
 }
 
-/// The model rows of a board: name → (rating, lower, upper, battles).
-fn board_rows(board: &Value) -> BTreeMap<String, (f64, Option<f64>, Option<f64>, u64)> {
-    board["boards"][0]["models"]
-        .as_array()
+/// The model rows of a report's overall board: name → (rating, lower, upper, battles).
+fn board_rows(report: &ArenaReport) -> BTreeMap<String, (f64, Option<f64>, Option<f64>, u64)> {
+    report
+        .boards
+        .first()
         .into_iter()
-        .flatten()
-        .filter_map(|m| {
-            Some((
-                m["model"].as_str()?.to_string(),
-                (
-                    m["rating"].as_f64()?,
-                    m["lower"].as_f64(),
-                    m["upper"].as_f64(),
-                    m["battles"].as_u64().unwrap_or(0),
-                ),
-            ))
-        })
+        .flat_map(|board| &board.models)
+        .map(|m| (m.model.clone(), (m.rating, m.lower, m.upper, m.battles)))
         .collect()
 }
 
@@ -400,7 +393,7 @@ impl<S: Store> App<S> {
             let report = self
                 .project_leaderboard(caller, project, Some(by), options.clone())
                 .await?;
-            slices.insert(slice.clone(), json!(report));
+            slices.insert(slice.clone(), report);
         }
         let schema = spec.schema().map_err(AppError::invalid)?;
         let mut consensus: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
@@ -468,10 +461,10 @@ impl<S: Store> App<S> {
             raters_by_locale,
             human_ratings,
             judges: judges.iter().map(|j| j.judge.clone()).collect(),
-            agreement: json!(self.agreement(caller, project).await?),
-            leaderboard: json!(leaderboard),
+            agreement: self.agreement(caller, project).await?,
+            leaderboard,
             slices,
-            judge_agreement: json!(judges),
+            judge_agreement: judges,
             consensus,
         };
         let key = self.signing_key().await?;
