@@ -2,6 +2,7 @@
 //! status codes.
 
 mod api;
+mod credentials;
 mod error;
 mod headers;
 mod metrics;

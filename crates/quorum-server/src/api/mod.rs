@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 
-use crate::{ApiError, AppState, OPENAPI};
+use crate::{ApiError, AppState, OPENAPI, credentials};
 
 /// Bodies above this are refused with 413, except item imports.
 const BODY_LIMIT: usize = 1 << 20;
@@ -230,7 +230,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     }
 }
 
-/// The caller, from `Authorization: Bearer <token>`.
+/// The caller, from `Authorization: Bearer <token>` or the web session cookie.
 pub struct Authenticated(pub Caller);
 
 impl<S: Store> FromRequestParts<AppState<S>> for Authenticated {
@@ -242,32 +242,17 @@ impl<S: Store> FromRequestParts<AppState<S>> for Authenticated {
         parts: &mut Parts,
         state: &AppState<S>,
     ) -> Result<Self, Self::Rejection> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if let Some(token) = bearer {
-            return Ok(Authenticated(
-                state.app.authenticate_token(token.trim()).await?,
-            ));
+        if let Some(token) = credentials::bearer(&parts.headers) {
+            return Ok(Authenticated(state.app.authenticate_token(token).await?));
         }
-        let session = crate::web::session_cookie(&parts.headers)
+        let session = credentials::session_cookie(&parts.headers)
             .ok_or_else(|| ApiError::from(quorum_app::AppError::Unauthenticated))?;
-        if !parts.method.is_safe() {
-            let sent = parts
-                .headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if !quorum_app::accounts::same_secret(sent, &quorum_app::accounts::csrf_token(&session))
-            {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "csrf",
-                    "this request needs the page's CSRF token (X-CSRF-Token)",
-                ));
-            }
+        if !parts.method.is_safe() && !credentials::csrf_header_ok(&parts.headers, &session) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "this request needs the page's CSRF token (X-CSRF-Token)",
+            ));
         }
         Ok(Authenticated(state.app.authenticate_token(&session).await?))
     }
@@ -296,12 +281,8 @@ async fn metrics<S: Store>(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(expected) = &state.settings.metrics_token {
-        let sent = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        if !quorum_app::accounts::same_secret(sent.trim(), expected) {
+        let sent = credentials::bearer(&headers).unwrap_or_default();
+        if !credentials::matches(sent, expected) {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",

@@ -7,7 +7,6 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use quorum_app::accounts::same_secret;
 use quorum_store::Store;
 use serde::Deserialize;
 
@@ -108,7 +107,7 @@ pub(super) async fn change_password<S: Store>(
     who: Page,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    if !same_secret(&form.csrf, &who.csrf) {
+    if !crate::credentials::matches(&form.csrf, &who.csrf) {
         return stale_form(&who);
     }
     let changed = state
@@ -143,7 +142,7 @@ pub(super) async fn revoke_token<S: Store>(
     Path(token_id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !same_secret(&form.csrf, &who.csrf) {
+    if !crate::credentials::matches(&form.csrf, &who.csrf) {
         return stale_form(&who);
     }
     match state
@@ -185,7 +184,7 @@ pub(super) async fn set_disabled<S: Store>(
     Path((user_id, action)): Path<(i64, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !same_secret(&form.csrf, &who.csrf) {
+    if !crate::credentials::matches(&form.csrf, &who.csrf) {
         return stale_form(&who);
     }
     let disabled = match action.as_str() {

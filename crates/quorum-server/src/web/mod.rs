@@ -13,7 +13,6 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use quorum_app::accounts::{csrf_token, same_secret};
 use quorum_app::{AppError, Caller};
 use quorum_store::{ProjectStats, Store};
 use serde::Deserialize;
@@ -28,29 +27,7 @@ mod session;
 mod standards;
 mod work;
 
-const COOKIE: &str = "quorum_session";
-/// The sign-in form's own CSRF token, set with the form (double-submit: a page on another
-/// origin can neither read nor set it).
-const LOGIN_COOKIE: &str = "quorum_login";
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            pair.trim()
-                .strip_prefix(&format!("{name}="))
-                .map(str::to_string)
-        })
-        .filter(|v| !v.is_empty())
-}
-
-/// The session secret in the request's cookie, if any.
-pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    cookie(headers, COOKIE)
-}
+use crate::credentials::{LOGIN_COOKIE, SESSION_COOKIE as COOKIE, cookie, csrf_of, session_cookie};
 
 /// The session cookie: as long-lived as a session may be (its end is decided by the server),
 /// and `Secure` when the server is reached over HTTPS.
@@ -85,7 +62,7 @@ impl<S: Store> axum::extract::FromRequestParts<AppState<S>> for Page {
             .authenticate_token(&session)
             .await
             .map_err(|_| Redirect::to("/login").into_response())?;
-        let csrf = csrf_token(&session);
+        let csrf = csrf_of(&session);
         Ok(Page {
             caller,
             session,

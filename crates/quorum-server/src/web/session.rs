@@ -70,7 +70,7 @@ pub(super) async fn login<S: Store>(
     let https = state.settings.https;
     let again = |message: String, status| login_page(&form.name, Some(message), status, https);
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !same_secret(&form.login_csrf, &expected) {
+    if expected.is_empty() || !crate::credentials::matches(&form.login_csrf, &expected) {
         return again(
             "This sign-in form is out of date; please sign in again.".into(),
             StatusCode::FORBIDDEN,
@@ -114,7 +114,7 @@ pub(super) async fn logout<S: Store>(
     who: Page,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !same_secret(&form.csrf, &who.csrf) {
+    if !crate::credentials::matches(&form.csrf, &who.csrf) {
         return error_page(
             StatusCode::FORBIDDEN,
             "This form is out of date (its security token does not match). Reload the page and try again.",
