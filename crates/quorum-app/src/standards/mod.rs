@@ -532,6 +532,12 @@ bootstrap = 1000
             let with_extra = format!("{text}\n[exposure.extra]\nx = 1\n");
             assert!(parse(&with_extra, |_| Ok(String::new())).is_err());
         }
+        // The schema's methods are the registry's, plus the pairwise and rating ones.
+        let listed = &schema["properties"]["scoring"]["properties"]["methods"]["additionalProperties"]
+            ["enum"];
+        let mut expected = vec![json!("bradley_terry"), json!("median")];
+        expected.extend(Method::ALL.map(|m| json!(m.short_name())));
+        assert_eq!(listed, &json!(expected));
         let lines = include_str!("../../../../examples/standards/public-service-assistant.jsonl");
         for line in lines.lines() {
             let item: Value = serde_json::from_str(line).unwrap_or_default();
