@@ -7,6 +7,7 @@
 //! the prompts with no answer yet), so a job is done at least once and its work never twice
 //! over. Model runs and LLM judges run here; webhook deliveries will.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,8 +84,9 @@ pub struct JobRunner {
 }
 
 impl JobRunner {
-    /// Stops claiming jobs and abandons the ones running: their claims lapse and another
-    /// server (or this one, restarted) resumes them.
+    /// Stops claiming jobs, stops the ones running and gives them back to the queue, where
+    /// another server (or this one, restarted) resumes them. A runner that dies without
+    /// stopping leaves them to be taken over once their claims lapse.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
@@ -107,6 +109,8 @@ impl<S: Store> App<S> {
         let task = tokio::spawn(async move {
             let settings = Arc::new(settings);
             let mut running = JoinSet::new();
+            // Which job each running task holds, to give it back when the runner stops.
+            let mut held: HashMap<tokio::task::Id, i64> = HashMap::new();
             loop {
                 while running.len() < settings.slots.max(1) {
                     let claim = JobClaim {
@@ -117,7 +121,10 @@ impl<S: Store> App<S> {
                     };
                     match app.store().claim_job(claim).await {
                         Ok(Some(job)) => {
-                            running.spawn(app.clone().execute(job, Arc::clone(&settings)));
+                            let id = job.id;
+                            let task =
+                                running.spawn(app.clone().execute(job, Arc::clone(&settings)));
+                            held.insert(task.id(), id);
                         }
                         Ok(None) => break,
                         Err(error) => {
@@ -130,10 +137,26 @@ impl<S: Store> App<S> {
                     _ = stopped.changed() => break,
                     _ = app.caches().jobs_queued.notified() => {}
                     _ = tokio::time::sleep(settings.poll) => {}
-                    Some(_) = running.join_next(), if !running.is_empty() => {}
+                    Some(ended) = running.join_next_with_id(), if !running.is_empty() => {
+                        let task = match &ended {
+                            Ok((task, ())) => *task,
+                            Err(error) => error.id(),
+                        };
+                        held.remove(&task);
+                    }
                 }
             }
+            // Stopping: the jobs still running go back to the queue, so another server takes
+            // them at once rather than after their lease.
             running.abort_all();
+            while running.join_next().await.is_some() {}
+            for (_, id) in held {
+                match app.store().release_job(id, &settings.name).await {
+                    Ok(true) => tracing::info!(job = id, "job given back to the queue"),
+                    Ok(false) => {}
+                    Err(error) => tracing::warn!(job = id, %error, "could not give a job back"),
+                }
+            }
         });
         JobRunner {
             stop,

@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 
 use quorum_app::evaluation::llm::{Egress, RetryPolicy};
 use quorum_app::evaluation::runs::RunRequest;
+use quorum_app::jobs::RunnerSettings;
 use quorum_app::{App, Caller, CreateProject, ImportFormat, SystemClock};
-use quorum_store::{Evaluation, ModelSpec, Projects};
+use quorum_store::{Evaluation, JobState, ModelSpec, Projects};
 use quorum_store_sqlite::SqliteStore;
 
 /// The key comes from an environment variable every test machine has, so the production
@@ -80,6 +81,10 @@ async fn completions(
         ("flaky", 1 | 2) => (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
         ("slow", 1) => {
             tokio::time::sleep(Duration::from_secs(3)).await;
+            ok()
+        }
+        ("sleepy", _) => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
             ok()
         }
         ("garbled", 1) => (StatusCode::OK, "{\"choices\": [{\"mess").into_response(),
@@ -589,4 +594,81 @@ async fn the_operator_decides_which_keys_leave_and_where_they_go() {
         collected.lock().unwrap().is_empty(),
         "the redirect was not followed"
     );
+}
+
+/// A runner that stops gives its running job back to the queue at once (not after its lease),
+/// and the next runner resumes it: only the prompts without an answer are called again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_runner_gives_its_job_back_and_the_next_one_resumes_it() {
+    let (app, caller, project, _dir) = app_with_prompts().await;
+    let (base, seen) = fake_provider().await;
+    app.register_model(&caller, model("sleepy", &base))
+        .await
+        .unwrap();
+    let settings = |name: &str| RunnerSettings {
+        name: name.into(),
+        poll: Duration::from_millis(50),
+        ..RunnerSettings::default()
+    };
+    let first = app.start_job_runner(settings("first"));
+    let request = RunRequest {
+        models: vec!["sleepy".into()],
+        concurrency: 1,
+        policy: policy(),
+    };
+    let jobs = app
+        .start_model_run(&caller, project, &request)
+        .await
+        .unwrap();
+    let id = jobs[0].id;
+    // A second start of the same model on the project is refused while the job is live.
+    assert!(
+        app.start_model_run(&caller, project, &request)
+            .await
+            .is_err()
+    );
+    let answered = |app: &App<SqliteStore>| {
+        let app = app.clone();
+        async move {
+            app.store()
+                .generations(project)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|g| g.output.is_some())
+                .count()
+        }
+    };
+    for _ in 0..100 {
+        if answered(&app).await >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.job(&caller, id).await.unwrap().state, JobState::Running);
+    first.stop().await;
+    let given_back = app.job(&caller, id).await.unwrap();
+    assert_eq!(
+        (given_back.state, given_back.runner.clone()),
+        (JobState::Queued, None)
+    );
+    let before = answered(&app).await;
+    assert!(before < 3, "stopped mid-run: {before} answered");
+
+    let second = app.start_job_runner(settings("second"));
+    let mut done = given_back;
+    for _ in 0..200 {
+        done = app.job(&caller, id).await.unwrap();
+        if done.state == JobState::Done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(done.state, JobState::Done, "{done:?}");
+    assert_eq!((done.attempts, done.runner.as_deref()), (2, Some("second")));
+    assert_eq!(answered(&app).await, 3);
+    // Each prompt answered was called once, but for the one in flight when the first stopped.
+    let calls: usize = seen.lock().unwrap().values().map(Vec::len).sum();
+    assert!((3..=4).contains(&calls), "{calls} calls");
+    second.stop().await;
 }

@@ -105,6 +105,10 @@ pub trait Jobs {
         error: Option<String>,
         now: i64,
     ) -> Result<bool>;
+    /// Gives a running job back to the queue because its runner is stopping: another runner
+    /// may claim it at once instead of waiting for the lease to lapse; `false` when it is not
+    /// the runner's.
+    async fn release_job(&self, id: i64, runner: &str) -> Result<bool>;
     async fn job(&self, id: i64) -> Result<Option<Job>>;
     /// Jobs newest first, all or one project's, with `id < before`.
     async fn jobs(&self, project_id: Option<i64>, before: i64, limit: i64) -> Result<Vec<Job>>;

@@ -50,6 +50,18 @@ impl Jobs for PgStore {
         .map_err(database_error)?;
         Ok(done.rows_affected() == 1)
     }
+    async fn release_job(&self, id: i64, runner: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'queued', runner = NULL, lease_until = NULL
+             WHERE id = $1 AND runner = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(runner)
+        .execute(&self.pool)
+        .await
+        .map_err(database_error)?;
+        Ok(done.rows_affected() == 1)
+    }
     async fn job(&self, id: i64) -> Result<Option<Job>> {
         let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
             .bind(id)

@@ -46,6 +46,18 @@ impl Jobs for SqliteStore {
         })
         .await
     }
+    async fn release_job(&self, id: i64, runner: &str) -> Result<bool> {
+        let runner = runner.to_string();
+        self.write(move |c| {
+            Ok(execute(
+                c,
+                "UPDATE jobs SET state = 'queued', runner = NULL, lease_until = NULL
+                 WHERE id = ?1 AND runner = ?2 AND state = 'running'",
+                params![id, runner],
+            )? == 1)
+        })
+        .await
+    }
     async fn job(&self, id: i64) -> Result<Option<Job>> {
         self.readers
             .run(move |c| one(c, "SELECT * FROM jobs WHERE id = ?1", [id], job_from))

@@ -88,11 +88,28 @@ pub async fn jobs_are_claimed_once_and_taken_over_when_their_runner_stops<S: Sto
         "finished once"
     );
 
+    // A stopping runner gives its job back: claimable at once, by anyone.
+    let held = store.claim_job(claim("r4", 55)).await.unwrap();
+    assert!(held.is_none(), "nothing lapsed yet");
+    assert!(
+        !store.release_job(second.id, "r2").await.unwrap(),
+        "not r2's"
+    );
+    assert!(store.release_job(second.id, "r1").await.unwrap());
+    let released = store.job(second.id).await.unwrap().unwrap();
+    assert_eq!((released.state, released.runner), (JobState::Queued, None));
+    let again_held = store.claim_job(claim("r4", 56)).await.unwrap().unwrap();
+    assert_eq!((again_held.id, again_held.attempts), (second.id, 2));
+    assert!(
+        !store.release_job(second.id, "r1").await.unwrap(),
+        "no longer r1's"
+    );
+
     // A finished key may be queued again; a failure keeps its message.
     let again = store.enqueue_jobs(vec![job("a", Some(p))]).await.unwrap();
     assert!(
         store
-            .finish_job(second.id, "r1", Some("no key".into()), 70)
+            .finish_job(second.id, "r4", Some("no key".into()), 70)
             .await
             .unwrap()
     );
