@@ -453,8 +453,9 @@ pub struct ServeArgs {
     /// renewal: when a server dies, another takes its jobs over after this long.
     #[arg(long, env = "QUORUM_JOB_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
     pub job_lease: u64,
-    /// Background jobs this server runs at once.
-    #[arg(long, env = "QUORUM_JOB_SLOTS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    /// Background jobs this server runs at once; 0 runs none here (a server that only answers
+    /// requests, while others sharing the database run the jobs).
+    #[arg(long, env = "QUORUM_JOB_SLOTS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(0..=64))]
     pub job_slots: u64,
     /// The address browsers use (e.g. https://quorum.example.org); `https://` makes session
     /// cookies Secure and adds Strict-Transport-Security.

@@ -73,10 +73,12 @@ async fn serve<S: Store>(
             .as_deref()
             .is_some_and(|url| url.starts_with("https://")),
     };
-    let runner = app.start_job_runner(quorum_app::jobs::RunnerSettings {
-        lease: std::time::Duration::from_secs(args.job_lease),
-        slots: args.job_slots as usize,
-        ..Default::default()
+    let runner = (args.job_slots > 0).then(|| {
+        app.start_job_runner(quorum_app::jobs::RunnerSettings {
+            lease: std::time::Duration::from_secs(args.job_lease),
+            slots: args.job_slots as usize,
+            ..Default::default()
+        })
     });
     let router = quorum_server::router_with(app, settings);
     let seconds = std::time::Duration::from_secs;
@@ -89,7 +91,9 @@ async fn serve<S: Store>(
     quorum_server::serve(listener, router, timeouts, shutdown_signal()).await?;
     // Jobs still running are left to lapse: another server, or this one restarted, resumes
     // them.
-    runner.stop().await;
+    if let Some(runner) = runner {
+        runner.stop().await;
+    }
     // In-flight requests have drained; commit what is queued before exiting.
     store.close().await;
     tracing::info!("stopped");

@@ -214,3 +214,54 @@ async fn hh_rlhf_pairs_round_trip_through_dpo_import_and_export() {
     assert!(want == got, "the pairs changed on the way through");
     assert!(back.iter().all(|v| v["source"] == "gold"));
 }
+
+/// `--job-slots 0` makes a server that queues jobs but runs none: a run started there waits in
+/// the queue until a server with slots takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_no_job_slots_queues_but_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/q.sqlite3", dir.path().display());
+    let environment = [
+        ("QUORUM_MODEL_KEYS_ALLOW", "HOME"),
+        ("QUORUM_ALLOW_PRIVATE_MODEL_HOSTS", "true"),
+    ];
+    let server = crate::serve::serve_env(
+        &database,
+        "administrator",
+        &["--job-slots", "0"],
+        &environment,
+    );
+    let admin = server.token.clone().unwrap();
+    let client = Client::new();
+    let (project, _) = setup(&client, &server.base, &database, &admin, 2, 0, 1).await;
+    let (status, body) = call(
+        &client,
+        &admin,
+        reqwest::Method::POST,
+        format!("{}/api/v1/models", server.base),
+        Some(json!({"name": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "HOME"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = call(
+        &client,
+        &admin,
+        reqwest::Method::POST,
+        format!("{}/api/v1/projects/{project}/runs", server.base),
+        Some(json!({"models": ["m"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job = body["jobs"][0]["id"].as_i64().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, body) = call(
+        &client,
+        &admin,
+        reqwest::Method::GET,
+        format!("{}/api/v1/jobs/{job}", server.base),
+        None,
+    )
+    .await;
+    assert_eq!(body["job"]["state"], "queued", "{body}");
+    assert_eq!(body["job"]["attempts"], 0, "{body}");
+}
