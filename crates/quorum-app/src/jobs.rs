@@ -329,10 +329,11 @@ impl<S: Store> App<S> {
             }
             None => {}
         }
-        Ok(self
+        let jobs = self
             .store()
             .jobs(project_id, before, limit.clamp(1, 1000))
-            .await?)
+            .await?;
+        Ok(jobs.into_iter().map(|job| shown_to(caller, job)).collect())
     }
 
     /// One job, for whoever may see its project's jobs (administrators for the rest).
@@ -350,6 +351,15 @@ impl<S: Store> App<S> {
         if !visible {
             return Err(AppError::NotFound("job"));
         }
-        Ok(job)
+        Ok(shown_to(caller, job))
     }
+}
+
+/// A job as the caller may see it: which server runs it (host and process) is for
+/// administrators.
+fn shown_to(caller: &Caller, mut job: Job) -> Job {
+    if !caller.user.is_admin {
+        job.runner = None;
+    }
+    job
 }

@@ -423,6 +423,10 @@ async fn models_are_registered_and_runs_collect_their_answers_in_the_background(
         state = body["job"]["state"].clone();
         if state == "done" {
             assert_eq!(body["job"]["attempts"], 1);
+            assert!(
+                body["job"]["runner"].is_string(),
+                "administrators see the runner"
+            );
             assert_eq!(body["job"]["project_id"], prompts);
             assert!(body["job"]["error"].is_null(), "{body}");
             break;

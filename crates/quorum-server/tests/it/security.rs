@@ -460,6 +460,8 @@ pub(crate) async fn the_registry_is_for_managers_and_a_run_starts_once() {
     for _ in 0..100 {
         let (_, body) = server.call(&manager, Method::GET, &jobs, None).await;
         if body["jobs"][0]["state"] == "done" {
+            // Which server ran it is for administrators.
+            assert!(body["jobs"][0]["runner"].is_null(), "{body}");
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
