@@ -98,11 +98,8 @@ async fn two_servers_on_one_postgres_never_overshoot() {
     for (item, token) in &acknowledged {
         assert!(pairs.contains(&(item.clone(), names[token].clone())));
     }
-    for mut served in [first, second] {
-        let child = &mut served.child;
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    // Both servers are killed (and waited for) when dropped, before their database goes.
+    drop([first, second]);
     fresh.drop().await;
 }
 
@@ -335,11 +332,8 @@ async fn the_quality_loop_holds_across_two_servers_on_postgres() {
         .collect();
     assert_eq!(actions, vec!["paused", "reinstated"]);
 
-    for mut served in [first, second] {
-        let child = &mut served.child;
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    // Both servers are killed (and waited for) when dropped, before their database goes.
+    drop([first, second]);
     fresh.drop().await;
 }
 
