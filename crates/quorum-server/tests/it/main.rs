@@ -6,6 +6,7 @@ mod api;
 mod control;
 mod evaluation;
 mod exposure;
+mod jobs;
 mod quality;
 mod security;
 mod support;
