@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use quorum_store::Evaluation;
 
 use super::projects::import_items;
+use super::rows::*;
 use super::*;
 use crate::PgStore;
 
@@ -67,18 +68,7 @@ pub async fn models(pool: &PgPool) -> Result<Vec<ModelSpec>> {
         .fetch_all(pool)
         .await
         .map_err(database_error)?;
-    rows.iter()
-        .map(|row| {
-            Ok(ModelSpec {
-                name: get(row, "name")?,
-                base_url: get(row, "base_url")?,
-                model_id: get(row, "model_id")?,
-                api_key_env: get(row, "api_key_env")?,
-                parameters: parse_json(&get::<String>(row, "parameters")?)?,
-                created_at: get(row, "created_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(model_spec_from).collect()
 }
 
 pub async fn put_generations(conn: &mut PgConnection, generations: &[Generation]) -> Result<()> {
@@ -115,22 +105,7 @@ pub async fn generations(pool: &PgPool, project_id: i64) -> Result<Vec<Generatio
             .fetch_all(pool)
             .await
             .map_err(database_error)?;
-    rows.iter()
-        .map(|row| {
-            Ok(Generation {
-                project_id: get(row, "project_id")?,
-                item_id: get(row, "item_id")?,
-                model: get(row, "model")?,
-                output: get(row, "output")?,
-                error: get(row, "error")?,
-                latency_ms: get(row, "latency_ms")?,
-                prompt_tokens: get(row, "prompt_tokens")?,
-                completion_tokens: get(row, "completion_tokens")?,
-                attempts: get(row, "attempts")?,
-                created_at: get(row, "created_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(generation_from).collect()
 }
 
 pub async fn import_battles(
@@ -207,25 +182,5 @@ pub async fn battle_votes(
     .fetch_all(pool)
     .await
     .map_err(database_error)?;
-    rows.iter()
-        .map(|row| {
-            let rater_locales = match get::<Option<String>>(row, "locales")? {
-                Some(text) => {
-                    serde_json::from_str(&text).map_err(|e| StoreError::Database(Box::new(e)))?
-                }
-                None => Vec::new(),
-            };
-            Ok(BattleVote {
-                response_id: get(row, "id")?,
-                item_id: get(row, "item_id")?,
-                model_a: get(row, "model_a")?,
-                model_b: get(row, "model_b")?,
-                user_name: get(row, "name")?,
-                answers: parse_json(&get::<String>(row, "answers")?)?,
-                category: get(row, "category")?,
-                item_locale: get(row, "locale")?,
-                rater_locales,
-            })
-        })
-        .collect()
+    rows.iter().map(battle_vote_from).collect()
 }

@@ -300,19 +300,7 @@ ORDER BY u.name",
     .fetch_all(pool)
     .await
     .map_err(database_error)?;
-    rows.iter()
-        .map(|row| {
-            Ok(RaterActivity {
-                user_id: get(row, "id")?,
-                name: get(row, "name")?,
-                responses: get(row, "responses")?,
-                responses_since: get(row, "responses_since")?,
-                skips: get(row, "skips")?,
-                last_active: get(row, "last_active")?,
-                role: get(row, "role")?,
-            })
-        })
-        .collect()
+    rows.iter().map(rater_activity_from).collect()
 }
 
 pub async fn stats(pool: &PgPool, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {

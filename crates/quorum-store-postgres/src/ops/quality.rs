@@ -72,15 +72,7 @@ pub async fn item_answers(pool: &PgPool, item_id: i64) -> Result<Vec<ItemAnswer>
     .fetch_all(pool)
     .await
     .map_err(database_error)?;
-    rows.iter()
-        .map(|row| {
-            Ok(ItemAnswer {
-                response_id: get(row, "id")?,
-                user_id: get(row, "user_id")?,
-                answers: parse_json(&get::<String>(row, "answers")?)?,
-            })
-        })
-        .collect()
+    rows.iter().map(item_answer_from).collect()
 }
 
 pub async fn set_quality(
@@ -233,17 +225,7 @@ pub async fn rater_events(pool: &PgPool, project_id: i64) -> Result<Vec<RaterEve
         .await
         .map_err(database_error)?
         .iter()
-        .map(|row| {
-            Ok(RaterEvent {
-                id: get(row, "id")?,
-                project_id: get(row, "project_id")?,
-                user_id: get(row, "user_id")?,
-                change: serde_json::from_str(&get::<String>(row, "change")?)
-                    .map_err(|e| StoreError::Database(Box::new(e)))?,
-                actor_id: get(row, "actor_id")?,
-                at: get(row, "at")?,
-            })
-        })
+        .map(rater_event_from)
         .collect()
 }
 
@@ -286,20 +268,6 @@ pub async fn reviews(pool: &PgPool, project_id: i64) -> Result<Vec<Review>> {
         .await
         .map_err(database_error)?
         .iter()
-        .map(|row| {
-            let verdict: String = get(row, "verdict")?;
-            Ok(Review {
-                response_id: get(row, "response_id")?,
-                project_id: get(row, "project_id")?,
-                item_id: get(row, "item_id")?,
-                rater_id: get(row, "rater_id")?,
-                reviewer_id: get(row, "reviewer_id")?,
-                verdict: Verdict::parse(&verdict).ok_or_else(|| {
-                    StoreError::Database(format!("unknown verdict {verdict}").into())
-                })?,
-                answers: optional_json(row, "answers")?,
-                created_at: get(row, "created_at")?,
-            })
-        })
+        .map(review_from)
         .collect()
 }

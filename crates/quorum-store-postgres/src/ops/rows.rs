@@ -147,3 +147,108 @@ pub(crate) fn job_from(row: &PgRow) -> Result<Job> {
         finished_at: get(row, "finished_at")?,
     })
 }
+
+pub(crate) fn model_spec_from(row: &PgRow) -> Result<ModelSpec> {
+    Ok(ModelSpec {
+        name: get(row, "name")?,
+        base_url: get(row, "base_url")?,
+        model_id: get(row, "model_id")?,
+        api_key_env: get(row, "api_key_env")?,
+        parameters: parse_json(&get::<String>(row, "parameters")?)?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(crate) fn generation_from(row: &PgRow) -> Result<Generation> {
+    Ok(Generation {
+        project_id: get(row, "project_id")?,
+        item_id: get(row, "item_id")?,
+        model: get(row, "model")?,
+        output: get(row, "output")?,
+        error: get(row, "error")?,
+        latency_ms: get(row, "latency_ms")?,
+        prompt_tokens: get(row, "prompt_tokens")?,
+        completion_tokens: get(row, "completion_tokens")?,
+        attempts: get(row, "attempts")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(crate) fn battle_vote_from(row: &PgRow) -> Result<BattleVote> {
+    let rater_locales = match get::<Option<String>>(row, "locales")? {
+        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Database(Box::new(e)))?,
+        None => Vec::new(),
+    };
+    Ok(BattleVote {
+        response_id: get(row, "id")?,
+        item_id: get(row, "item_id")?,
+        model_a: get(row, "model_a")?,
+        model_b: get(row, "model_b")?,
+        user_name: get(row, "name")?,
+        answers: parse_json(&get::<String>(row, "answers")?)?,
+        category: get(row, "category")?,
+        item_locale: get(row, "locale")?,
+        rater_locales,
+    })
+}
+
+pub(crate) fn rater_activity_from(row: &PgRow) -> Result<RaterActivity> {
+    Ok(RaterActivity {
+        user_id: get(row, "id")?,
+        name: get(row, "name")?,
+        responses: get(row, "responses")?,
+        responses_since: get(row, "responses_since")?,
+        skips: get(row, "skips")?,
+        last_active: get(row, "last_active")?,
+        role: get(row, "role")?,
+    })
+}
+
+pub(crate) fn item_answer_from(row: &PgRow) -> Result<ItemAnswer> {
+    Ok(ItemAnswer {
+        response_id: get(row, "id")?,
+        user_id: get(row, "user_id")?,
+        answers: parse_json(&get::<String>(row, "answers")?)?,
+    })
+}
+
+pub(crate) fn export_row_from(row: &PgRow) -> Result<ExportRow> {
+    Ok(ExportRow {
+        response_id: get(row, "id")?,
+        item_id: get(row, "item_id")?,
+        external_id: get(row, "external_id")?,
+        user_id: get(row, "user_id")?,
+        user_name: get(row, "name")?,
+        answers: parse_json(&get::<String>(row, "answers")?)?,
+        time_spent_ms: get(row, "time_spent_ms")?,
+        created_at: get(row, "created_at")?,
+        gold: get(row, "gold")?,
+    })
+}
+
+pub(crate) fn rater_event_from(row: &PgRow) -> Result<RaterEvent> {
+    Ok(RaterEvent {
+        id: get(row, "id")?,
+        project_id: get(row, "project_id")?,
+        user_id: get(row, "user_id")?,
+        change: serde_json::from_str(&get::<String>(row, "change")?)
+            .map_err(|e| StoreError::Database(Box::new(e)))?,
+        actor_id: get(row, "actor_id")?,
+        at: get(row, "at")?,
+    })
+}
+
+pub(crate) fn review_from(row: &PgRow) -> Result<Review> {
+    let verdict: String = get(row, "verdict")?;
+    Ok(Review {
+        response_id: get(row, "response_id")?,
+        project_id: get(row, "project_id")?,
+        item_id: get(row, "item_id")?,
+        rater_id: get(row, "rater_id")?,
+        reviewer_id: get(row, "reviewer_id")?,
+        verdict: Verdict::parse(&verdict)
+            .ok_or_else(|| StoreError::Database(format!("unknown verdict {verdict}").into()))?,
+        answers: optional_json(row, "answers")?,
+        created_at: get(row, "created_at")?,
+    })
+}

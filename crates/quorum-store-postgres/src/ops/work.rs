@@ -395,19 +395,5 @@ pub async fn export_responses(
     .await
     .map_err(database_error)?;
     tx.commit().await.map_err(database_error)?;
-    rows.iter()
-        .map(|row| {
-            Ok(ExportRow {
-                response_id: get(row, "id")?,
-                item_id: get(row, "item_id")?,
-                external_id: get(row, "external_id")?,
-                user_id: get(row, "user_id")?,
-                user_name: get(row, "name")?,
-                answers: parse_json(&get::<String>(row, "answers")?)?,
-                time_spent_ms: get(row, "time_spent_ms")?,
-                created_at: get(row, "created_at")?,
-                gold: get(row, "gold")?,
-            })
-        })
-        .collect()
+    rows.iter().map(export_row_from).collect()
 }

@@ -248,17 +248,7 @@ WHERE u.id IN (SELECT user_id FROM members WHERE project_id = ?1
                UNION SELECT user_id FROM responses WHERE project_id = ?1)
 ORDER BY u.name",
         [project_id, since],
-        |row| {
-            Ok(Ok(RaterActivity {
-                user_id: row.get("id")?,
-                name: row.get("name")?,
-                responses: row.get("responses")?,
-                responses_since: row.get("responses_since")?,
-                skips: row.get("skips")?,
-                last_active: row.get("last_active")?,
-                role: row.get("role")?,
-            }))
-        },
+        rater_activity_from,
     )
 }
 

@@ -76,15 +76,7 @@ pub fn item_answers(conn: &Connection, item_id: i64) -> Result<Vec<ItemAnswer>> 
         "SELECT r.id, r.user_id, r.answers FROM leases l JOIN responses r ON r.lease_id = l.id
          WHERE l.item_id = ?1 ORDER BY r.id",
         [item_id],
-        |row| {
-            let (response_id, user_id, answers): (i64, i64, String) =
-                (row.get(0)?, row.get(1)?, row.get(2)?);
-            Ok(parse_json(&answers).map(|answers| ItemAnswer {
-                response_id,
-                user_id,
-                answers,
-            }))
-        },
+        item_answer_from,
     )
 }
 
@@ -231,26 +223,7 @@ pub fn rater_events(conn: &Connection, project_id: i64) -> Result<Vec<RaterEvent
         conn,
         "SELECT * FROM rater_events WHERE project_id = ?1 ORDER BY id",
         [project_id],
-        |row| {
-            let change: String = row.get("change")?;
-            let (id, project_id, user_id, actor_id, at) = (
-                row.get("id")?,
-                row.get("project_id")?,
-                row.get("user_id")?,
-                row.get("actor_id")?,
-                row.get("at")?,
-            );
-            Ok(serde_json::from_str(&change)
-                .map_err(|e| StoreError::Database(Box::new(e)))
-                .map(|change| RaterEvent {
-                    id,
-                    project_id,
-                    user_id,
-                    change,
-                    actor_id,
-                    at,
-                }))
-        },
+        rater_event_from,
     )
 }
 
@@ -290,31 +263,6 @@ pub fn reviews(conn: &Connection, project_id: i64) -> Result<Vec<Review>> {
         conn,
         "SELECT * FROM reviews WHERE project_id = ?1 ORDER BY response_id",
         [project_id],
-        |row| {
-            let (verdict, answers): (String, Option<String>) =
-                (row.get("verdict")?, row.get("answers")?);
-            let (response_id, project_id, item_id, rater_id, reviewer_id, created_at) = (
-                row.get("response_id")?,
-                row.get("project_id")?,
-                row.get("item_id")?,
-                row.get("rater_id")?,
-                row.get("reviewer_id")?,
-                row.get("created_at")?,
-            );
-            Ok((|| {
-                Ok(Review {
-                    response_id,
-                    project_id,
-                    item_id,
-                    rater_id,
-                    reviewer_id,
-                    verdict: Verdict::parse(&verdict).ok_or_else(|| {
-                        StoreError::Database(format!("unknown verdict {verdict}").into())
-                    })?,
-                    answers: answers.as_deref().map(parse_json).transpose()?,
-                    created_at,
-                })
-            })())
-        },
+        review_from,
     )
 }

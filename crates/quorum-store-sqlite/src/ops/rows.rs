@@ -274,3 +274,96 @@ pub(crate) fn job_from(row: &Row<'_>) -> rusqlite::Result<Result<Job>> {
     };
     Ok(parse_json(&payload).map(|payload| Job { payload, ..job }))
 }
+
+pub(crate) fn rater_activity_from(row: &Row<'_>) -> rusqlite::Result<Result<RaterActivity>> {
+    Ok(Ok(RaterActivity {
+        user_id: row.get("id")?,
+        name: row.get("name")?,
+        responses: row.get("responses")?,
+        responses_since: row.get("responses_since")?,
+        skips: row.get("skips")?,
+        last_active: row.get("last_active")?,
+        role: row.get("role")?,
+    }))
+}
+
+pub(crate) fn item_answer_from(row: &Row<'_>) -> rusqlite::Result<Result<ItemAnswer>> {
+    let (response_id, user_id, answers): (i64, i64, String) =
+        (row.get("id")?, row.get("user_id")?, row.get("answers")?);
+    Ok(parse_json(&answers).map(|answers| ItemAnswer {
+        response_id,
+        user_id,
+        answers,
+    }))
+}
+
+pub(crate) fn rater_event_from(row: &Row<'_>) -> rusqlite::Result<Result<RaterEvent>> {
+    let change: String = row.get("change")?;
+    let (id, project_id, user_id, actor_id, at) = (
+        row.get("id")?,
+        row.get("project_id")?,
+        row.get("user_id")?,
+        row.get("actor_id")?,
+        row.get("at")?,
+    );
+    Ok(serde_json::from_str(&change)
+        .map_err(|e| StoreError::Database(Box::new(e)))
+        .map(|change| RaterEvent {
+            id,
+            project_id,
+            user_id,
+            change,
+            actor_id,
+            at,
+        }))
+}
+
+pub(crate) fn review_from(row: &Row<'_>) -> rusqlite::Result<Result<Review>> {
+    let (verdict, answers): (String, Option<String>) = (row.get("verdict")?, row.get("answers")?);
+    let (response_id, project_id, item_id, rater_id, reviewer_id, created_at) = (
+        row.get("response_id")?,
+        row.get("project_id")?,
+        row.get("item_id")?,
+        row.get("rater_id")?,
+        row.get("reviewer_id")?,
+        row.get("created_at")?,
+    );
+    Ok((|| {
+        Ok(Review {
+            response_id,
+            project_id,
+            item_id,
+            rater_id,
+            reviewer_id,
+            verdict: Verdict::parse(&verdict)
+                .ok_or_else(|| StoreError::Database(format!("unknown verdict {verdict}").into()))?,
+            answers: answers.as_deref().map(parse_json).transpose()?,
+            created_at,
+        })
+    })())
+}
+
+pub(crate) fn export_row_from(row: &Row<'_>) -> rusqlite::Result<Result<ExportRow>> {
+    let answers: String = row.get("answers")?;
+    let (response_id, item_id, external_id, user_id, user_name, time_spent_ms, created_at) = (
+        row.get("id")?,
+        row.get("item_id")?,
+        row.get("external_id")?,
+        row.get("user_id")?,
+        row.get("name")?,
+        row.get("time_spent_ms")?,
+        row.get("created_at")?,
+    );
+    let gold = row.get("gold")?;
+    Ok(parse_json(&answers).map(|answers| ExportRow {
+        response_id,
+        item_id,
+        external_id,
+        user_id,
+        user_name,
+        answers,
+        time_spent_ms,
+        created_at,
+        gold,
+    }))
+}

@@ -245,29 +245,6 @@ pub fn export_responses(
          FROM responses r JOIN items i ON i.id = r.item_id JOIN users u ON u.id = r.user_id
          WHERE r.project_id = ?1 AND r.id > ?2 ORDER BY r.id LIMIT ?3",
         [project_id, after, limit],
-        |row| {
-            let answers: String = row.get("answers")?;
-            let (response_id, item_id, external_id, user_id, user_name, time_spent_ms, created_at) = (
-                row.get("id")?,
-                row.get("item_id")?,
-                row.get("external_id")?,
-                row.get("user_id")?,
-                row.get("name")?,
-                row.get("time_spent_ms")?,
-                row.get("created_at")?,
-            );
-            let gold = row.get("gold")?;
-            Ok(parse_json(&answers).map(|answers| ExportRow {
-                response_id,
-                item_id,
-                external_id,
-                user_id,
-                user_name,
-                answers,
-                time_spent_ms,
-                created_at,
-                gold,
-            }))
-        },
+        export_row_from,
     )
 }
