@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 pub use error::AppError;
 pub use projects::{
-    AddMember, CreateProject, ImportFormat, ImportOutcome, ImportSession, MAX_REJECTED, ParsedRow,
-    Rejected, csv_items, rejected_summary,
+    AddMember, CreateProject, DEFAULT_LEASE_SECONDS, DEFAULT_OVERLAP, ImportFormat, ImportOutcome,
+    ImportSession, MAX_REJECTED, ParsedRow, Rejected, csv_items, rejected_summary,
 };
 pub use work::{Assignment, ItemView, LeaseView, ResponseView, SubmitAnswers, Submitted};
 

@@ -7,7 +7,7 @@ use crate::answer::{self, Completeness};
 use crate::schema::{Field, FieldKind, Schema};
 
 /// An item as imported (a JSON object, a JSONL line or a CSV row turned into one).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
     /// Unique per project: importing the same id again updates the item.

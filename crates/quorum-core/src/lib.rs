@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 /// A member's role in a project. Managers can do everything reviewers can, reviewers everything
 /// annotators can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Annotator,

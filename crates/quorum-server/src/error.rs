@@ -2,7 +2,9 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use quorum_app::AppError;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::wire::{ErrorBody, ErrorDetail};
 
 /// The API's one error type: a status, a stable machine code, a message for people and
 /// details that locate the problem. Internal errors are logged, never shown.
@@ -72,8 +74,13 @@ impl From<AppError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                details: self.details,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -10,6 +10,7 @@ mod report;
 mod serve;
 mod svg;
 mod web;
+mod wire;
 
 use std::sync::Arc;
 
@@ -22,8 +23,14 @@ pub use metrics::Metrics;
 pub use report::standard_report_html;
 pub use serve::{Timeouts, serve};
 
-/// The OpenAPI document of `/api/v1`, served at `/api/v1/openapi.json`.
+/// The OpenAPI document of `/api/v1`, served at `/api/v1/openapi.json`: the checked-in copy of
+/// [`openapi_document`], which a test keeps equal to it.
 pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The OpenAPI document generated from the handlers and the wire types.
+pub fn openapi_document() -> String {
+    api::openapi::document()
+}
 
 /// How this server meets the network: set once at start-up (`quorum serve` flags).
 #[derive(Clone, Default)]

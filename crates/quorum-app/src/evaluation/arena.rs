@@ -30,13 +30,13 @@ pub struct ReportOptions {
     pub threads: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Report {
     pub boards: Vec<Board>,
     pub divergence: Vec<DivergenceView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Board {
     /// `None` for the board of all battles.
     pub slice: Option<String>,
@@ -47,7 +47,7 @@ pub struct Board {
     pub style_coefficients: Option<Vec<StyleRow>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelRow {
     pub model: String,
     pub rating: f64,
@@ -59,7 +59,7 @@ pub struct ModelRow {
     pub provisional: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StyleRow {
     pub feature: String,
     pub coefficient: f64,
@@ -67,7 +67,7 @@ pub struct StyleRow {
     pub upper: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DivergenceView {
     pub a: String,
     pub b: String,
@@ -78,7 +78,7 @@ pub struct DivergenceView {
     pub differences: Vec<DifferenceRow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DifferenceRow {
     pub model: String,
     /// Rating on board `a` minus rating on board `b`, both centred on the shared models.

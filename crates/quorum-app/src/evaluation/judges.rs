@@ -95,7 +95,7 @@ pub struct JudgeRequest {
     pub policy: RetryPolicy,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JudgeReport {
     pub judge: String,
     pub battles: usize,

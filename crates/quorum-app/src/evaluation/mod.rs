@@ -43,7 +43,7 @@ pub struct GenerationsOutcome {
 }
 
 /// How pairs of models are chosen for each prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Sampling {
     /// Every pair of models that both answered.

@@ -26,7 +26,7 @@ pub struct RunRequest {
 }
 
 /// Where a model stands on a project of prompts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ModelProgress {
     pub model: String,
     pub prompts: usize,

@@ -43,15 +43,20 @@ pub struct CreateProject {
     pub quality: QualityPolicy,
 }
 
+/// Raters per item when a project does not say.
+pub const DEFAULT_OVERLAP: i32 = 1;
+/// How long a rater holds an item when a project does not say.
+pub const DEFAULT_LEASE_SECONDS: i64 = 30 * 60;
+
 fn default_overlap() -> i32 {
-    1
+    DEFAULT_OVERLAP
 }
 
 fn default_lease_seconds() -> i64 {
-    30 * 60
+    DEFAULT_LEASE_SECONDS
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     /// The user's name.
@@ -67,13 +72,13 @@ pub struct AddMember {
 pub type ParsedRow = (u64, Result<ItemInput, String>);
 
 /// A row the import refused, by its 1-based row (line, for JSONL and CSV) number.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Rejected {
     pub row: u64,
     pub error: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ImportOutcome {
     pub created: u64,
     pub updated: u64,

@@ -15,7 +15,7 @@ use crate::AppError;
 
 use super::{Ids, category};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GroupAgreement {
     /// A rater locale, or `(all)`.
     pub group: String,
@@ -25,7 +25,7 @@ pub struct GroupAgreement {
     pub upper: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuestionAgreement {
     pub question: String,
     /// `nominal`, `ordinal` or `interval`.
@@ -40,7 +40,7 @@ pub struct QuestionAgreement {
     pub pairs: Vec<RaterPair>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RaterPair {
     pub a: String,
     pub b: String,

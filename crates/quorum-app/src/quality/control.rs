@@ -119,7 +119,7 @@ pub fn pause_reason(rules: &PauseRules, record: &RaterRecord) -> Option<String> 
 }
 
 /// A manager's change to a rater's standing.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, tag = "action", rename_all = "snake_case")]
 pub enum StandingChange {
     Reinstate {

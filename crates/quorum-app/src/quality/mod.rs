@@ -44,7 +44,7 @@ use quorum_store::{ExportRow, Store, Verdict};
 use crate::{App, AppError, Caller};
 
 /// One item's consensus on one question.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ItemConsensus {
     pub item_id: i64,
     pub external_id: Option<String>,

@@ -15,7 +15,7 @@ use crate::AppError;
 use super::{consensus_of, counted, index_question, matches_gold};
 
 /// How far one rater can be trusted in a project.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RaterReliability {
     pub user_id: i64,
     pub name: String,

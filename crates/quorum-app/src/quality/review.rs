@@ -18,17 +18,30 @@ use crate::quality::{ItemConsensus, consensus_of, counted};
 use crate::{App, AppError, Caller};
 
 /// One response as a reviewer sees it, with any verdict it already has.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReviewedResponse {
     pub response_id: i64,
     pub user_id: i64,
     pub user_name: String,
     pub answers: Value,
+    #[schema(schema_with = verdict_schema)]
     pub verdict: Option<Verdict>,
 }
 
+/// A verdict on the wire (`accept`, `reject`, `correct`), or none yet.
+fn verdict_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .enum_values(Some(["accept", "reject", "correct"]))
+        .into()
+}
+
 /// An item waiting for review and why it is in the queue.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReviewTask {
     pub item_id: i64,
     pub external_id: Option<String>,

@@ -56,7 +56,7 @@ struct StandardFile {
     exposure: Exposure,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Header {
     pub name: String,
@@ -76,7 +76,7 @@ struct ItemsSpec {
 }
 
 /// One item of the standard: a prompt the models answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StandardItem {
     pub id: String,
@@ -87,7 +87,7 @@ pub struct StandardItem {
     pub language: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Raters {
     /// Human ratings each battle needs before the report is made.
@@ -98,21 +98,21 @@ pub struct Raters {
     pub qualification: Option<QualificationSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocaleRequirement {
     pub locale: String,
     pub min_raters: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QualificationSpec {
     pub gold_items: u32,
     pub min_accuracy: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JudgePolicy {
     #[default]
@@ -121,7 +121,7 @@ pub enum JudgePolicy {
     Both,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Judges {
     #[serde(default)]
@@ -134,7 +134,7 @@ pub struct Judges {
     pub prompt: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scoring {
     #[serde(default = "default_bootstrap")]
@@ -160,7 +160,7 @@ impl Default for Scoring {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSpec {
     /// `rater_locale`, `category`, `language`.
@@ -168,7 +168,7 @@ pub struct ReportSpec {
     pub slices: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExposurePolicy {
     /// Items may be exported and shown in reports.
@@ -178,7 +178,7 @@ pub enum ExposurePolicy {
     Private,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Exposure {
     #[serde(default)]
@@ -186,7 +186,7 @@ pub struct Exposure {
 }
 
 /// Everything of a standard except its items, which it names by hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Spec {
     pub standard: Header,
     pub questions: Vec<Value>,
@@ -196,6 +196,7 @@ pub struct Spec {
     pub report: ReportSpec,
     pub exposure: Exposure,
     /// `(item id, item hash)` in id order.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub items: Vec<(String, String)>,
 }
 

@@ -23,7 +23,7 @@ use quorum_stats::classification::Method;
 pub const FORMAT: &str = "quorum-standard-report/1";
 
 /// One item as the report names it: always its hash, its content only when public.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportItem {
     pub id: String,
     pub hash: String,
@@ -31,7 +31,7 @@ pub struct ReportItem {
     pub item: Option<StandardItem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportModel {
     pub name: String,
     pub model_id: Option<String>,
@@ -39,7 +39,7 @@ pub struct ReportModel {
 }
 
 /// The report itself (what is signed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StandardReport {
     pub format: String,
     pub standard_hash: String,
@@ -64,7 +64,7 @@ pub struct StandardReport {
     pub consensus: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportSignature {
     pub algorithm: String,
     /// Hex of the instance's Ed25519 public key.
@@ -73,7 +73,7 @@ pub struct ReportSignature {
     pub value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignedReport {
     pub report: StandardReport,
     pub signature: ReportSignature,

@@ -28,7 +28,7 @@ pub fn skill_of(standard: &Standard) -> String {
 }
 
 /// A standard's run as the instance lists it, with what it still needs before its report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StandardOverview {
     pub hash: String,
     pub name: String,

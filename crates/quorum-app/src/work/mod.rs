@@ -16,7 +16,7 @@ use crate::{App, AppError, Caller};
 
 /// An item as a rater sees it: never the gold answer, and not its id either — gold items are
 /// often imported apart, so their ids would mark them. The lease is the rater's handle on it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ItemView {
     pub fields: Value,
     pub metadata: Value,
@@ -34,7 +34,7 @@ impl From<StoredItem> for ItemView {
 }
 
 /// A lease as its rater sees it: which lease and until when, not which item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LeaseView {
     pub id: i64,
     pub project_id: i64,
@@ -53,14 +53,14 @@ impl From<Lease> for LeaseView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Assignment {
     pub lease: LeaseView,
     pub item: ItemView,
 }
 
 /// A stored response as its rater sees it (no item id, as for [`ItemView`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ResponseView {
     pub id: i64,
     pub project_id: i64,
@@ -94,7 +94,7 @@ pub struct Submitted {
     pub feedback: Option<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitAnswers {
     pub answers: Map<String, Value>,

@@ -1,13 +1,28 @@
-//! Model evaluation: generations, battles, the model registry, runs, judges and boards.
+//! Evaluation: generations, battles, the model registry, runs, judges and the leaderboard.
 
 use super::*;
+use crate::wire::evaluation::{
+    BuildBattles, GenerationsStored, JudgeReports, JudgeStarted, Leaderboard, Model,
+    ModelRegistered, Models, RunProgress, RunStarted, StartJudge, StartRun,
+};
+use crate::wire::projects::ProjectEnvelope;
 
+/// Import models' answers to the project's prompts (managers).
+///
+/// JSON Lines of `{prompt_id, model, response}` (`prompt_id`: an item's external id); all
+/// lines or none.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/generations", tag = "evaluation",
+    params(("id" = i64, Path, description = "The project of prompts")),
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses((status = 200, body = GenerationsStored), (status = 401, response = ErrorBody),
+        (status = 403, response = ErrorBody), (status = 404, response = ErrorBody),
+        (status = 413, response = ErrorBody), (status = 422, response = ErrorBody)))]
 pub(super) async fn import_generations<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GenerationsStored>, ApiError> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::invalid("the body is not UTF-8", Value::Null))?;
     let outcome = state.app.import_generations(&caller, id, text).await?;
@@ -19,64 +34,79 @@ pub(super) async fn import_generations<S: Store>(
             "stored",
         ));
     }
-    Ok(Json(json!({"stored": outcome.stored})))
+    Ok(Json(GenerationsStored {
+        stored: outcome.stored,
+    }))
 }
 
+/// Build a battle project from the models' answers (managers).
+///
+/// Pairwise items with randomised, recorded sides and hidden model names.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/battles", tag = "evaluation",
+    params(("id" = i64, Path, description = "The project of prompts")), request_body = BuildBattles,
+    responses((status = 201, description = "The new battle project", body = ProjectEnvelope),
+        (status = 401, response = ErrorBody), (status = 403, response = ErrorBody),
+        (status = 404, response = ErrorBody), (status = 422, response = ErrorBody)))]
 pub(super) async fn build_battles<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
     body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<ProjectEnvelope>), ApiError> {
     let request: BuildBattles = parse_body(&body)?;
-    let project = state.app.build_battles(&caller, id, request).await?;
-    Ok((StatusCode::CREATED, Json(json!({"project": project}))))
+    let project = state.app.build_battles(&caller, id, request.into()).await?;
+    Ok((StatusCode::CREATED, Json(project.into())))
 }
 
+/// Register or update a model (administrators).
+#[utoipa::path(post, path = "/api/v1/models", tag = "evaluation", request_body = Model,
+    responses((status = 201, body = ModelRegistered), (status = 401, response = ErrorBody),
+        (status = 403, response = ErrorBody), (status = 422, response = ErrorBody)))]
 pub(super) async fn register_model<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
-    let model: ModelSpec = parse_body(&body)?;
+) -> Result<(StatusCode, Json<ModelRegistered>), ApiError> {
+    let model: Model = parse_body(&body)?;
     let name = model.name.clone();
-    state.app.register_model(&caller, model).await?;
-    Ok((StatusCode::CREATED, Json(json!({"model": name}))))
+    state.app.register_model(&caller, model.into()).await?;
+    Ok((StatusCode::CREATED, Json(ModelRegistered { model: name })))
 }
 
+/// The model registry (no secrets: API keys are named by their environment variable).
+#[utoipa::path(get, path = "/api/v1/models", tag = "evaluation",
+    responses((status = 200, body = Models), (status = 401, response = ErrorBody)))]
 pub(super) async fn list_models<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"models": state.app.models(&caller).await?})))
+) -> Result<Json<Models>, ApiError> {
+    let models = state.app.models(&caller).await?;
+    Ok(Json(Models {
+        models: models.into_iter().map(Into::into).collect(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct StartRun {
-    models: Vec<String>,
-    #[serde(default = "default_concurrency")]
-    concurrency: usize,
-}
-
-pub(super) fn default_concurrency() -> usize {
-    4
-}
-
-/// Queues a run as one job per model (it can take hours); any server's job runner takes it,
-/// and another server resumes it if that one stops. Progress is read from the store.
+/// Queue a run of the models on the project's prompts as background jobs, one per model
+/// (managers).
+///
+/// Any server's job runner runs them; another server resumes a run whose server stops.
+/// Bounded concurrency per model, retries with backoff honouring `Retry-After`; only prompts
+/// without an answer are called. 409 while one of the models is already queued or running
+/// here.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/runs", tag = "evaluation",
+    params(("id" = i64, Path, description = "The project of prompts")), request_body = StartRun,
+    responses((status = 202, description = "The queued jobs", body = RunStarted),
+        (status = 401, response = ErrorBody), (status = 403, response = ErrorBody),
+        (status = 404, response = ErrorBody), (status = 409, response = ErrorBody),
+        (status = 422, response = ErrorBody)))]
 pub(super) async fn start_run<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
     body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
     let request: StartRun = parse_body(&body)?;
-    if !(1..=64).contains(&request.concurrency) {
-        return Err(ApiError::invalid(
-            "concurrency must be 1 to 64",
-            json!({"field": "concurrency"}),
-        ));
-    }
+    check_concurrency(request.concurrency)?;
     let run = RunRequest {
         models: request.models,
         concurrency: request.concurrency,
@@ -85,44 +115,47 @@ pub(super) async fn start_run<S: Store>(
     let jobs = state.app.start_model_run(&caller, id, &run).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"started": true, "jobs": jobs})),
+        Json(RunStarted {
+            started: true,
+            jobs: jobs.into_iter().map(Into::into).collect(),
+        }),
     ))
 }
 
+/// Run progress per model: prompts, answered, failed (reviewers and managers).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/runs", tag = "evaluation",
+    params(("id" = i64, Path, description = "The project of prompts")),
+    responses((status = 200, body = RunProgress), (status = 401, response = ErrorBody),
+        (status = 403, response = ErrorBody), (status = 404, response = ErrorBody)))]
 pub(super) async fn run_progress<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({"models": state.app.run_progress(&caller, id).await?}),
-    ))
+) -> Result<Json<RunProgress>, ApiError> {
+    Ok(Json(RunProgress {
+        models: state.app.run_progress(&caller, id).await?,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct StartJudge {
-    model: String,
-    template: Option<String>,
-    #[serde(default = "default_concurrency")]
-    concurrency: usize,
-}
-
-/// Queues an LLM judge on a battle project as a job; starting it again (once that job has
-/// ended) resumes it.
+/// Start an LLM judge on a battle project as a background job (managers).
+///
+/// A registered model answers every battle twice with the sides swapped; outputs without one
+/// clear `[[A]]`/`[[B]]`/`[[TIE]]`/`[[BOTH_BAD]]` verdict are recorded as unparseable;
+/// starting again resumes. 409 while the same judge is queued or running.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/judges", tag = "evaluation",
+    params(("id" = i64, Path, description = "The battle project")), request_body = StartJudge,
+    responses((status = 202, description = "The queued job", body = JudgeStarted),
+        (status = 401, response = ErrorBody), (status = 403, response = ErrorBody),
+        (status = 404, response = ErrorBody), (status = 409, response = ErrorBody),
+        (status = 422, response = ErrorBody)))]
 pub(super) async fn start_judge<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
     body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<JudgeStarted>), ApiError> {
     let request: StartJudge = parse_body(&body)?;
-    if !(1..=64).contains(&request.concurrency) {
-        return Err(ApiError::invalid(
-            "concurrency must be 1 to 64",
-            json!({"field": "concurrency"}),
-        ));
-    }
+    check_concurrency(request.concurrency)?;
     let judge = JudgeRequest {
         model: request.model,
         template: request.template,
@@ -132,30 +165,72 @@ pub(super) async fn start_judge<S: Store>(
     let job = state.app.start_judge(&caller, id, &judge).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"started": true, "job": job})),
+        Json(JudgeStarted {
+            started: true,
+            job: job.into(),
+        }),
     ))
 }
 
+/// Each LLM judge against the humans (reviewers and managers).
+///
+/// Per judge: battles judged, unparseable outputs, consistency across orders, position bias,
+/// agreement with the human consensus (percent, Cohen's kappa).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/judges", tag = "evaluation",
+    params(("id" = i64, Path, description = "The battle project")),
+    responses((status = 200, body = JudgeReports), (status = 401, response = ErrorBody),
+        (status = 403, response = ErrorBody), (status = 404, response = ErrorBody)))]
 pub(super) async fn judge_reports<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({"judges": state.app.analysis({ let app = state.app.clone(); async move { app.judge_reports(&caller, id).await } }).await?}),
-    ))
+) -> Result<Json<JudgeReports>, ApiError> {
+    let app = state.app.clone();
+    let judges = state
+        .app
+        .analysis(async move { app.judge_reports(&caller, id).await })
+        .await?;
+    Ok(Json(JudgeReports { judges }))
 }
 
-#[derive(Debug, Deserialize)]
+/// What a board is sliced by.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum SliceBy {
+    /// The rater's first locale in the project.
+    RaterLocale,
+    /// The prompt's category.
+    Category,
+    /// The prompt's language (the language subtag of its locale).
+    Language,
+}
+
+impl From<SliceBy> for quorum_app::evaluation::SliceBy {
+    fn from(slice: SliceBy) -> Self {
+        match slice {
+            SliceBy::RaterLocale => quorum_app::evaluation::SliceBy::RaterLocale,
+            SliceBy::Category => quorum_app::evaluation::SliceBy::Category,
+            SliceBy::Language => quorum_app::evaluation::SliceBy::Language,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct LeaderboardQuery {
+    /// Bootstrap rounds for the intervals, at most 10000.
     #[serde(default = "default_bootstrap")]
+    #[param(default = 1000, maximum = 10000)]
     bootstrap: usize,
     #[serde(default)]
     seed: u64,
-    /// `MODEL=RATING`.
+    /// `MODEL=RATING`: the rating one model is pinned to.
     anchor: Option<String>,
+    /// Models with fewer battles are provisional (listed after the ranked ones).
     #[serde(default)]
     min_battles: u64,
+    /// Boards per slice too, and where they diverge.
+    #[param(inline)]
     slice_by: Option<SliceBy>,
 }
 
@@ -163,12 +238,21 @@ fn default_bootstrap() -> usize {
     1000
 }
 
+/// The arena leaderboard of a battle project's votes (reviewers and managers).
+///
+/// Bradley–Terry ratings (Elo scale) with bootstrap intervals, rank (UB), online Elo; boards
+/// per slice and their divergence.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/leaderboard", tag = "evaluation",
+    params(("id" = i64, Path, description = "The battle project"), LeaderboardQuery),
+    responses((status = 200, body = Leaderboard), (status = 401, response = ErrorBody),
+        (status = 403, response = ErrorBody), (status = 404, response = ErrorBody),
+        (status = 422, response = ErrorBody)))]
 pub(super) async fn leaderboard<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
     Query(query): Query<LeaderboardQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Leaderboard>, ApiError> {
     if query.bootstrap > 10_000 {
         return Err(ApiError::invalid(
             "bootstrap is at most 10000 rounds",
@@ -188,15 +272,14 @@ pub(super) async fn leaderboard<S: Store>(
         min_battles: query.min_battles,
         threads: quorum_app::analysis_threads(),
     };
-    let report = state
+    let slice_by = query.slice_by.map(Into::into);
+    let app = state.app.clone();
+    let leaderboard = state
         .app
-        .analysis({
-            let app = state.app.clone();
-            async move {
-                app.project_leaderboard(&caller, id, query.slice_by, options)
-                    .await
-            }
+        .analysis(async move {
+            app.project_leaderboard(&caller, id, slice_by, options)
+                .await
         })
         .await?;
-    Ok(Json(json!({"leaderboard": report})))
+    Ok(Json(Leaderboard { leaderboard }))
 }

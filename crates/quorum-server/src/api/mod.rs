@@ -4,6 +4,7 @@
 mod accounts;
 mod evaluation;
 mod jobs;
+pub(crate) mod openapi;
 mod projects;
 mod quality;
 mod standards;
@@ -24,16 +25,16 @@ use quorum_app::evaluation::arena::{ReportOptions, parse_anchor};
 use quorum_app::evaluation::judges::JudgeRequest;
 use quorum_app::evaluation::llm::RetryPolicy;
 use quorum_app::evaluation::runs::RunRequest;
-use quorum_app::evaluation::{BuildBattles, SliceBy};
 use quorum_app::export::Export;
-use quorum_app::{AddMember, Caller, CreateProject, ImportFormat, SubmitAnswers};
-use quorum_store::ModelSpec;
+use quorum_app::{AddMember, Caller, ImportFormat, ImportOutcome, SubmitAnswers};
 use quorum_store::Store;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
+use utoipa::ToSchema;
 
+use crate::wire::{ErrorBody, Health};
 use crate::{ApiError, AppState, OPENAPI, credentials};
 
 /// Bodies above this are refused with 413, except item imports.
@@ -258,6 +259,18 @@ impl<S: Store> FromRequestParts<AppState<S>> for Authenticated {
     }
 }
 
+/// Requests in flight per model (runs, judges, standards): 1 to 64.
+fn check_concurrency(concurrency: usize) -> Result<(), ApiError> {
+    if (1..=64).contains(&concurrency) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "concurrency must be 1 to 64",
+            json!({"field": "concurrency"}),
+        ))
+    }
+}
+
 fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid(
@@ -267,15 +280,27 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "The server is up", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json")))]
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-/// Prometheus metrics; with a metrics token set, only for `Authorization: Bearer <it>`.
+/// Prometheus metrics (requests, latencies, leases, responses).
+///
+/// With a metrics token set (`--metrics-token`), only for `Authorization: Bearer <it>`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Text exposition format",
+            content((String = "text/plain; version=0.0.4"))),
+        (status = 401, response = ErrorBody)))]
 async fn metrics<S: Store>(
     State(state): State<AppState<S>>,
     headers: HeaderMap,

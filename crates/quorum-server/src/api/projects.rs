@@ -1,22 +1,33 @@
 //! Projects, members, item imports (streamed JSON Lines), stats and exports.
 
 use super::*;
+use crate::wire::projects::{
+    CreateProject, MemberEnvelope, ProjectEnvelope, ProjectPage, ProjectWithRole, StatsEnvelope,
+};
 
+/// Create a project (administrators); the creator becomes its manager.
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = CreateProject,
+    responses((status = 201, body = ProjectEnvelope), (status = 401, response = ErrorBody),
+        (status = 403, response = ErrorBody), (status = 422, response = ErrorBody)))]
 pub(super) async fn create_project<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<ProjectEnvelope>), ApiError> {
     let request: CreateProject = parse_body(&body)?;
-    let project = state.app.create_project(&caller, request).await?;
-    Ok((StatusCode::CREATED, Json(json!({"project": project}))))
+    let project = state.app.create_project(&caller, request.into()).await?;
+    Ok((StatusCode::CREATED, Json(project.into())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct Page {
+    /// Projects with a larger id: the next page starts after the last id of this one.
     #[serde(default)]
     after: i64,
+    /// 1 to 500.
     #[serde(default = "default_limit")]
+    #[param(default = 100, maximum = 500)]
     limit: i64,
 }
 
@@ -24,11 +35,14 @@ fn default_limit() -> i64 {
     100
 }
 
+/// List the projects the caller can see (cursor pagination).
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(Page),
+    responses((status = 200, body = ProjectPage), (status = 401, response = ErrorBody)))]
 pub(super) async fn list_projects<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProjectPage>, ApiError> {
     let limit = page.limit.clamp(1, 500);
     let projects = state.app.list_projects(&caller, page.after, limit).await?;
     let next = if projects.len() as i64 == limit {
@@ -36,37 +50,68 @@ pub(super) async fn list_projects<S: Store>(
     } else {
         None
     };
-    Ok(Json(json!({"projects": projects, "next_after": next})))
+    Ok(Json(ProjectPage {
+        projects: projects.into_iter().map(Into::into).collect(),
+        next_after: next,
+    }))
 }
 
+/// A project and the caller's role in it.
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = i64, Path, description = "The project")),
+    responses((status = 200, body = ProjectWithRole), (status = 401, response = ErrorBody),
+        (status = 404, response = ErrorBody)))]
 pub(super) async fn get_project<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProjectWithRole>, ApiError> {
     let (project, role) = state.app.project(&caller, id).await?;
-    Ok(Json(json!({"project": project, "role": role})))
+    Ok(Json(ProjectWithRole {
+        project: project.into(),
+        role,
+    }))
 }
 
+/// Add or update a member (managers).
+#[utoipa::path(post, path = "/api/v1/projects/{id}/members", tag = "projects", params(("id" = i64, Path, description = "The project")),
+    request_body = AddMember,
+    responses((status = 201, body = MemberEnvelope), (status = 401, response = ErrorBody),
+        (status = 403, response = ErrorBody), (status = 404, response = ErrorBody),
+        (status = 422, response = ErrorBody)))]
 pub(super) async fn add_member<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
     body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(StatusCode, Json<MemberEnvelope>), ApiError> {
     let request: AddMember = parse_body(&body)?;
     let member = state.app.add_member(&caller, id, request).await?;
-    Ok((StatusCode::CREATED, Json(json!({"member": member}))))
+    Ok((StatusCode::CREATED, Json(member.into())))
 }
 
-/// Imports a JSON array, JSON Lines or CSV body. JSON Lines is read as it arrives, line by
-/// line, so a large import never holds its whole body in memory.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ImportQuery {
-    /// `dpo`: preference pairs `{id, prompt, chosen, rejected}` per line.
+    /// `dpo`: preference pairs `{id, prompt, chosen, rejected}` per line; the chosen side
+    /// becomes the item's gold answer, on a side drawn from a hash of the id.
+    #[param(pattern = "^dpo$")]
     format: Option<String>,
 }
 
+/// Import items: a JSON array, JSON Lines or CSV (managers).
+///
+/// All rows or none: any rejected row is reported (422, code `rows_rejected`,
+/// `details.rejected[]` with row and error) and nothing is written. JSON Lines is read as it
+/// arrives, line by line, so a large import never holds its whole body in memory.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/items", tag = "items", params(("id" = i64, Path, description = "The project"), ImportQuery),
+    request_body(content(
+        (Vec<quorum_core::item::ItemInput> = "application/json"),
+        (String = "application/x-ndjson"),
+        (String = "text/csv"))),
+    responses((status = 200, description = "Counts of created and updated items", body = ImportOutcome),
+        (status = 401, response = ErrorBody), (status = 403, response = ErrorBody),
+        (status = 404, response = ErrorBody), (status = 413, response = ErrorBody),
+        (status = 422, response = ErrorBody)))]
 pub(super) async fn import_items<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
@@ -173,27 +218,54 @@ pub(super) async fn import_items<S: Store>(
         .metrics
         .items_imported
         .fetch_add(outcome.created + outcome.updated, Ordering::Relaxed);
-    Ok((StatusCode::OK, Json(json!(outcome))).into_response())
+    Ok(Json(outcome).into_response())
 }
 
+/// Items by state, responses, active leases, raters (reviewers and managers).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/stats", tag = "projects", params(("id" = i64, Path, description = "The project")),
+    responses((status = 200, body = StatsEnvelope), (status = 401, response = ErrorBody),
+        (status = 403, response = ErrorBody), (status = 404, response = ErrorBody)))]
 pub(super) async fn stats<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"stats": state.app.stats(&caller, id).await?})))
+) -> Result<Json<StatsEnvelope>, ApiError> {
+    Ok(Json(state.app.stats(&caller, id).await?.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ExportQuery {
     #[serde(default = "default_format")]
+    #[param(schema_with = export_formats)]
     format: String,
+}
+
+/// The export formats, as [`Export::parse`] reads them.
+fn export_formats() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(Export::NAMES.iter().copied()))
+        .default(Some(Value::from("jsonl")))
+        .build()
 }
 
 fn default_format() -> String {
     "jsonl".into()
 }
 
+/// Export a project (managers).
+///
+/// Every response, streamed (`jsonl`, `csv`); the preference pairs of a pairwise project
+/// (`dpo`: id, prompt, chosen, rejected, confidence, votes, source — votes, else the gold
+/// preference); conversations from a free-text question (`sft`: id, messages, user); or each
+/// item's consensus per question (`consensus`: item_id, external_id, question, answer,
+/// confidence, method, responses).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/export", tag = "export", params(("id" = i64, Path, description = "The project"), ExportQuery),
+    responses((status = 200, description = "JSON Lines or CSV, streamed",
+            content((String = "application/x-ndjson"), (String = "text/csv"))),
+        (status = 401, response = ErrorBody), (status = 403, response = ErrorBody),
+        (status = 404, response = ErrorBody), (status = 422, response = ErrorBody)))]
 pub(super) async fn export<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,

@@ -443,6 +443,35 @@ fn routed_operations() -> HashSet<(String, String)> {
     operations
 }
 
+/// The checked-in OpenAPI document is the one the code generates from its handlers and wire
+/// types, so a change to the wire format shows in review as a change to `openapi.json`.
+/// `QUORUM_BLESS=1 cargo test` rewrites the file after an intended change.
+#[test]
+fn the_openapi_document_is_generated_from_the_wire_types() {
+    let generated = quorum_server::openapi_document();
+    if std::env::var_os("QUORUM_BLESS").is_some() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+        std::fs::write(path, &generated).unwrap();
+        return;
+    }
+    let checked_in = quorum_server::OPENAPI;
+    if generated != checked_in {
+        let first = generated
+            .lines()
+            .zip(checked_in.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| generated.lines().count().min(checked_in.lines().count()));
+        panic!(
+            "openapi.json differs from the generated document from line {}: review the change \
+             and run `QUORUM_BLESS=1 cargo test -p quorum-server openapi` to accept it\n\
+             generated: {:?}\nchecked in: {:?}",
+            first + 1,
+            generated.lines().nth(first),
+            checked_in.lines().nth(first)
+        );
+    }
+}
+
 /// The checked-in OpenAPI document must describe exactly the operations the router serves, and
 /// every one of them must answer (not 405, never 5xx) when called without a body.
 #[tokio::test]
