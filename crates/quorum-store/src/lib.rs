@@ -3,7 +3,7 @@
 //! which the backends turn on for their tests) holds the one test suite both run.
 //!
 //! The port is cut along Quorum's contexts: one trait per context, each in the file of that
-//! name with its records, plus the cross-cutting job queue (`jobs.rs`); [`Store`] is their
+//! name with its records, plus the cross-cutting job queue (`jobs.rs`) and webhooks' outbox (`webhooks.rs`); [`Store`] is their
 //! union.
 //!
 //! Times are Unix milliseconds passed in by the caller (`now`), so storage never reads a clock
@@ -18,6 +18,7 @@ mod jobs;
 mod projects;
 mod quality;
 mod standards;
+mod webhooks;
 mod work;
 
 use async_trait::async_trait;
@@ -28,6 +29,7 @@ pub use jobs::*;
 pub use projects::*;
 pub use quality::*;
 pub use standards::*;
+pub use webhooks::*;
 pub use work::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +52,17 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[async_trait]
 pub trait Store:
-    Accounts + Projects + Work + Quality + Evaluation + Standards + Jobs + Send + Sync + 'static
+    Accounts
+    + Projects
+    + Work
+    + Quality
+    + Evaluation
+    + Standards
+    + Jobs
+    + Webhooks
+    + Send
+    + Sync
+    + 'static
 {
     /// Waits until every acknowledged write is durable and stops accepting new ones.
     async fn close(&self);

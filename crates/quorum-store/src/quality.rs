@@ -207,7 +207,7 @@ pub struct Review {
 #[async_trait]
 pub trait Quality {
     /// Closes an item for good: it takes no more answers (its consensus is confident).
-    async fn settle_item(&self, item_id: i64) -> Result<()>;
+    async fn settle_item(&self, item_id: i64, now: i64) -> Result<()>;
     /// Every response to an item, oldest first.
     async fn item_answers(&self, item_id: i64) -> Result<Vec<ItemAnswer>>;
     /// Replaces a project's quality rules.

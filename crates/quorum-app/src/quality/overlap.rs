@@ -163,7 +163,7 @@ impl<S: Store> App<S> {
             posterior.iter().copied().fold(0.0, f64::max) >= target
         });
         if confident {
-            self.store().settle_item(item_id).await?;
+            self.store().settle_item(item_id, self.now()).await?;
         }
         Ok(confident)
     }

@@ -3,11 +3,12 @@
 
 use quorum_core::Role;
 use quorum_store::{
-    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemAnswer, ItemBatch, ItemRef,
-    Job, JobState, Lease, LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewToken,
-    NewUser, NextRequest, Pool, Project, ProjectStats, QualityPolicy, RaterActivity, RaterChange,
-    RaterEvent, RaterRecord, RaterState, Response, Result, Review, StandardRun, StoreError,
-    StoredItem, Submission, SubmitOutcome, Token, User, Verdict,
+    BattleSides, BattleVote, Delivery, DeliveryState, ExportRow, Generation, ImportReport,
+    ItemAnswer, ItemBatch, ItemRef, Job, JobState, Lease, LeaseState, LocalePolicy, Member,
+    ModelSpec, NewProject, NewToken, NewUser, NextRequest, Pool, Project, ProjectStats,
+    QualityPolicy, RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Response,
+    Result, Review, StandardRun, StoreError, StoredItem, Submission, SubmitOutcome, Token, User,
+    Verdict, Webhook, WebhookEvent,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -22,7 +23,10 @@ mod projects;
 mod quality;
 mod rows;
 mod standards;
+mod webhooks;
 mod work;
+
+pub(crate) use webhooks::{emit, wanted_events};
 
 type Db = Postgres;
 

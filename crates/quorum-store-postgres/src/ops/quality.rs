@@ -9,13 +9,8 @@ use crate::PgStore;
 
 #[async_trait]
 impl Quality for PgStore {
-    async fn settle_item(&self, item_id: i64) -> Result<()> {
-        sqlx::query("UPDATE items SET settled = TRUE, open = FALSE WHERE id = $1")
-            .bind(item_id)
-            .execute(&self.pool)
-            .await
-            .map_err(database_error)?;
-        Ok(())
+    async fn settle_item(&self, item_id: i64, now: i64) -> Result<()> {
+        transaction!(self.pool, |conn| settle_item(conn, item_id, now).await)
     }
     async fn item_answers(&self, item_id: i64) -> Result<Vec<ItemAnswer>> {
         item_answers(&self.pool, item_id).await
@@ -270,4 +265,26 @@ pub async fn reviews(pool: &PgPool, project_id: i64) -> Result<Vec<Review>> {
         .iter()
         .map(review_from)
         .collect()
+}
+
+/// Settles an item: an `item.completed` event when it had not already reached its overlap.
+pub async fn settle_item(conn: &mut PgConnection, item_id: i64, now: i64) -> Result<()> {
+    let completes: Option<i64> = sqlx::query_scalar(
+        "SELECT items.project_id FROM items JOIN projects ON projects.id = items.project_id
+         WHERE items.id = $1 AND NOT settled AND responses < projects.overlap FOR UPDATE OF items",
+    )
+    .bind(item_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    sqlx::query("UPDATE items SET settled = TRUE, open = FALSE WHERE id = $1")
+        .bind(item_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    if let Some(project) = completes {
+        let subject = serde_json::json!({"item_id": item_id, "reason": "settled"});
+        emit(conn, Some(project), "item.completed", &subject, now).await?;
+    }
+    Ok(())
 }

@@ -252,3 +252,46 @@ pub(crate) fn review_from(row: &PgRow) -> Result<Review> {
         created_at: get(row, "created_at")?,
     })
 }
+
+pub(crate) fn webhook_from(row: &PgRow) -> Result<Webhook> {
+    Ok(Webhook {
+        id: get(row, "id")?,
+        project_id: get(row, "project_id")?,
+        url: get(row, "url")?,
+        events: parse_json(&get::<String>(row, "events")?)?,
+        secret: get(row, "secret")?,
+        previous_secret: get(row, "previous_secret")?,
+        previous_until: get(row, "previous_until")?,
+        created_by: get(row, "created_by")?,
+        created_at: get(row, "created_at")?,
+        failing_since: get(row, "failing_since")?,
+    })
+}
+
+pub(crate) fn webhook_event_from(row: &PgRow) -> Result<WebhookEvent> {
+    Ok(WebhookEvent {
+        id: get(row, "id")?,
+        project_id: get(row, "project_id")?,
+        kind: get(row, "kind")?,
+        subject: parse_json(&get::<String>(row, "subject")?)?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+/// A delivery joined with its event's kind.
+pub(crate) fn delivery_from(row: &PgRow) -> Result<Delivery> {
+    Ok(Delivery {
+        id: get(row, "id")?,
+        webhook_id: get(row, "webhook_id")?,
+        event_id: get(row, "event_id")?,
+        kind: get(row, "kind")?,
+        state: DeliveryState::parse(&get::<String>(row, "state")?),
+        attempts: get(row, "attempts")?,
+        next_attempt_at: get(row, "next_attempt_at")?,
+        last_status: get(row, "last_status")?,
+        last_error: get(row, "last_error")?,
+        last_latency_ms: get(row, "last_latency_ms")?,
+        created_at: get(row, "created_at")?,
+        delivered_at: get(row, "delivered_at")?,
+    })
+}

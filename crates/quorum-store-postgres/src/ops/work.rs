@@ -256,6 +256,9 @@ pub async fn submit_live_lease(pool: &PgPool, s: &Submission) -> Result<Option<R
         "WITH answered AS (
              UPDATE leases SET state = 'submitted'
              WHERE id = $2 AND user_id = $1 AND state = 'active' AND expires_at > $6
+               -- Answers that cause webhook events take the full transaction, which writes them.
+               AND NOT EXISTS (SELECT 1 FROM webhooks
+                               WHERE webhooks.project_id = leases.project_id OR webhooks.project_id IS NULL)
              RETURNING project_id, item_id),
          counted AS (
              UPDATE items SET responses = responses + 1, active_leases = active_leases - 1,
@@ -343,7 +346,56 @@ pub async fn submit(conn: &mut PgConnection, s: Submission) -> Result<SubmitOutc
     .fetch_one(&mut *conn)
     .await
     .map_err(database_error)?;
-    Ok(SubmitOutcome::Created(response_from(&row)?))
+    let response = response_from(&row)?;
+    answer_events(conn, &response, s.overlap, responses == 1).await?;
+    Ok(SubmitOutcome::Created(response))
+}
+
+/// The events of a stored answer, in its transaction: `response.created`, and
+/// `item.completed` when it was the answer that brought the item to its overlap.
+async fn answer_events(
+    conn: &mut PgConnection,
+    response: &Response,
+    overlap: i32,
+    counted: bool,
+) -> Result<()> {
+    let wanted = wanted_events(conn, Some(response.project_id)).await?;
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let project = Some(response.project_id);
+    if wanted.iter().any(|k| k == "response.created") {
+        let subject = serde_json::json!({"response_id": response.id, "item_id": response.item_id});
+        emit(
+            conn,
+            project,
+            "response.created",
+            &subject,
+            response.created_at,
+        )
+        .await?;
+    }
+    if counted && wanted.iter().any(|k| k == "item.completed") {
+        let complete: Option<bool> =
+            sqlx::query_scalar("SELECT responses = $2 AND NOT settled FROM items WHERE id = $1")
+                .bind(response.item_id)
+                .bind(i64::from(overlap))
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(database_error)?;
+        if complete == Some(true) {
+            let subject = serde_json::json!({"item_id": response.item_id, "reason": "overlap"});
+            emit(
+                conn,
+                project,
+                "item.completed",
+                &subject,
+                response.created_at,
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 pub async fn skip(conn: &mut PgConnection, lease_id: i64, user_id: i64) -> Result<()> {

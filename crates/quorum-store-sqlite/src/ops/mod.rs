@@ -3,11 +3,12 @@
 
 use quorum_core::Role;
 use quorum_store::{
-    BattleSides, BattleVote, ExportRow, Generation, ImportReport, ItemAnswer, ItemBatch, Job,
-    JobState, Lease, LeaseState, LocalePolicy, Member, ModelSpec, NewProject, NewToken, NewUser,
-    NextRequest, Pool, Project, ProjectStats, QualityPolicy, RaterActivity, RaterChange,
-    RaterEvent, RaterRecord, RaterState, Response, Result, Review, StandardRun, StoreError,
-    StoredItem, Submission, SubmitOutcome, Token, User, Verdict,
+    BattleSides, BattleVote, Delivery, DeliveryState, ExportRow, Generation, ImportReport,
+    ItemAnswer, ItemBatch, Job, JobState, Lease, LeaseState, LocalePolicy, Member, ModelSpec,
+    NewProject, NewToken, NewUser, NextRequest, Pool, Project, ProjectStats, QualityPolicy,
+    RaterActivity, RaterChange, RaterEvent, RaterRecord, RaterState, Response, Result, Review,
+    StandardRun, StoreError, StoredItem, Submission, SubmitOutcome, Token, User, Verdict, Webhook,
+    WebhookEvent,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
@@ -20,7 +21,10 @@ mod projects;
 mod quality;
 mod rows;
 mod standards;
+mod webhooks;
 mod work;
+
+pub(crate) use webhooks::{emit, wanted_events};
 
 pub(crate) fn json_text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())

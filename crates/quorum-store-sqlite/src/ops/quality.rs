@@ -9,8 +9,8 @@ use crate::SqliteStore;
 
 #[async_trait]
 impl Quality for SqliteStore {
-    async fn settle_item(&self, item_id: i64) -> Result<()> {
-        self.write(move |c| settle_item(c, item_id)).await
+    async fn settle_item(&self, item_id: i64, now: i64) -> Result<()> {
+        self.write(move |c| settle_item(c, item_id, now)).await
     }
     async fn item_answers(&self, item_id: i64) -> Result<Vec<ItemAnswer>> {
         self.readers.run(move |c| item_answers(c, item_id)).await
@@ -60,12 +60,23 @@ impl Quality for SqliteStore {
     }
 }
 
-pub fn settle_item(conn: &Connection, item_id: i64) -> Result<()> {
+/// Settles an item: an `item.completed` event when it had not already reached its overlap.
+pub fn settle_item(conn: &Connection, item_id: i64, now: i64) -> Result<()> {
+    let completes: Option<i64> = scalar(
+        conn,
+        "SELECT items.project_id FROM items JOIN projects ON projects.id = items.project_id
+         WHERE items.id = ?1 AND settled = 0 AND responses < projects.overlap",
+        [item_id],
+    )?;
     execute(
         conn,
         "UPDATE items SET settled = 1, open = 0 WHERE id = ?1",
         [item_id],
     )?;
+    if let Some(project) = completes {
+        let subject = serde_json::json!({"item_id": item_id, "reason": "settled"});
+        emit(conn, Some(project), "item.completed", &subject, now)?;
+    }
     Ok(())
 }
 

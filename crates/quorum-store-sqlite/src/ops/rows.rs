@@ -367,3 +367,51 @@ pub(crate) fn export_row_from(row: &Row<'_>) -> rusqlite::Result<Result<ExportRo
         gold,
     }))
 }
+
+pub(crate) fn webhook_from(row: &Row<'_>) -> rusqlite::Result<Result<Webhook>> {
+    let events: String = row.get("events")?;
+    let webhook = Webhook {
+        id: row.get("id")?,
+        project_id: row.get("project_id")?,
+        url: row.get("url")?,
+        events: Vec::new(),
+        secret: row.get("secret")?,
+        previous_secret: row.get("previous_secret")?,
+        previous_until: row.get("previous_until")?,
+        created_by: row.get("created_by")?,
+        created_at: row.get("created_at")?,
+        failing_since: row.get("failing_since")?,
+    };
+    Ok(parse_json(&events).map(|events| Webhook { events, ..webhook }))
+}
+
+pub(crate) fn webhook_event_from(row: &Row<'_>) -> rusqlite::Result<Result<WebhookEvent>> {
+    let subject: String = row.get("subject")?;
+    let event = WebhookEvent {
+        id: row.get("id")?,
+        project_id: row.get("project_id")?,
+        kind: row.get("kind")?,
+        subject: serde_json::Value::Null,
+        created_at: row.get("created_at")?,
+    };
+    Ok(parse_json(&subject).map(|subject| WebhookEvent { subject, ..event }))
+}
+
+/// A delivery joined with its event's kind.
+pub(crate) fn delivery_from(row: &Row<'_>) -> rusqlite::Result<Result<Delivery>> {
+    let state: String = row.get("state")?;
+    Ok(Ok(Delivery {
+        id: row.get("id")?,
+        webhook_id: row.get("webhook_id")?,
+        event_id: row.get("event_id")?,
+        kind: row.get("kind")?,
+        state: DeliveryState::parse(&state),
+        attempts: row.get("attempts")?,
+        next_attempt_at: row.get("next_attempt_at")?,
+        last_status: row.get("last_status")?,
+        last_error: row.get("last_error")?,
+        last_latency_ms: row.get("last_latency_ms")?,
+        created_at: row.get("created_at")?,
+        delivered_at: row.get("delivered_at")?,
+    }))
+}

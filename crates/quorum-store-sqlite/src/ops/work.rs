@@ -212,7 +212,51 @@ pub fn submit(conn: &Connection, s: Submission) -> Result<SubmitOutcome> {
         response_from,
     )?
     .ok_or(StoreError::NotFound("response"))?;
+    answer_events(conn, &response, s.overlap, responses == 1)?;
     Ok(SubmitOutcome::Created(response))
+}
+
+/// The events of a stored answer, in its transaction: `response.created`, and
+/// `item.completed` when it was the answer that brought the item to its overlap.
+fn answer_events(
+    conn: &Connection,
+    response: &Response,
+    overlap: i32,
+    counted: bool,
+) -> Result<()> {
+    let wanted = wanted_events(conn, Some(response.project_id))?;
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let project = Some(response.project_id);
+    if wanted.iter().any(|k| k == "response.created") {
+        let subject = serde_json::json!({"response_id": response.id, "item_id": response.item_id});
+        emit(
+            conn,
+            project,
+            "response.created",
+            &subject,
+            response.created_at,
+        )?;
+    }
+    if counted && wanted.iter().any(|k| k == "item.completed") {
+        let complete: Option<bool> = scalar(
+            conn,
+            "SELECT responses = ?2 AND settled = 0 FROM items WHERE id = ?1",
+            params![response.item_id, overlap],
+        )?;
+        if complete == Some(true) {
+            let subject = serde_json::json!({"item_id": response.item_id, "reason": "overlap"});
+            emit(
+                conn,
+                project,
+                "item.completed",
+                &subject,
+                response.created_at,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 pub fn skip(conn: &Connection, lease_id: i64, user_id: i64) -> Result<()> {

@@ -34,7 +34,8 @@ macro_rules! conformance_tests {
             gold_pool_scores_and_rater_standing, reviews_replace_and_count,
             standard_runs_and_instance_settings,
             jobs_are_claimed_once_and_taken_over_when_their_runner_stops,
-            concurrent_runners_never_share_a_job);
+            concurrent_runners_never_share_a_job, answers_write_their_events_with_them,
+            deliveries_are_claimed_once_retried_and_given_up);
     };
     (@each $make:path; $($name:ident),*) => {
         $(
@@ -163,6 +164,7 @@ mod jobs;
 mod projects;
 mod quality;
 mod standards;
+mod webhooks;
 mod work;
 
 pub use accounts::*;
@@ -171,4 +173,5 @@ pub use jobs::*;
 pub use projects::*;
 pub use quality::*;
 pub use standards::*;
+pub use webhooks::*;
 pub use work::*;

@@ -23,7 +23,7 @@ pub async fn settled_items_take_no_more_answers<S: Store>(store: S) {
             .collect::<Vec<_>>(),
         vec![(a, json!({"label": "yes"}))]
     );
-    store.settle_item(got.id).await.unwrap();
+    store.settle_item(got.id, 0).await.unwrap();
     assert!(store.next_lease(next(p, b, 3, 3)).await.unwrap().is_none());
     let stats = store.stats(p, 3, 4).await.unwrap();
     assert_eq!((stats.items_complete, stats.items_in_progress), (1, 0));

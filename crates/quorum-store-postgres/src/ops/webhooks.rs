@@ -1,0 +1,285 @@
+//! Webhooks: subscriptions, the outbox and deliveries, and the adapter of the `Webhooks` port.
+//! Events are written by [`wanted_events`] and [`emit`] inside the transactions that cause
+//! them; a delivery is claimed with `FOR UPDATE SKIP LOCKED`, so two servers never send the
+//! same one at once.
+
+use async_trait::async_trait;
+use quorum_store::{Attempt, Delivery, DeliveryState, DueDelivery, NewWebhook, Webhook, Webhooks};
+use serde_json::Value;
+
+use super::rows::*;
+use super::*;
+use crate::PgStore;
+
+/// The event kinds some subscription of the project (or of the instance) wants.
+pub(crate) async fn wanted_events(
+    conn: &mut PgConnection,
+    project_id: Option<i64>,
+) -> Result<Vec<String>> {
+    let lists: Vec<String> = sqlx::query_scalar(
+        "SELECT events FROM webhooks WHERE project_id = $1 OR project_id IS NULL",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    let mut kinds = Vec::new();
+    for list in lists {
+        for kind in parse_json::<Vec<String>>(&list)? {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+    }
+    Ok(kinds)
+}
+
+/// Writes an event and one delivery per subscription that wants it, in the caller's
+/// transaction; `None` when none does.
+pub(crate) async fn emit(
+    conn: &mut PgConnection,
+    project_id: Option<i64>,
+    kind: &str,
+    subject: &Value,
+    now: i64,
+) -> Result<Option<i64>> {
+    let pattern = format!("%\"{kind}\"%");
+    let event: Option<i64> = sqlx::query_scalar(
+        "WITH wanted AS (
+             SELECT id FROM webhooks
+             WHERE (project_id = $1 OR project_id IS NULL) AND events LIKE $2),
+         event AS (
+             INSERT INTO webhook_events (project_id, kind, subject, created_at)
+             SELECT $1, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM wanted) RETURNING id),
+         deliveries AS (
+             INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at, created_at)
+             SELECT wanted.id, event.id, $5, $5 FROM wanted, event)
+         SELECT id FROM event",
+    )
+    .bind(project_id)
+    .bind(pattern)
+    .bind(kind)
+    .bind(json_text(subject))
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    Ok(event)
+}
+
+const DELIVERY: &str =
+    "SELECT d.*, e.kind FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id";
+
+async fn claim_delivery(
+    conn: &mut PgConnection,
+    runner: &str,
+    now: i64,
+    lease_ms: i64,
+) -> Result<Option<DueDelivery>> {
+    let claimed: Option<i64> = sqlx::query_scalar(
+        "WITH candidate AS (
+             SELECT id FROM webhook_deliveries
+             WHERE state = 'pending' AND next_attempt_at <= $2
+             ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         UPDATE webhook_deliveries SET runner = $1, next_attempt_at = $3, attempts = attempts + 1
+         WHERE id = (SELECT id FROM candidate) RETURNING id",
+    )
+    .bind(runner)
+    .bind(now)
+    .bind(now + lease_ms)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    let Some(id) = claimed else {
+        return Ok(None);
+    };
+    let row = sqlx::query(&format!("{DELIVERY} WHERE d.id = $1"))
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    let delivery = delivery_from(&row)?;
+    let row = sqlx::query("SELECT * FROM webhook_events WHERE id = $1")
+        .bind(delivery.event_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    let event = webhook_event_from(&row)?;
+    let row = sqlx::query("SELECT * FROM webhooks WHERE id = $1")
+        .bind(delivery.webhook_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    let webhook = webhook_from(&row)?;
+    Ok(Some(DueDelivery {
+        delivery,
+        event,
+        webhook,
+    }))
+}
+
+async fn finish_delivery(
+    conn: &mut PgConnection,
+    id: i64,
+    runner: &str,
+    attempt: &Attempt,
+) -> Result<bool> {
+    let webhook: Option<i64> = sqlx::query_scalar(
+        "UPDATE webhook_deliveries SET state = $3, next_attempt_at = $4, runner = NULL,
+             last_status = $5, last_error = $6, last_latency_ms = $7,
+             delivered_at = CASE WHEN $3 = 'delivered' THEN $8 END
+         WHERE id = $1 AND runner = $2 AND state = 'pending' RETURNING webhook_id",
+    )
+    .bind(id)
+    .bind(runner)
+    .bind(attempt.state.as_str())
+    .bind(attempt.next_attempt_at)
+    .bind(attempt.status)
+    .bind(&attempt.error)
+    .bind(attempt.latency_ms)
+    .bind(attempt.now)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    let Some(webhook) = webhook else {
+        return Ok(false);
+    };
+    let sql = match attempt.state {
+        DeliveryState::Delivered => "UPDATE webhooks SET failing_since = NULL WHERE id = $1",
+        DeliveryState::Failed => {
+            "UPDATE webhooks SET failing_since = COALESCE(failing_since, $2) WHERE id = $1"
+        }
+        DeliveryState::Pending => return Ok(true),
+    };
+    sqlx::query(sql)
+        .bind(webhook)
+        .bind(attempt.now)
+        .execute(&mut *conn)
+        .await
+        .map_err(database_error)?;
+    Ok(true)
+}
+
+#[async_trait]
+impl Webhooks for PgStore {
+    async fn create_webhook(&self, webhook: NewWebhook) -> Result<Webhook> {
+        let row = sqlx::query(
+            "INSERT INTO webhooks (project_id, url, events, secret, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+        )
+        .bind(webhook.project_id)
+        .bind(&webhook.url)
+        .bind(json_text(&webhook.events))
+        .bind(&webhook.secret)
+        .bind(webhook.created_by)
+        .bind(webhook.created_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(database_error)?;
+        webhook_from(&row)
+    }
+    async fn webhook(&self, id: i64) -> Result<Option<Webhook>> {
+        let row = sqlx::query("SELECT * FROM webhooks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(database_error)?;
+        row.as_ref().map(webhook_from).transpose()
+    }
+    async fn webhooks(&self, project_id: Option<i64>) -> Result<Vec<Webhook>> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhooks WHERE project_id IS NOT DISTINCT FROM $1 ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        rows.iter().map(webhook_from).collect()
+    }
+    async fn delete_webhook(&self, id: i64) -> Result<bool> {
+        transaction!(self.pool, |conn| {
+            sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(database_error)?;
+            let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(database_error)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+    async fn rotate_webhook_secret(
+        &self,
+        id: i64,
+        secret: &str,
+        previous_until: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE webhooks SET previous_secret = secret, previous_until = $3, secret = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(secret)
+        .bind(previous_until)
+        .execute(&self.pool)
+        .await
+        .map_err(database_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+    async fn record_event(
+        &self,
+        project_id: Option<i64>,
+        kind: &str,
+        subject: Value,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        transaction!(self.pool, |conn| emit(
+            conn, project_id, kind, &subject, now
+        )
+        .await)
+    }
+    async fn claim_delivery(
+        &self,
+        runner: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<DueDelivery>> {
+        transaction!(self.pool, |conn| claim_delivery(
+            conn, runner, now, lease_ms
+        )
+        .await)
+    }
+    async fn finish_delivery(&self, id: i64, runner: &str, attempt: Attempt) -> Result<bool> {
+        transaction!(self.pool, |conn| finish_delivery(
+            conn, id, runner, &attempt
+        )
+        .await)
+    }
+    async fn deliveries(&self, webhook_id: i64, before: i64, limit: i64) -> Result<Vec<Delivery>> {
+        let rows = sqlx::query(&format!(
+            "{DELIVERY} WHERE d.webhook_id = $1 AND d.id < $2 ORDER BY d.id DESC LIMIT $3"
+        ))
+        .bind(webhook_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        rows.iter().map(delivery_from).collect()
+    }
+    async fn redeliver(&self, webhook_id: i64, delivery_id: Option<i64>, now: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $3, attempts = 0
+             WHERE webhook_id = $1 AND state = 'failed' AND ($2::BIGINT IS NULL OR id = $2)",
+        )
+        .bind(webhook_id)
+        .bind(delivery_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(database_error)?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,294 @@
+//! Conformance: webhooks' outbox and deliveries.
+
+use super::*;
+use crate::{Attempt, DeliveryState, NewWebhook};
+
+fn subscription(project_id: Option<i64>, events: &[&str]) -> NewWebhook {
+    NewWebhook {
+        project_id,
+        url: "http://127.0.0.1:9/hook".into(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        secret: "s1".into(),
+        created_by: None,
+        created_at: 0,
+    }
+}
+
+fn attempt(state: DeliveryState, status: Option<i32>, next: i64, now: i64) -> Attempt {
+    Attempt {
+        status,
+        error: None,
+        latency_ms: 3,
+        state,
+        next_attempt_at: next,
+        now,
+    }
+}
+
+pub async fn answers_write_their_events_with_them<S: Store>(store: S) {
+    let owner = user(&store, "owner").await;
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
+    let watched = project(&store, owner, 2, LocalePolicy::Any).await;
+    let quiet = project(&store, owner, 1, LocalePolicy::Any).await;
+    let hook = store
+        .create_webhook(subscription(
+            Some(watched),
+            &["response.created", "item.completed"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(hook.events, ["response.created", "item.completed"]);
+    let everywhere = store
+        .create_webhook(subscription(None, &["item.completed"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.webhooks(Some(watched)).await.unwrap(),
+        std::slice::from_ref(&hook)
+    );
+    assert_eq!(
+        store.webhooks(None).await.unwrap(),
+        std::slice::from_ref(&everywhere)
+    );
+    for p in [watched, quiet] {
+        store
+            .import_items(p, batch![item("x", 0, None), item("y", 0, None)], 0)
+            .await
+            .unwrap();
+    }
+    // Two answers bring `x` of the watched project to its overlap of 2.
+    for (rater, now) in [(a, 1), (b, 2)] {
+        let (lease, _) = store
+            .next_lease(next(watched, rater, 2, now))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .submit(submission(lease.id, rater, 2, now))
+            .await
+            .unwrap();
+    }
+    let kinds = |deliveries: Vec<crate::Delivery>| {
+        let mut kinds: Vec<String> = deliveries.into_iter().map(|d| d.kind).collect();
+        kinds.sort();
+        kinds
+    };
+    assert_eq!(
+        kinds(store.deliveries(hook.id, i64::MAX, 10).await.unwrap()),
+        ["item.completed", "response.created", "response.created"]
+    );
+    assert_eq!(
+        kinds(store.deliveries(everywhere.id, i64::MAX, 10).await.unwrap()),
+        ["item.completed"]
+    );
+    // The quiet project's answer (overlap 1: it completes its item) reaches only the
+    // instance-wide subscription, and only as the event it asked for.
+    let (lease, _) = store
+        .next_lease(next(quiet, a, 1, 3))
+        .await
+        .unwrap()
+        .unwrap();
+    store.submit(submission(lease.id, a, 1, 3)).await.unwrap();
+    assert_eq!(
+        store.deliveries(hook.id, i64::MAX, 10).await.unwrap().len(),
+        3
+    );
+    assert_eq!(
+        kinds(store.deliveries(everywhere.id, i64::MAX, 10).await.unwrap()),
+        ["item.completed", "item.completed"]
+    );
+    // Settling an item before its overlap completes it too, once.
+    let (lease, item) = store
+        .next_lease(next(watched, a, 2, 4))
+        .await
+        .unwrap()
+        .unwrap();
+    store.submit(submission(lease.id, a, 2, 4)).await.unwrap();
+    store.settle_item(item.id, 5).await.unwrap();
+    store.settle_item(item.id, 6).await.unwrap();
+    assert_eq!(
+        kinds(store.deliveries(hook.id, i64::MAX, 10).await.unwrap()),
+        [
+            "item.completed",
+            "item.completed",
+            "response.created",
+            "response.created",
+            "response.created"
+        ]
+    );
+    // An event no write carries is recorded only when someone wants it.
+    assert!(
+        store
+            .record_event(Some(quiet), "run.finished", json!({"job_id": 1}), 7)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn deliveries_are_claimed_once_retried_and_given_up<S: Store>(store: S) {
+    let owner = user(&store, "owner").await;
+    let p = project(&store, owner, 1, LocalePolicy::Any).await;
+    let hook = store
+        .create_webhook(subscription(Some(p), &["run.finished"]))
+        .await
+        .unwrap();
+    for job in 1..=2 {
+        let event = store
+            .record_event(Some(p), "run.finished", json!({"job_id": job}), 10)
+            .await
+            .unwrap();
+        assert!(event.is_some());
+    }
+    // Oldest first, each to one runner; a held delivery is not claimed again until its lease
+    // lapses.
+    let first = store
+        .claim_delivery("r1", 10, MINUTE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.event.subject, json!({"job_id": 1}));
+    assert_eq!((first.delivery.attempts, first.webhook.id), (1, hook.id));
+    let second = store
+        .claim_delivery("r2", 10, MINUTE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.event.subject, json!({"job_id": 2}));
+    assert!(
+        store
+            .claim_delivery("r3", 20, MINUTE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Only the holder records an attempt; a failure is retried when it is due.
+    let retry = attempt(DeliveryState::Pending, Some(500), 1_000, 30);
+    assert!(
+        !store
+            .finish_delivery(first.delivery.id, "r2", retry.clone())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_delivery(first.delivery.id, "r1", retry)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_delivery("r3", 999, MINUTE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = store
+        .claim_delivery("r3", 1_000, MINUTE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.delivery.id, again.delivery.attempts),
+        (first.delivery.id, 2)
+    );
+    let done = attempt(DeliveryState::Delivered, Some(204), 0, 1_010);
+    assert!(
+        store
+            .finish_delivery(again.delivery.id, "r3", done)
+            .await
+            .unwrap()
+    );
+    // r2's server died: its delivery is claimed again once its lease lapses.
+    assert!(
+        store
+            .claim_delivery("r4", 9 + MINUTE, MINUTE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = store
+        .claim_delivery("r4", 10 + MINUTE, MINUTE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.delivery.id, second.delivery.id);
+    let gave_up = attempt(DeliveryState::Failed, None, 0, 20 + MINUTE);
+    assert!(
+        store
+            .finish_delivery(taken.delivery.id, "r4", gave_up)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_delivery(
+                taken.delivery.id,
+                "r4",
+                attempt(DeliveryState::Delivered, Some(200), 0, 1)
+            )
+            .await
+            .unwrap()
+    );
+
+    let log = store.deliveries(hook.id, i64::MAX, 10).await.unwrap();
+    let states: Vec<_> = log.iter().map(|d| (d.state, d.last_status)).collect();
+    assert_eq!(
+        states,
+        [
+            (DeliveryState::Failed, None),
+            (DeliveryState::Delivered, Some(204))
+        ]
+    );
+    assert_eq!(log[1].delivered_at, Some(1_010));
+    assert_eq!(
+        store.webhook(hook.id).await.unwrap().unwrap().failing_since,
+        Some(20 + MINUTE)
+    );
+    // Redelivering queues the failed one again; a success clears the failing mark.
+    assert_eq!(
+        store.redeliver(hook.id, None, 100 * MINUTE).await.unwrap(),
+        1
+    );
+    let redone = store
+        .claim_delivery("r5", 100 * MINUTE, MINUTE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (redone.delivery.id, redone.delivery.attempts),
+        (second.delivery.id, 1)
+    );
+    let ok = attempt(DeliveryState::Delivered, Some(200), 0, 100 * MINUTE);
+    assert!(
+        store
+            .finish_delivery(redone.delivery.id, "r5", ok)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.webhook(hook.id).await.unwrap().unwrap().failing_since,
+        None
+    );
+
+    // Rotation keeps the old secret for its window; deletion takes the log with it.
+    assert!(store.rotate_webhook_secret(hook.id, "s2", 5).await.unwrap());
+    let rotated = store.webhook(hook.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            rotated.secret.as_str(),
+            rotated.previous_secret.as_deref(),
+            rotated.previous_until
+        ),
+        ("s2", Some("s1"), Some(5))
+    );
+    assert!(store.delete_webhook(hook.id).await.unwrap());
+    assert!(!store.delete_webhook(hook.id).await.unwrap());
+    assert!(
+        store
+            .deliveries(hook.id, i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
