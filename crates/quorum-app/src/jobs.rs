@@ -55,6 +55,8 @@ pub struct RunnerSettings {
     pub slots: usize,
     /// A job whose runner stopped this many times is failed, not claimed again.
     pub max_attempts: i32,
+    /// The webhook sender beside the runner.
+    pub deliveries: crate::webhooks::deliver::DeliverySettings,
 }
 
 impl Default for RunnerSettings {
@@ -72,6 +74,7 @@ impl Default for RunnerSettings {
             poll: Duration::from_secs(1),
             slots: 4,
             max_attempts: 5,
+            deliveries: crate::webhooks::deliver::DeliverySettings::default(),
         }
     }
 }
@@ -81,6 +84,7 @@ impl Default for RunnerSettings {
 pub struct JobRunner {
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    sender: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl JobRunner {
@@ -89,7 +93,7 @@ impl JobRunner {
     /// stopping leaves them to be taken over once their claims lapse.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.sender.take()].into_iter().flatten() {
             let _ = task.await;
         }
     }
@@ -102,9 +106,14 @@ impl Drop for JobRunner {
 }
 
 impl<S: Store> App<S> {
-    /// Starts this server's job runner.
+    /// Starts this server's job runner, and beside it the webhook sender.
     pub fn start_job_runner(&self, settings: RunnerSettings) -> JobRunner {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let sender = tokio::spawn(self.clone().run_sender(
+            settings.name.clone(),
+            settings.deliveries.clone(),
+            stop.subscribe(),
+        ));
         let app = self.clone();
         let task = tokio::spawn(async move {
             let settings = Arc::new(settings);
@@ -161,6 +170,7 @@ impl<S: Store> App<S> {
         JobRunner {
             stop,
             task: Some(task),
+            sender: Some(sender),
         }
     }
 

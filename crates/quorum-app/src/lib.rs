@@ -18,6 +18,7 @@ mod pages;
 mod projects;
 pub mod quality;
 pub mod standards;
+pub mod webhooks;
 mod work;
 
 use std::sync::Arc;

@@ -84,6 +84,18 @@ impl Egress {
             || self.key_variables.iter().any(|v| v == variable)
     }
 
+    /// An HTTP client for outbound calls (model endpoints, webhooks): it follows no redirects
+    /// (a redirect could lead a key or an event elsewhere) and, unless private addresses are
+    /// allowed, resolves names to public addresses only.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if self.allow_private {
+            builder
+        } else {
+            builder.dns_resolver(std::sync::Arc::new(PublicOnly))
+        }
+    }
+
     /// Why this endpoint may not be called, if it may not: a host that is an address (or
     /// `localhost`) outside the public internet. Names are also checked when they resolve.
     pub fn refuse_url(&self, url: &str) -> Option<String> {
@@ -216,12 +228,8 @@ impl ChatClient {
     /// A client that follows no redirects (a redirect could lead the key elsewhere) and, unless
     /// `egress` allows them, connects to public addresses only.
     pub fn new(egress: &Egress) -> Self {
-        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
-        if !egress.allow_private {
-            builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly));
-        }
         Self {
-            http: builder.build().unwrap_or_default(),
+            http: egress.client_builder().build().unwrap_or_default(),
             egress: egress.clone(),
         }
     }

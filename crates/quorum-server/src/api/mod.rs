@@ -8,6 +8,7 @@ pub(crate) mod openapi;
 mod projects;
 mod quality;
 mod standards;
+mod webhooks;
 mod work;
 
 use std::time::Instant;
@@ -169,6 +170,30 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .route(
             "/api/v1/users/{id}/enable",
             post(accounts::enable_user::<S>),
+        )
+        .route(
+            "/api/v1/webhooks",
+            post(webhooks::create_instance_webhook::<S>).get(webhooks::instance_webhooks::<S>),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(webhooks::get_webhook::<S>).delete(webhooks::delete_webhook::<S>),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/rotate",
+            post(webhooks::rotate_secret::<S>),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(webhooks::deliveries::<S>),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/redeliver",
+            post(webhooks::redeliver::<S>),
+        )
+        .route(
+            "/api/v1/projects/{id}/webhooks",
+            post(webhooks::create_project_webhook::<S>).get(webhooks::project_webhooks::<S>),
         )
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, evaluation, jobs, projects, quality, standards, work};
+use super::{accounts, evaluation, jobs, projects, quality, standards, webhooks, work};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -66,8 +66,20 @@ use super::{accounts, evaluation, jobs, projects, quality, standards, work};
         standards::run_standard,
         standards::list_standards,
         standards::standard_report,
+        webhooks::create_project_webhook,
+        webhooks::project_webhooks,
+        webhooks::create_instance_webhook,
+        webhooks::instance_webhooks,
+        webhooks::get_webhook,
+        webhooks::delete_webhook,
+        webhooks::rotate_secret,
+        webhooks::deliveries,
+        webhooks::redeliver,
     ),
-    components(responses(crate::wire::ErrorBody)),
+    components(
+        responses(crate::wire::ErrorBody),
+        schemas(quorum_app::webhooks::EventPayload),
+    ),
     tags(
         (name = "operations", description = "Health, metrics and this document"),
         (name = "accounts", description = "Users, tokens and sessions, passwords"),
@@ -79,6 +91,7 @@ use super::{accounts, evaluation, jobs, projects, quality, standards, work};
         (name = "evaluation", description = "Models, generations, battles, runs, judges, leaderboards"),
         (name = "jobs", description = "Background work on every server's job runner"),
         (name = "standards", description = "Versioned evaluation standards and their signed reports"),
+        (name = "webhooks", description = "Events posted to your endpoints, signed, at least once; the body of every delivery is `EventPayload`"),
     )
 )]
 struct ApiDoc;

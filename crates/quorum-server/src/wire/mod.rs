@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod projects;
 pub mod quality;
 pub mod standards;
+pub mod webhooks;
 pub mod work;
 
 use serde::Serialize;

@@ -11,3 +11,4 @@ mod quality;
 mod security;
 mod support;
 mod web;
+mod webhooks;

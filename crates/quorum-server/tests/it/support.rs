@@ -22,6 +22,14 @@ impl Server {
 
     /// A server with these HTTP settings.
     pub async fn start_with(settings: quorum_server::HttpSettings) -> Server {
+        Self::start_configured(settings, quorum_app::jobs::RunnerSettings::default()).await
+    }
+
+    /// A server with these HTTP settings and job runner (and webhook sender) settings.
+    pub async fn start_configured(
+        settings: quorum_server::HttpSettings,
+        runner: quorum_app::jobs::RunnerSettings,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("q.sqlite3").to_str().unwrap())
             .await
@@ -45,7 +53,7 @@ impl Server {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = quorum_server::router_with(app.clone(), settings);
         tokio::spawn(async move { axum_serve(listener, router).await });
-        let runner = app.start_job_runner(quorum_app::jobs::RunnerSettings::default());
+        let runner = app.start_job_runner(runner);
         Server {
             base,
             admin_token,

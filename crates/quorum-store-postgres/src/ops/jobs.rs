@@ -36,19 +36,26 @@ impl Jobs for PgStore {
         now: i64,
     ) -> Result<bool> {
         let state = if error.is_some() { "failed" } else { "done" };
-        let done = sqlx::query(
-            "UPDATE jobs SET state = $3, error = $4, finished_at = $5, lease_until = NULL
-             WHERE id = $1 AND runner = $2 AND state = 'running'",
-        )
-        .bind(id)
-        .bind(runner)
-        .bind(state)
-        .bind(error)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(database_error)?;
-        Ok(done.rows_affected() == 1)
+        transaction!(self.pool, |conn| {
+            let project: Option<Option<i64>> = sqlx::query_scalar(
+                "UPDATE jobs SET state = $3, error = $4, finished_at = $5, lease_until = NULL
+                 WHERE id = $1 AND runner = $2 AND state = 'running' RETURNING project_id",
+            )
+            .bind(id)
+            .bind(runner)
+            .bind(state)
+            .bind(&error)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(database_error)?;
+            let Some(project) = project else {
+                return Ok(false);
+            };
+            let subject = serde_json::json!({"job_id": id});
+            emit(conn, project, "run.finished", &subject, now).await?;
+            Ok(true)
+        })
     }
     async fn release_job(&self, id: i64, runner: &str) -> Result<bool> {
         let done = sqlx::query(

@@ -37,12 +37,23 @@ impl Jobs for SqliteStore {
         let runner = runner.to_string();
         self.write(move |c| {
             let state = if error.is_some() { "failed" } else { "done" };
-            Ok(execute(
+            let project: Option<Option<i64>> = scalar(
                 c,
                 "UPDATE jobs SET state = ?3, error = ?4, finished_at = ?5, lease_until = NULL
-                 WHERE id = ?1 AND runner = ?2 AND state = 'running'",
+                 WHERE id = ?1 AND runner = ?2 AND state = 'running' RETURNING project_id",
                 params![id, runner, state, error, now],
-            )? == 1)
+            )?;
+            let Some(project) = project else {
+                return Ok(false);
+            };
+            emit(
+                c,
+                project,
+                "run.finished",
+                &serde_json::json!({"job_id": id}),
+                now,
+            )?;
+            Ok(true)
         })
         .await
     }
