@@ -26,6 +26,8 @@ pub struct Dashboard {
     pub judges: Vec<crate::evaluation::judges::JudgeReport>,
     /// The audit log of rater standing, oldest first.
     pub events: Vec<quorum_store::RaterEvent>,
+    /// The project's webhook subscriptions (managers only; empty for reviewers).
+    pub webhooks: Vec<crate::webhooks::WebhookView>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +102,15 @@ impl<S: Store> App<S> {
             .collect();
         let judges = self.judge_reports(caller, project_id).await?;
         let events = self.store().rater_events(project_id).await?;
+        let webhooks = if self
+            .require(caller, project_id, Role::Manager)
+            .await
+            .is_ok()
+        {
+            self.webhooks(caller, Some(project_id)).await?
+        } else {
+            Vec::new()
+        };
         Ok(Dashboard {
             stats,
             raters,
@@ -110,6 +121,7 @@ impl<S: Store> App<S> {
             models,
             judges,
             events,
+            webhooks,
         })
     }
 

@@ -13,7 +13,44 @@ use serde_json::Value;
 use crate::Result;
 
 /// The events a subscription may ask for.
-pub const EVENT_KINDS: [&str; 3] = ["response.created", "item.completed", "run.finished"];
+pub const EVENT_KINDS: [&str; 8] = [
+    "response.created",
+    "item.completed",
+    "project.completed",
+    "review.created",
+    "rater.paused",
+    "rater.reinstated",
+    "run.finished",
+    "standard.report_signed",
+];
+
+/// The event of a change of a rater's standing (pauses and reinstatements; qualification
+/// decisions have none), with its subject.
+pub fn standing_event(
+    user_id: i64,
+    change: &crate::RaterChange,
+    actor_id: Option<i64>,
+) -> Option<(&'static str, Value)> {
+    let (kind, reason) = match change {
+        crate::RaterChange::Paused { reason } => ("rater.paused", reason),
+        crate::RaterChange::Reinstated { reason } => ("rater.reinstated", reason),
+        _ => return None,
+    };
+    Some((
+        kind,
+        serde_json::json!({"user_id": user_id, "reason": reason, "actor_id": actor_id}),
+    ))
+}
+
+/// The subject of a `review.created` event: the verdict itself (a later review replaces it,
+/// so the event carries what was decided then).
+pub fn review_event(review: &crate::Review) -> Value {
+    serde_json::json!({
+        "response_id": review.response_id, "item_id": review.item_id,
+        "rater_id": review.rater_id, "reviewer_id": review.reviewer_id,
+        "verdict": review.verdict.as_str(), "answers": review.answers,
+    })
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
@@ -135,13 +172,15 @@ pub trait Webhooks {
         secret: &str,
         previous_until: i64,
     ) -> Result<bool>;
-    /// Writes an event that no other write carries (a run finished) with its deliveries, in
-    /// one transaction; `None` when no subscription wants it.
+    /// Writes an event that no other write carries (a report signed) with its deliveries, in
+    /// one transaction; `None` when no subscription wants it, or when an event with the same
+    /// `once` key was recorded before.
     async fn record_event(
         &self,
         project_id: Option<i64>,
         kind: &str,
         subject: Value,
+        once: Option<String>,
         now: i64,
     ) -> Result<Option<i64>>;
     /// The oldest due delivery (pending with `next_attempt_at <= now`, whose claim is not

@@ -474,6 +474,23 @@ impl<S: Store> App<S> {
             public_key: hex::encode(key.verifying_key().to_bytes()),
             value: hex::encode(key.sign(message.as_bytes()).to_bytes()),
         };
+        // Signing is deterministic: the same report gets the same signature, and its event is
+        // recorded once, however often the report is asked for.
+        let subject = serde_json::json!({
+            "standard_hash": standard.hash, "name": spec.standard.name,
+            "version": spec.standard.version, "public_key": signature.public_key,
+            "signature": signature.value,
+        });
+        let once = format!("report:{}:{}", standard.hash, signature.value);
+        self.store()
+            .record_event(
+                Some(project),
+                "standard.report_signed",
+                subject,
+                Some(once),
+                self.now(),
+            )
+            .await?;
         Ok(SignedReport { report, signature })
     }
 }

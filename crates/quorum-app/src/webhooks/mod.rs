@@ -60,7 +60,8 @@ pub struct EventPayload {
     /// `evt_<n>`: the same for every subscription and every retry of the event, so a receiver
     /// that sees it twice can tell.
     pub id: String,
-    /// `response.created`, `item.completed` or `run.finished`.
+    /// One of `response.created`, `item.completed`, `project.completed`, `review.created`,
+    /// `rater.paused`, `rater.reinstated`, `run.finished`, `standard.report_signed`.
     #[serde(rename = "type")]
     pub kind: String,
     pub version: u32,
@@ -68,8 +69,12 @@ pub struct EventPayload {
     pub project_id: Option<i64>,
     /// `response.created`: `{response_id, item_id, external_id, user_id, user, answers,
     /// time_spent_ms, created_at, gold}`; `item.completed`: `{item_id, external_id, responses,
-    /// reason: "overlap" | "settled"}`; `run.finished`: `{job_id, kind, state, model,
-    /// attempts, error, finished_at}`.
+    /// reason: "overlap" | "settled"}`; `project.completed` (no item left open or leased):
+    /// `{last_item_id}`; `review.created`: `{response_id, item_id, rater_id, reviewer_id,
+    /// verdict, answers}`; `rater.paused`, `rater.reinstated`: `{user_id, reason, actor_id}`
+    /// (`actor_id` null for the automatic rules); `run.finished`: `{job_id, kind, state,
+    /// model, attempts, error, finished_at}`; `standard.report_signed` (the battles project's
+    /// subscribers): `{standard_hash, name, version, public_key, signature}`.
     pub data: Value,
 }
 

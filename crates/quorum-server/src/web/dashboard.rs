@@ -54,6 +54,8 @@ pub(super) struct DashboardPage {
     quality_json: String,
     /// When, who, what, why, by whom.
     events: Vec<(String, String, String, String, String)>,
+    /// Webhooks whose deliveries are given up on: URL, since when.
+    failing_webhooks: Vec<(String, String)>,
 }
 
 pub(super) async fn dashboard<S: Store>(
@@ -176,6 +178,11 @@ pub(super) async fn dashboard<S: Store>(
             )
         })
         .collect();
+    let failing_webhooks = data
+        .webhooks
+        .iter()
+        .filter_map(|w| w.failing_since.map(|since| (w.url.clone(), utc(since))))
+        .collect();
     let has = |wanted: fn(&QuestionKind) -> bool| {
         project.schema.questions.iter().any(|q| wanted(&q.kind))
     };
@@ -279,6 +286,7 @@ pub(super) async fn dashboard<S: Store>(
             can_review: role.can_review(),
             quality_json: script_json(&serde_json::to_value(&project.quality).unwrap_or_default()),
             events,
+            failing_webhooks,
             can_manage: role.can_manage(),
             pairwise: has(|k| matches!(k, QuestionKind::Pairwise { .. })),
             free_text: has(|k| matches!(k, QuestionKind::Text { .. })),

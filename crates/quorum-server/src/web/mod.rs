@@ -25,6 +25,7 @@ mod leaderboard;
 mod projects;
 mod session;
 mod standards;
+mod webhooks;
 mod work;
 
 use crate::credentials::{LOGIN_COOKIE, SESSION_COOKIE as COOKIE, cookie, csrf_of, session_cookie};
@@ -152,6 +153,14 @@ pub fn routes<S: Store>() -> axum::Router<AppState<S>> {
             get(leaderboard::leaderboard::<S>),
         )
         .route("/projects/{id}/review", get(work::review::<S>))
+        .route(
+            "/projects/{id}/webhooks",
+            get(webhooks::webhooks::<S>).post(webhooks::create::<S>),
+        )
+        .route(
+            "/projects/{id}/webhooks/{hook}/{action}",
+            post(webhooks::act::<S>),
+        )
         .route("/standards", get(standards::standards::<S>))
         .route(
             "/standards/{hash}/report",

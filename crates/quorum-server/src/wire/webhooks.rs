@@ -13,9 +13,24 @@ pub enum EventKind {
     /// An item reached its overlap, or dynamic overlap settled it before.
     #[serde(rename = "item.completed")]
     ItemCompleted,
+    /// No item of the project is left open or leased.
+    #[serde(rename = "project.completed")]
+    ProjectCompleted,
+    /// A reviewer accepted, rejected or corrected a response.
+    #[serde(rename = "review.created")]
+    ReviewCreated,
+    /// A rater was paused, by the rules or by a manager.
+    #[serde(rename = "rater.paused")]
+    RaterPaused,
+    /// A manager reinstated a paused rater.
+    #[serde(rename = "rater.reinstated")]
+    RaterReinstated,
     /// A model run's or an LLM judge's job ended (done or failed).
     #[serde(rename = "run.finished")]
     RunFinished,
+    /// A standard's report was signed (first asked for with these contents).
+    #[serde(rename = "standard.report_signed")]
+    ReportSigned,
 }
 
 impl EventKind {
@@ -23,7 +38,12 @@ impl EventKind {
         match self {
             EventKind::ResponseCreated => "response.created",
             EventKind::ItemCompleted => "item.completed",
+            EventKind::ProjectCompleted => "project.completed",
+            EventKind::ReviewCreated => "review.created",
+            EventKind::RaterPaused => "rater.paused",
+            EventKind::RaterReinstated => "rater.reinstated",
             EventKind::RunFinished => "run.finished",
+            EventKind::ReportSigned => "standard.report_signed",
         }
     }
 }
@@ -174,4 +194,29 @@ impl From<quorum_store::Delivery> for Delivery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Deliveries {
     pub deliveries: Vec<Delivery>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire's event names are the store's, in the same order, each once.
+    #[test]
+    fn the_event_kinds_are_the_stores() {
+        let all = [
+            EventKind::ResponseCreated,
+            EventKind::ItemCompleted,
+            EventKind::ProjectCompleted,
+            EventKind::ReviewCreated,
+            EventKind::RaterPaused,
+            EventKind::RaterReinstated,
+            EventKind::RunFinished,
+            EventKind::ReportSigned,
+        ];
+        assert_eq!(all.map(EventKind::name), quorum_store::EVENT_KINDS);
+        for kind in all {
+            let named: EventKind = serde_json::from_value(serde_json::json!(kind.name())).unwrap();
+            assert_eq!(named, kind);
+        }
+    }
 }

@@ -98,7 +98,7 @@ pub(crate) async fn get(server: &Server, cookie: &str, path: &str) -> (StatusCod
     (response.status(), response.text().await.unwrap())
 }
 
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())

@@ -449,3 +449,109 @@ async fn subscriptions_are_managed_where_their_project_is() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The web app: a manager adds a webhook with a form (the secret shown once), its deliveries
+/// are listed with their state and the receiver's status, the dashboard says when deliveries
+/// are given up on, and "Redeliver failed" queues them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managers_see_and_steer_webhooks_in_the_web_app() {
+    let server = server(Duration::from_millis(300)).await;
+    let (url, got) = receiver(Receiver {
+        always_fail: true,
+        ..Receiver::default()
+    })
+    .await;
+    let project = server.project(schema(), 1).await;
+    let items = "{\"external_id\": \"a\", \"fields\": {\"text\": \"t\"}}\n";
+    assert_eq!(server.import(project, items).await.0, StatusCode::OK);
+    let cookie = crate::web::sign_in(&server, "admin", "administrator")
+        .await
+        .unwrap();
+    let page = format!("/projects/{project}/webhooks");
+    let (status, html) = crate::web::get(&server, &cookie, &page).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = crate::web::csrf_of(&html);
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let (base, cookie) = (server.base.clone(), cookie.clone());
+        async move {
+            let response = client
+                .post(format!("{base}{path}"))
+                .header("cookie", cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let form = vec![
+        ("csrf", csrf.clone()),
+        ("url", url.clone()),
+        ("events", "response.created".to_string()),
+        ("events", "item.completed".to_string()),
+    ];
+    let (status, html) = post(page.clone(), form).await;
+    assert_eq!(status, StatusCode::CREATED, "{html}");
+    assert!(html.contains("whsec_"), "the secret is shown once");
+    let (_, listed) = crate::web::get(&server, &cookie, &page).await;
+    assert!(!listed.contains("whsec_"), "and never again");
+    assert!(listed.contains("response.created, item.completed"));
+    // A stale form is refused.
+    let (status, _) = post(
+        page.clone(),
+        vec![("csrf", "x".into()), ("url", url.clone())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let rater = server.rater("r", project, "annotator", &[]).await;
+    server
+        .answer_all(&rater, project, |_| json!({"label": "yes"}))
+        .await;
+    let mut html = String::new();
+    for _ in 0..250 {
+        html = crate::web::get(&server, &cookie, &page).await.1;
+        if html.matches("<td>failed</td>").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(html.matches("<td>failed</td>").count(), 2, "{html}");
+    assert!(html.contains("<td>503</td>"));
+    let (_, dashboard) = crate::web::get(&server, &cookie, &format!("/projects/{project}")).await;
+    assert!(
+        dashboard.contains("have been given up on since"),
+        "{dashboard}"
+    );
+
+    got.lock().unwrap().always_fail = false;
+    let hook = html
+        .split(&format!("/projects/{project}/webhooks/"))
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    let (status, html) = post(
+        format!("{page}/{hook}/redeliver"),
+        vec![("csrf", csrf.clone())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("2 failed deliveries queued again"), "{html}");
+    until(&got, |r| r.got.len() == 2).await;
+    let (status, html) = post(
+        format!("{page}/{hook}/rotate"),
+        vec![("csrf", csrf.clone())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("whsec_") && html.contains("The previous secret also signs until"));
+    let (status, _) = post(format!("{page}/{hook}/delete"), vec![("csrf", csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, html) = crate::web::get(&server, &cookie, &page).await;
+    assert!(!html.contains("Redeliver failed"));
+}

@@ -10,6 +10,7 @@ use quorum_store::{
     Result, Review, StandardRun, StoreError, StoredItem, Submission, SubmitOutcome, Token, User,
     Verdict, Webhook, WebhookEvent,
 };
+use quorum_store::{review_event, standing_event};
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::{Postgres, Row};
@@ -26,7 +27,7 @@ mod standards;
 mod webhooks;
 mod work;
 
-pub(crate) use webhooks::{emit, wanted_events};
+pub(crate) use webhooks::{emit, item_completed, wanted_events};
 
 type Db = Postgres;
 

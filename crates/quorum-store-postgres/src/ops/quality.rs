@@ -193,6 +193,9 @@ pub async fn change_rater(
     .execute(&mut *conn)
     .await
     .map_err(database_error)?;
+    if let Some((kind, subject)) = standing_event(user_id, change, actor_id) {
+        emit(conn, Some(project_id), kind, &subject, now).await?;
+    }
     // A decision under a shared skill affects every project naming it: each logs it.
     if let Some(shared) = change.shared_skill() {
         sqlx::query(
@@ -252,6 +255,14 @@ pub async fn put_reviews(conn: &mut PgConnection, reviews: &[Review]) -> Result<
         .execute(&mut *conn)
         .await
         .map_err(database_error)?;
+        emit(
+            conn,
+            Some(r.project_id),
+            "review.created",
+            &review_event(r),
+            r.created_at,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -283,8 +294,7 @@ pub async fn settle_item(conn: &mut PgConnection, item_id: i64, now: i64) -> Res
         .await
         .map_err(database_error)?;
     if let Some(project) = completes {
-        let subject = serde_json::json!({"item_id": item_id, "reason": "settled"});
-        emit(conn, Some(project), "item.completed", &subject, now).await?;
+        item_completed(conn, project, item_id, "settled", now).await?;
     }
     Ok(())
 }

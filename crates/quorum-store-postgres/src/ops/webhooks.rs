@@ -43,14 +43,27 @@ pub(crate) async fn emit(
     subject: &Value,
     now: i64,
 ) -> Result<Option<i64>> {
+    emit_once(conn, project_id, kind, subject, None, now).await
+}
+
+/// [`emit`], but nothing when an event with the key `once` was written before.
+async fn emit_once(
+    conn: &mut PgConnection,
+    project_id: Option<i64>,
+    kind: &str,
+    subject: &Value,
+    once: Option<&str>,
+    now: i64,
+) -> Result<Option<i64>> {
     let pattern = format!("%\"{kind}\"%");
     let event: Option<i64> = sqlx::query_scalar(
         "WITH wanted AS (
              SELECT id FROM webhooks
              WHERE (project_id = $1 OR project_id IS NULL) AND events LIKE $2),
          event AS (
-             INSERT INTO webhook_events (project_id, kind, subject, created_at)
-             SELECT $1, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM wanted) RETURNING id),
+             INSERT INTO webhook_events (project_id, kind, subject, created_at, once_key)
+             SELECT $1, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM wanted)
+             ON CONFLICT DO NOTHING RETURNING id),
          deliveries AS (
              INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at, created_at)
              SELECT wanted.id, event.id, $5, $5 FROM wanted, event)
@@ -61,10 +74,41 @@ pub(crate) async fn emit(
     .bind(kind)
     .bind(json_text(subject))
     .bind(now)
+    .bind(once)
     .fetch_optional(&mut *conn)
     .await
     .map_err(database_error)?;
     Ok(event)
+}
+
+/// An item's completion, in the caller's transaction: `item.completed`, and
+/// `project.completed` when no item of the project is left open or leased.
+pub(crate) async fn item_completed(
+    conn: &mut PgConnection,
+    project_id: i64,
+    item_id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    let subject = serde_json::json!({"item_id": item_id, "reason": reason});
+    emit(conn, Some(project_id), "item.completed", &subject, now).await?;
+    let wanted = wanted_events(conn, Some(project_id)).await?;
+    if !wanted.iter().any(|k| k == "project.completed") {
+        return Ok(());
+    }
+    let complete: bool = sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM items WHERE project_id = $1 AND open)
+            AND NOT EXISTS (SELECT 1 FROM leases WHERE project_id = $1 AND state = 'active')",
+    )
+    .bind(project_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(database_error)?;
+    if complete {
+        let subject = serde_json::json!({"last_item_id": item_id});
+        emit(conn, Some(project_id), "project.completed", &subject, now).await?;
+    }
+    Ok(())
 }
 
 const DELIVERY: &str =
@@ -233,12 +277,12 @@ impl Webhooks for PgStore {
         project_id: Option<i64>,
         kind: &str,
         subject: Value,
+        once: Option<String>,
         now: i64,
     ) -> Result<Option<i64>> {
-        transaction!(self.pool, |conn| emit(
-            conn, project_id, kind, &subject, now
-        )
-        .await)
+        transaction!(self.pool, |conn| {
+            emit_once(conn, project_id, kind, &subject, once.as_deref(), now).await
+        })
     }
     async fn claim_delivery(
         &self,

@@ -360,39 +360,22 @@ async fn answer_events(
     counted: bool,
 ) -> Result<()> {
     let wanted = wanted_events(conn, Some(response.project_id)).await?;
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let project = Some(response.project_id);
+    let (project, item, now) = (response.project_id, response.item_id, response.created_at);
     if wanted.iter().any(|k| k == "response.created") {
-        let subject = serde_json::json!({"response_id": response.id, "item_id": response.item_id});
-        emit(
-            conn,
-            project,
-            "response.created",
-            &subject,
-            response.created_at,
-        )
-        .await?;
+        let subject = serde_json::json!({"response_id": response.id, "item_id": item});
+        emit(conn, Some(project), "response.created", &subject, now).await?;
     }
-    if counted && wanted.iter().any(|k| k == "item.completed") {
+    let completion = ["item.completed", "project.completed"];
+    if counted && wanted.iter().any(|k| completion.contains(&k.as_str())) {
         let complete: Option<bool> =
             sqlx::query_scalar("SELECT responses = $2 AND NOT settled FROM items WHERE id = $1")
-                .bind(response.item_id)
+                .bind(item)
                 .bind(i64::from(overlap))
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(database_error)?;
         if complete == Some(true) {
-            let subject = serde_json::json!({"item_id": response.item_id, "reason": "overlap"});
-            emit(
-                conn,
-                project,
-                "item.completed",
-                &subject,
-                response.created_at,
-            )
-            .await?;
+            item_completed(conn, project, item, "overlap", now).await?;
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ use quorum_store::{
     StandardRun, StoreError, StoredItem, Submission, SubmitOutcome, Token, User, Verdict, Webhook,
     WebhookEvent,
 };
+use quorum_store::{review_event, standing_event};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::database_error;
@@ -24,7 +25,7 @@ mod standards;
 mod webhooks;
 mod work;
 
-pub(crate) use webhooks::{emit, wanted_events};
+pub(crate) use webhooks::{emit, item_completed, wanted_events};
 
 pub(crate) fn json_text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())

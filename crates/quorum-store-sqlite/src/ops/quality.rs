@@ -74,8 +74,7 @@ pub fn settle_item(conn: &Connection, item_id: i64, now: i64) -> Result<()> {
         [item_id],
     )?;
     if let Some(project) = completes {
-        let subject = serde_json::json!({"item_id": item_id, "reason": "settled"});
-        emit(conn, Some(project), "item.completed", &subject, now)?;
+        item_completed(conn, project, item_id, "settled", now)?;
     }
     Ok(())
 }
@@ -209,6 +208,9 @@ pub fn change_rater(
         "INSERT INTO rater_events (project_id, user_id, change, actor_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![project_id, user_id, json_text(change), actor_id, now],
     )?;
+    if let Some((kind, subject)) = standing_event(user_id, change, actor_id) {
+        emit(conn, Some(project_id), kind, &subject, now)?;
+    }
     // A decision under a shared skill affects every project naming it: each logs it.
     if let Some(shared) = change.shared_skill() {
         execute(
@@ -264,6 +266,13 @@ pub fn put_reviews(conn: &Connection, reviews: &[Review]) -> Result<()> {
                 r.answers.as_ref().map(json_text),
                 r.created_at
             ],
+        )?;
+        emit(
+            conn,
+            Some(r.project_id),
+            "review.created",
+            &review_event(r),
+            r.created_at,
         )?;
     }
     Ok(())

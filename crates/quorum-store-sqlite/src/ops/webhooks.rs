@@ -38,6 +38,18 @@ pub(crate) fn emit(
     subject: &Value,
     now: i64,
 ) -> Result<Option<i64>> {
+    emit_once(conn, project_id, kind, subject, None, now)
+}
+
+/// [`emit`], but nothing when an event with the key `once` was written before.
+fn emit_once(
+    conn: &Connection,
+    project_id: Option<i64>,
+    kind: &str,
+    subject: &Value,
+    once: Option<&str>,
+    now: i64,
+) -> Result<Option<i64>> {
     let pattern = format!("%\"{kind}\"%");
     let wanted: Option<i64> = scalar(
         conn,
@@ -47,12 +59,15 @@ pub(crate) fn emit(
     if wanted.is_none() {
         return Ok(None);
     }
-    let event: i64 = scalar(
+    let event: Option<i64> = scalar(
         conn,
-        "INSERT INTO webhook_events (project_id, kind, subject, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-        params![project_id, kind, json_text(subject), now],
-    )?
-    .ok_or(StoreError::NotFound("event"))?;
+        "INSERT INTO webhook_events (project_id, kind, subject, created_at, once_key)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING id",
+        params![project_id, kind, json_text(subject), now, once],
+    )?;
+    let Some(event) = event else {
+        return Ok(None);
+    };
     execute(
         conn,
         "INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at, created_at)
@@ -61,6 +76,36 @@ pub(crate) fn emit(
         params![event, now, project_id, pattern],
     )?;
     Ok(Some(event))
+}
+
+/// An item's completion, in the caller's transaction: `item.completed`, and
+/// `project.completed` when no item of the project is left open or leased.
+pub(crate) fn item_completed(
+    conn: &Connection,
+    project_id: i64,
+    item_id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    let subject = serde_json::json!({"item_id": item_id, "reason": reason});
+    emit(conn, Some(project_id), "item.completed", &subject, now)?;
+    if !wanted_events(conn, Some(project_id))?
+        .iter()
+        .any(|k| k == "project.completed")
+    {
+        return Ok(());
+    }
+    let complete: Option<bool> = scalar(
+        conn,
+        "SELECT NOT EXISTS (SELECT 1 FROM items WHERE project_id = ?1 AND open = 1)
+            AND NOT EXISTS (SELECT 1 FROM leases WHERE project_id = ?1 AND state = 'active')",
+        [project_id],
+    )?;
+    if complete == Some(true) {
+        let subject = serde_json::json!({"last_item_id": item_id});
+        emit(conn, Some(project_id), "project.completed", &subject, now)?;
+    }
+    Ok(())
 }
 
 const DELIVERY: &str =
@@ -229,10 +274,11 @@ impl Webhooks for SqliteStore {
         project_id: Option<i64>,
         kind: &str,
         subject: Value,
+        once: Option<String>,
         now: i64,
     ) -> Result<Option<i64>> {
         let kind = kind.to_string();
-        self.write(move |c| emit(c, project_id, &kind, &subject, now))
+        self.write(move |c| emit_once(c, project_id, &kind, &subject, once.as_deref(), now))
             .await
     }
     async fn claim_delivery(

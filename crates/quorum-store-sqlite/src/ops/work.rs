@@ -225,35 +225,20 @@ fn answer_events(
     counted: bool,
 ) -> Result<()> {
     let wanted = wanted_events(conn, Some(response.project_id))?;
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let project = Some(response.project_id);
+    let (project, item, now) = (response.project_id, response.item_id, response.created_at);
     if wanted.iter().any(|k| k == "response.created") {
-        let subject = serde_json::json!({"response_id": response.id, "item_id": response.item_id});
-        emit(
-            conn,
-            project,
-            "response.created",
-            &subject,
-            response.created_at,
-        )?;
+        let subject = serde_json::json!({"response_id": response.id, "item_id": item});
+        emit(conn, Some(project), "response.created", &subject, now)?;
     }
-    if counted && wanted.iter().any(|k| k == "item.completed") {
+    let completion = ["item.completed", "project.completed"];
+    if counted && wanted.iter().any(|k| completion.contains(&k.as_str())) {
         let complete: Option<bool> = scalar(
             conn,
             "SELECT responses = ?2 AND settled = 0 FROM items WHERE id = ?1",
-            params![response.item_id, overlap],
+            params![item, overlap],
         )?;
         if complete == Some(true) {
-            let subject = serde_json::json!({"item_id": response.item_id, "reason": "overlap"});
-            emit(
-                conn,
-                project,
-                "item.completed",
-                &subject,
-                response.created_at,
-            )?;
+            item_completed(conn, project, item, "overlap", now)?;
         }
     }
     Ok(())

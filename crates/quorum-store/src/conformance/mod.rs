@@ -35,7 +35,8 @@ macro_rules! conformance_tests {
             standard_runs_and_instance_settings,
             jobs_are_claimed_once_and_taken_over_when_their_runner_stops,
             concurrent_runners_never_share_a_job, answers_write_their_events_with_them,
-            deliveries_are_claimed_once_retried_and_given_up);
+            deliveries_are_claimed_once_retried_and_given_up,
+            standing_reviews_completion_and_reports_write_their_events);
     };
     (@each $make:path; $($name:ident),*) => {
         $(

@@ -1,7 +1,7 @@
 //! Conformance: webhooks' outbox and deliveries.
 
 use super::*;
-use crate::{Attempt, DeliveryState, NewWebhook};
+use crate::{Attempt, DeliveryState, NewWebhook, Review};
 
 fn subscription(project_id: Option<i64>, events: &[&str]) -> NewWebhook {
     NewWebhook {
@@ -119,7 +119,7 @@ pub async fn answers_write_their_events_with_them<S: Store>(store: S) {
     // An event no write carries is recorded only when someone wants it.
     assert!(
         store
-            .record_event(Some(quiet), "run.finished", json!({"job_id": 1}), 7)
+            .record_event(Some(quiet), "run.finished", json!({"job_id": 1}), None, 7)
             .await
             .unwrap()
             .is_none()
@@ -135,7 +135,7 @@ pub async fn deliveries_are_claimed_once_retried_and_given_up<S: Store>(store: S
         .unwrap();
     for job in 1..=2 {
         let event = store
-            .record_event(Some(p), "run.finished", json!({"job_id": job}), 10)
+            .record_event(Some(p), "run.finished", json!({"job_id": job}), None, 10)
             .await
             .unwrap();
         assert!(event.is_some());
@@ -291,4 +291,130 @@ pub async fn deliveries_are_claimed_once_retried_and_given_up<S: Store>(store: S
             .unwrap()
             .is_empty()
     );
+}
+
+pub async fn standing_reviews_completion_and_reports_write_their_events<S: Store>(store: S) {
+    let owner = user(&store, "owner").await;
+    let a = user(&store, "a").await;
+    let p = project(&store, owner, 1, LocalePolicy::Any).await;
+    let kinds = [
+        "project.completed",
+        "rater.paused",
+        "rater.reinstated",
+        "review.created",
+        "standard.report_signed",
+    ];
+    let hook = store
+        .create_webhook(subscription(Some(p), &kinds))
+        .await
+        .unwrap();
+    store
+        .import_items(p, batch![item("x", 1, None), item("y", 0, None)], 0)
+        .await
+        .unwrap();
+    let subjects = |deliveries: Vec<crate::Delivery>| -> Vec<String> {
+        deliveries.into_iter().rev().map(|d| d.kind).collect()
+    };
+    // The first answer completes an item, not the project; the second completes both.
+    let mut responses = Vec::new();
+    for now in [1, 2] {
+        let (lease, _) = store.next_lease(next(p, a, 1, now)).await.unwrap().unwrap();
+        let SubmitOutcome::Created(response) =
+            store.submit(submission(lease.id, a, 1, now)).await.unwrap()
+        else {
+            panic!("created")
+        };
+        responses.push(response);
+        let log = subjects(store.deliveries(hook.id, i64::MAX, 10).await.unwrap());
+        assert_eq!(
+            log,
+            if now == 1 {
+                vec![]
+            } else {
+                vec!["project.completed".to_string()]
+            }
+        );
+    }
+    // Pauses and reinstatements (not qualification decisions), each only when it changes
+    // something.
+    let paused = RaterChange::Paused {
+        reason: "too fast".into(),
+    };
+    assert!(
+        store
+            .change_rater(p, a, paused.clone(), None, 3)
+            .await
+            .unwrap()
+    );
+    assert!(!store.change_rater(p, a, paused, None, 4).await.unwrap());
+    let qualified = RaterChange::Qualified {
+        skill: format!("project:{p}"),
+        reason: "passed".into(),
+    };
+    assert!(
+        store
+            .change_rater(p, a, qualified, Some(owner), 5)
+            .await
+            .unwrap()
+    );
+    let back = RaterChange::Reinstated {
+        reason: "checked".into(),
+    };
+    assert!(
+        store
+            .change_rater(p, a, back, Some(owner), 6)
+            .await
+            .unwrap()
+    );
+    // Every verdict, with what it decided.
+    store
+        .put_reviews(vec![Review {
+            response_id: responses[0].id,
+            project_id: p,
+            item_id: responses[0].item_id,
+            rater_id: a,
+            reviewer_id: owner,
+            verdict: Verdict::Correct,
+            answers: Some(json!({"label": "no"})),
+            created_at: 7,
+        }])
+        .await
+        .unwrap();
+    // A report signed: once per key, however often it is asked for.
+    for _ in 0..2 {
+        store
+            .record_event(
+                Some(p),
+                "standard.report_signed",
+                json!({"standard_hash": "sha256:x"}),
+                Some("report:sha256:x:sig".into()),
+                8,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        subjects(store.deliveries(hook.id, i64::MAX, 10).await.unwrap()),
+        [
+            "project.completed",
+            "rater.paused",
+            "rater.reinstated",
+            "review.created",
+            "standard.report_signed"
+        ]
+    );
+    let due = store
+        .claim_delivery("r", 10, MINUTE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(due.event.kind, "project.completed");
+    let mut events = vec![due.event.subject];
+    while let Some(due) = store.claim_delivery("r", 10, MINUTE).await.unwrap() {
+        events.push(due.event.subject);
+    }
+    assert_eq!(events[1]["reason"], "too fast");
+    assert_eq!(events[2]["actor_id"], owner);
+    assert_eq!(events[3]["verdict"], "correct");
+    assert_eq!(events[3]["answers"], json!({"label": "no"}));
 }
