@@ -449,12 +449,12 @@ pub struct ServeArgs {
     /// Seconds open connections may go on after SIGTERM before they are closed.
     #[arg(long, env = "QUORUM_DRAIN_TIMEOUT", default_value_t = 30)]
     pub drain_timeout: u64,
-    /// Seconds a server's claim on a background job (a model run, a judge) holds without
-    /// renewal: when a server dies, another takes its jobs over after this long.
+    /// Seconds a server's claim on a background job (a model run, a judge) or a webhook delivery
+    /// holds without renewal: when a server dies, another takes its work over after this long.
     #[arg(long, env = "QUORUM_JOB_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
     pub job_lease: u64,
-    /// Background jobs this server runs at once; 0 runs none here (a server that only answers
-    /// requests, while others sharing the database run the jobs).
+    /// Background jobs this server runs at once; 0 runs none here, nor webhook deliveries (a
+    /// server that only answers requests, while others sharing the database do the rest).
     #[arg(long, env = "QUORUM_JOB_SLOTS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(0..=64))]
     pub job_slots: u64,
     /// The address browsers use (e.g. https://quorum.example.org); `https://` makes session
@@ -563,6 +563,11 @@ pub struct BenchArgs {
     /// Export this existing project instead of creating one (skips import and the loop).
     #[arg(long)]
     pub export_project: Option<i64>,
+    /// Subscribe a receiver in this process (on loopback: the server must allow private
+    /// addresses) to the project's `response.created` events before the rater loop, and report
+    /// how fast they are delivered.
+    #[arg(long)]
+    pub webhook: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

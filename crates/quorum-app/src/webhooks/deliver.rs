@@ -21,7 +21,8 @@ pub struct DeliverySettings {
     pub lease: Duration,
     /// How often an idle sender looks for due deliveries.
     pub poll: Duration,
-    /// A receiver that has not answered by then has failed this attempt.
+    /// A receiver that has not answered by then has failed this attempt (at most two thirds of
+    /// the lease).
     pub timeout: Duration,
     /// The first retry waits about this long; each next one twice as long, at most an hour.
     pub backoff: Duration,
@@ -70,11 +71,10 @@ impl<S: Store> App<S> {
         settings: DeliverySettings,
         mut stopped: tokio::sync::watch::Receiver<bool>,
     ) {
-        let http = self
-            .egress()
-            .client_builder()
-            .timeout(settings.timeout)
-            .build();
+        // An attempt ends well before its claim lapses, so no other server starts the same one
+        // while it is still under way.
+        let timeout = settings.timeout.min(settings.lease * 2 / 3);
+        let http = self.egress().client_builder().timeout(timeout).build();
         let http = match http {
             Ok(http) => http,
             Err(error) => {

@@ -89,8 +89,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.items as f64 / seconds
     );
 
+    let receiver = match args.webhook {
+        true => Some(subscribe(&client, &base, &args.token, project).await?),
+        false => None,
+    };
     if args.raters > 0 {
-        rater_loop(&client, &base, &args, project).await?;
+        let answered = rater_loop(&client, &base, &args, project).await?;
+        if let Some(arrivals) = receiver {
+            deliveries(&arrivals, answered).await?;
+        }
     }
     if args.export {
         export(&client, &base, &args.token, project).await?;
@@ -104,7 +111,7 @@ async fn rater_loop(
     base: &str,
     args: &BenchArgs,
     project: i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
     let run = std::process::id();
     let mut tokens = Vec::with_capacity(args.raters);
     for r in 0..args.raters {
@@ -185,6 +192,74 @@ async fn rater_loop(
     );
     println!("  {}", percentiles("next", &mut next));
     println!("  {}", percentiles("submit", &mut submit));
+    Ok(answered)
+}
+
+/// When each webhook delivery arrived.
+type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<Instant>>>;
+
+/// A receiver on a loopback port, subscribed to the project's `response.created` events.
+async fn subscribe(
+    client: &Client,
+    base: &str,
+    token: &str,
+    project: i64,
+) -> anyhow::Result<Arrivals> {
+    let arrivals = Arrivals::default();
+    let recorded = std::sync::Arc::clone(&arrivals);
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let recorded = std::sync::Arc::clone(&recorded);
+            async move {
+                if let Ok(mut arrivals) = recorded.lock() {
+                    arrivals.push(Instant::now());
+                }
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    post(
+        client,
+        format!("{base}/api/v1/projects/{project}/webhooks"),
+        token,
+        json!({"url": url, "events": ["response.created"]}),
+    )
+    .await?;
+    Ok(arrivals)
+}
+
+/// Waits for one delivery per answer and reports how fast they came.
+#[expect(clippy::print_stdout, reason = "the benchmark report")]
+async fn deliveries(arrivals: &Arrivals, answered: u64) -> anyhow::Result<()> {
+    let loop_ended = Instant::now();
+    let count = || arrivals.lock().map_or(0, |a| a.len() as u64);
+    while count() < answered {
+        if loop_ended.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "only {} of {answered} events arrived in 10 minutes",
+                count()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let arrivals = arrivals
+        .lock()
+        .map_err(|_| anyhow::anyhow!("a receiver panicked"))?;
+    let (first, last) = match (arrivals.first(), arrivals.last()) {
+        (Some(first), Some(last)) => (*first, *last),
+        _ => return Ok(()),
+    };
+    let seconds = last.duration_since(first).as_secs_f64().max(1e-9);
+    println!(
+        "webhooks: {} events delivered in {seconds:.2}s (first to last) = {:.0} events/s; the last {:.2}s after the rater loop ended",
+        arrivals.len(),
+        arrivals.len() as f64 / seconds,
+        last.saturating_duration_since(loop_ended).as_secs_f64()
+    );
     Ok(())
 }
 

@@ -74,11 +74,14 @@ async fn serve<S: Store>(
             .is_some_and(|url| url.starts_with("https://")),
     };
     let runner = (args.job_slots > 0).then(|| {
-        app.start_job_runner(quorum_app::jobs::RunnerSettings {
-            lease: std::time::Duration::from_secs(args.job_lease),
+        let lease = std::time::Duration::from_secs(args.job_lease);
+        let mut settings = quorum_app::jobs::RunnerSettings {
+            lease,
             slots: args.job_slots as usize,
             ..Default::default()
-        })
+        };
+        settings.deliveries.lease = lease;
+        app.start_job_runner(settings)
     });
     let router = quorum_server::router_with(app, settings);
     let seconds = std::time::Duration::from_secs;

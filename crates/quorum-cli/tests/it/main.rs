@@ -16,3 +16,4 @@ mod models;
 mod postgres;
 mod serve;
 mod support;
+mod webhooks;

@@ -468,3 +468,58 @@ async fn a_model_run_is_finished_by_another_server_when_its_server_dies() {
     drop(second);
     fresh.drop().await;
 }
+
+/// Two servers on one PostgreSQL, both sending webhook deliveries: every answer's event
+/// arrives, and none twice (each delivery is claimed by one server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_deliver_each_webhook_event_once() {
+    use crate::webhooks::{answers_received, receiver, subscribe, until_received};
+    let fresh = FreshDatabase::new("quorum_hooks").await;
+    let database = fresh.url.clone();
+    let allow = [("QUORUM_ALLOW_PRIVATE_MODEL_HOSTS", "true")];
+    let first = serve_env(&database, "administrator", &[], &allow);
+    let second = serve_env(&database, "administrator", &[], &allow);
+    let admin = first.token.clone().or(second.token.clone()).unwrap();
+    let client = Client::new();
+    let (project, tokens) = setup(&client, &first.base, &database, &admin, 200, 8, 2).await;
+    let names: HashMap<String, String> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), format!("rater{i}")))
+        .collect();
+    let (url, got) = receiver(Duration::from_millis(5)).await;
+    subscribe(&client, &second.base, &admin, project, &url).await;
+    let bases = vec![first.base.clone(), second.base.clone()];
+    let tasks: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            tokio::spawn(rater_loop(
+                client.clone(),
+                bases.clone(),
+                project,
+                t.clone(),
+            ))
+        })
+        .collect();
+    let mut wanted = HashSet::new();
+    for task in tasks {
+        for (item, token) in task.await.unwrap() {
+            wanted.insert((item, names[&token].clone()));
+        }
+    }
+    assert_eq!(wanted.len(), 400, "200 items × overlap 2");
+    until_received(&got, &wanted, 60).await;
+    // Anything delivered twice would arrive within the next polls of either server.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let requests = got.lock().unwrap().len();
+    let events = answers_received(&got);
+    assert_eq!(events.len(), 400);
+    assert_eq!(
+        requests,
+        400,
+        "{} events were delivered more than once",
+        requests - 400
+    );
+    drop([first, second]);
+    fresh.drop().await;
+}

@@ -176,14 +176,14 @@ pub(crate) async fn rater_loop(
 /// What the rater loops of a test have seen so far: answers acknowledged, and loops that
 /// ended on a broken connection (a request was in flight when the server went away).
 #[derive(Debug, Default)]
-struct Counters {
-    acknowledged: std::sync::atomic::AtomicUsize,
-    interrupted: std::sync::atomic::AtomicUsize,
+pub(crate) struct Counters {
+    pub(crate) acknowledged: std::sync::atomic::AtomicUsize,
+    pub(crate) interrupted: std::sync::atomic::AtomicUsize,
 }
 
 /// One counted rater loop per token against `base`, and a way to wait for the load: returns
 /// the loops once `acknowledged` answers are in (the load still running).
-async fn raters_under_way(
+pub(crate) async fn raters_under_way(
     client: &Client,
     base: &str,
     project: i64,
