@@ -5,7 +5,8 @@
 #   bench/server.sh --items 1000000 --raters 0                 # import
 #   bench/server.sh --items 20000 --raters 64 --duration 20    # rater loop
 #   BACKEND=postgres bench/server.sh --items 20000 --raters 16
-# KEEP_DATABASE=1 leaves the PostgreSQL database in place afterwards (for EXPLAIN and the like).
+# KEEP_DATABASE=1 leaves the PostgreSQL database in place afterwards (for EXPLAIN and the like);
+# SERVER_ARGS adds arguments to `quorum serve` (e.g. SERVER_ARGS="--job-slots 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quorum-target}"
@@ -24,7 +25,7 @@ case "${BACKEND:-sqlite}" in
 esac
 # `--webhook` subscribes a receiver on loopback: the server may post to private addresses.
 QUORUM_ALLOW_PRIVATE_MODEL_HOSTS=true QUORUM_LOG=warn /usr/bin/time -f "server peak memory: %M KB" -o "$WORK/time.txt" \
-    "$Q" serve --database "$DATABASE" --bind "127.0.0.1:$PORT" --admin-password bench-password > "$WORK/out.txt" 2> "$WORK/err.txt" &
+    "$Q" serve --database "$DATABASE" --bind "127.0.0.1:$PORT" --admin-password bench-password ${SERVER_ARGS:-} > "$WORK/out.txt" 2> "$WORK/err.txt" &
 TIME_PID=$!
 for _ in $(seq 100); do grep -q "listening" "$WORK/out.txt" 2>/dev/null && break; sleep 0.1; done
 TOKEN="$(awk '/API token:/ {print $3}' "$WORK/out.txt")"

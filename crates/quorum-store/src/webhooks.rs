@@ -183,14 +183,16 @@ pub trait Webhooks {
         once: Option<String>,
         now: i64,
     ) -> Result<Option<i64>>;
-    /// The oldest due delivery (pending with `next_attempt_at <= now`, whose claim is not
-    /// held), claimed by `runner` until `now + lease_ms` by moving its next attempt there.
-    async fn claim_delivery(
+    /// Up to `limit` of the oldest due deliveries (pending with `next_attempt_at <= now`, whose
+    /// claim is not held), claimed by `runner` until `now + lease_ms` by moving their next
+    /// attempt there.
+    async fn claim_deliveries(
         &self,
         runner: &str,
         now: i64,
         lease_ms: i64,
-    ) -> Result<Option<DueDelivery>>;
+        limit: i64,
+    ) -> Result<Vec<DueDelivery>>;
     /// Records an attempt of a delivery the runner holds; `false` when it is not its own.
     async fn finish_delivery(&self, id: i64, runner: &str, attempt: Attempt) -> Result<bool>;
     /// A subscription's deliveries, newest first, with `id < before`.

@@ -85,32 +85,37 @@ impl<S: Store> App<S> {
         let settings = Arc::new(settings);
         let mut sending = JoinSet::new();
         loop {
-            while sending.len() < settings.slots.max(1) {
+            // Claimed in batches: once half the slots are free (or all are), not one at a time.
+            let slots = settings.slots.max(1);
+            let free = slots.saturating_sub(sending.len());
+            if free > 0 && (free >= slots.div_ceil(2) || sending.is_empty()) {
                 let lease = settings.lease.as_millis() as i64;
-                match self
+                let claimed = self
                     .store()
-                    .claim_delivery(&runner, self.now(), lease)
-                    .await
-                {
-                    Ok(Some(due)) => {
-                        sending.spawn(self.clone().send(
-                            due,
-                            http.clone(),
-                            runner.clone(),
-                            Arc::clone(&settings),
-                        ));
+                    .claim_deliveries(&runner, self.now(), lease, free as i64)
+                    .await;
+                match claimed {
+                    Ok(due) => {
+                        for due in due {
+                            sending.spawn(self.clone().send(
+                                due,
+                                http.clone(),
+                                runner.clone(),
+                                Arc::clone(&settings),
+                            ));
+                        }
                     }
-                    Ok(None) => break,
                     Err(error) => {
-                        tracing::warn!(%error, "the webhook sender could not claim a delivery");
-                        break;
+                        tracing::warn!(%error, "the webhook sender could not claim deliveries");
                     }
                 }
             }
             tokio::select! {
                 _ = stopped.changed() => break,
                 _ = tokio::time::sleep(settings.poll) => {}
-                Some(_) = sending.join_next(), if !sending.is_empty() => {}
+                Some(_) = sending.join_next(), if !sending.is_empty() => {
+                    while sending.try_join_next().is_some() {}
+                }
             }
         }
         sending.abort_all();

@@ -4,7 +4,7 @@
 //! same one at once.
 
 use async_trait::async_trait;
-use quorum_store::{Attempt, Delivery, DeliveryState, DueDelivery, NewWebhook, Webhook, Webhooks};
+use quorum_store::{Attempt, Delivery, DueDelivery, NewWebhook, Webhook, Webhooks};
 use serde_json::Value;
 
 use super::rows::*;
@@ -114,65 +114,89 @@ pub(crate) async fn item_completed(
 const DELIVERY: &str =
     "SELECT d.*, e.kind FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id";
 
-async fn claim_delivery(
+async fn claim_deliveries(
     conn: &mut PgConnection,
     runner: &str,
     now: i64,
     lease_ms: i64,
-) -> Result<Option<DueDelivery>> {
-    let claimed: Option<i64> = sqlx::query_scalar(
+    limit: i64,
+) -> Result<Vec<DueDelivery>> {
+    // A claim need not wait for the disk: lost in a crash, it only makes the delivery be sent
+    // again, which at-least-once delivery allows (receivers tell repeats by the event id).
+    let rows = sqlx::query(&format!(
         "WITH candidate AS (
              SELECT id FROM webhook_deliveries
              WHERE state = 'pending' AND next_attempt_at <= $2
-             ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         UPDATE webhook_deliveries SET runner = $1, next_attempt_at = $3, attempts = attempts + 1
-         WHERE id = (SELECT id FROM candidate) RETURNING id",
-    )
+             ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED),
+         claimed AS (
+             UPDATE webhook_deliveries d
+             SET runner = $1, next_attempt_at = $3, attempts = d.attempts + 1
+             FROM candidate WHERE d.id = candidate.id RETURNING d.*),
+         lazy AS (SELECT set_config('synchronous_commit', 'off', true))
+         SELECT claimed.*, e.kind FROM claimed JOIN webhook_events e ON e.id = claimed.event_id, lazy
+         ORDER BY claimed.next_attempt_at, claimed.id"
+    ))
     .bind(runner)
     .bind(now)
     .bind(now + lease_ms)
-    .fetch_optional(&mut *conn)
+    .bind(limit)
+    .fetch_all(&mut *conn)
     .await
     .map_err(database_error)?;
-    let Some(id) = claimed else {
-        return Ok(None);
-    };
-    let row = sqlx::query(&format!("{DELIVERY} WHERE d.id = $1"))
-        .bind(id)
-        .fetch_one(&mut *conn)
+    let deliveries: Vec<Delivery> = rows.iter().map(delivery_from).collect::<Result<_>>()?;
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = |of: fn(&Delivery) -> i64| deliveries.iter().map(of).collect::<Vec<i64>>();
+    let events = sqlx::query("SELECT * FROM webhook_events WHERE id = ANY($1)")
+        .bind(ids(|d| d.event_id))
+        .fetch_all(&mut *conn)
         .await
-        .map_err(database_error)?;
-    let delivery = delivery_from(&row)?;
-    let row = sqlx::query("SELECT * FROM webhook_events WHERE id = $1")
-        .bind(delivery.event_id)
-        .fetch_one(&mut *conn)
+        .map_err(database_error)?
+        .iter()
+        .map(|row| webhook_event_from(row).map(|e| (e.id, e)))
+        .collect::<Result<std::collections::HashMap<_, _>>>()?;
+    let webhooks = sqlx::query("SELECT * FROM webhooks WHERE id = ANY($1)")
+        .bind(ids(|d| d.webhook_id))
+        .fetch_all(&mut *conn)
         .await
-        .map_err(database_error)?;
-    let event = webhook_event_from(&row)?;
-    let row = sqlx::query("SELECT * FROM webhooks WHERE id = $1")
-        .bind(delivery.webhook_id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(database_error)?;
-    let webhook = webhook_from(&row)?;
-    Ok(Some(DueDelivery {
-        delivery,
-        event,
-        webhook,
-    }))
+        .map_err(database_error)?
+        .iter()
+        .map(|row| webhook_from(row).map(|w| (w.id, w)))
+        .collect::<Result<std::collections::HashMap<_, _>>>()?;
+    deliveries
+        .into_iter()
+        .map(|delivery| {
+            Ok(DueDelivery {
+                event: events
+                    .get(&delivery.event_id)
+                    .cloned()
+                    .ok_or(StoreError::NotFound("event"))?,
+                webhook: webhooks
+                    .get(&delivery.webhook_id)
+                    .cloned()
+                    .ok_or(StoreError::NotFound("webhook"))?,
+                delivery,
+            })
+        })
+        .collect()
 }
 
-async fn finish_delivery(
-    conn: &mut PgConnection,
-    id: i64,
-    runner: &str,
-    attempt: &Attempt,
-) -> Result<bool> {
+/// Records an attempt in one statement: the delivery, and the subscription's failing mark
+/// when it changes (set on giving up, cleared by a success). Like a claim, it need not wait
+/// for the disk: lost in a crash, the delivery is sent again.
+async fn finish_delivery(pool: &PgPool, id: i64, runner: &str, attempt: &Attempt) -> Result<bool> {
     let webhook: Option<i64> = sqlx::query_scalar(
-        "UPDATE webhook_deliveries SET state = $3, next_attempt_at = $4, runner = NULL,
-             last_status = $5, last_error = $6, last_latency_ms = $7,
-             delivered_at = CASE WHEN $3 = 'delivered' THEN $8 END
-         WHERE id = $1 AND runner = $2 AND state = 'pending' RETURNING webhook_id",
+        "WITH done AS (
+             UPDATE webhook_deliveries SET state = $3, next_attempt_at = $4, runner = NULL,
+                 last_status = $5, last_error = $6, last_latency_ms = $7,
+                 delivered_at = CASE WHEN $3 = 'delivered' THEN $8 END
+             WHERE id = $1 AND runner = $2 AND state = 'pending' RETURNING webhook_id),
+         marked AS (
+             UPDATE webhooks SET failing_since = CASE WHEN $3 = 'failed' THEN COALESCE(failing_since, $8) END
+             WHERE id = (SELECT webhook_id FROM done)
+               AND ($3 = 'failed' OR ($3 = 'delivered' AND failing_since IS NOT NULL)))
+         SELECT webhook_id FROM done, (SELECT set_config('synchronous_commit', 'off', true)) AS lazy",
     )
     .bind(id)
     .bind(runner)
@@ -182,26 +206,10 @@ async fn finish_delivery(
     .bind(&attempt.error)
     .bind(attempt.latency_ms)
     .bind(attempt.now)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(pool)
     .await
     .map_err(database_error)?;
-    let Some(webhook) = webhook else {
-        return Ok(false);
-    };
-    let sql = match attempt.state {
-        DeliveryState::Delivered => "UPDATE webhooks SET failing_since = NULL WHERE id = $1",
-        DeliveryState::Failed => {
-            "UPDATE webhooks SET failing_since = COALESCE(failing_since, $2) WHERE id = $1"
-        }
-        DeliveryState::Pending => return Ok(true),
-    };
-    sqlx::query(sql)
-        .bind(webhook)
-        .bind(attempt.now)
-        .execute(&mut *conn)
-        .await
-        .map_err(database_error)?;
-    Ok(true)
+    Ok(webhook.is_some())
 }
 
 #[async_trait]
@@ -284,22 +292,19 @@ impl Webhooks for PgStore {
             emit_once(conn, project_id, kind, &subject, once.as_deref(), now).await
         })
     }
-    async fn claim_delivery(
+    async fn claim_deliveries(
         &self,
         runner: &str,
         now: i64,
         lease_ms: i64,
-    ) -> Result<Option<DueDelivery>> {
-        transaction!(self.pool, |conn| claim_delivery(
-            conn, runner, now, lease_ms
-        )
-        .await)
+        limit: i64,
+    ) -> Result<Vec<DueDelivery>> {
+        transaction!(self.pool, |conn| {
+            claim_deliveries(conn, runner, now, lease_ms, limit).await
+        })
     }
     async fn finish_delivery(&self, id: i64, runner: &str, attempt: Attempt) -> Result<bool> {
-        transaction!(self.pool, |conn| finish_delivery(
-            conn, id, runner, &attempt
-        )
-        .await)
+        finish_delivery(&self.pool, id, runner, &attempt).await
     }
     async fn deliveries(&self, webhook_id: i64, before: i64, limit: i64) -> Result<Vec<Delivery>> {
         let rows = sqlx::query(&format!(

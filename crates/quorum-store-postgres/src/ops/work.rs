@@ -248,26 +248,42 @@ async fn locked_lease(conn: &mut PgConnection, lease_id: i64) -> Result<Option<L
 }
 
 /// The common case of a submission in one autocommitted statement: the caller's lease is live,
-/// so mark it answered, count the response and store it. Returns `None` when the lease is not
-/// the caller's live lease (already answered, skipped, expired, someone else's or missing):
-/// [`submit`] then sorts out which, replays, or refuses.
+/// so mark it answered, count the response and store it — with its `response.created` event
+/// and deliveries when a subscription wants them. Returns `None` when the lease is not the
+/// caller's live lease (already answered, skipped, expired, someone else's or missing), or when
+/// a subscription wants completion events (which need the item's count after this answer):
+/// [`submit`] then sorts out which, writes those events, replays, or refuses.
 pub async fn submit_live_lease(pool: &PgPool, s: &Submission) -> Result<Option<Response>> {
     let row = sqlx::query(
-        "WITH answered AS (
+        "WITH hooks AS (
+             SELECT webhooks.id, webhooks.events FROM webhooks, leases
+             WHERE leases.id = $2
+               AND (webhooks.project_id = leases.project_id OR webhooks.project_id IS NULL)),
+         answered AS (
              UPDATE leases SET state = 'submitted'
              WHERE id = $2 AND user_id = $1 AND state = 'active' AND expires_at > $6
-               -- Answers that cause webhook events take the full transaction, which writes them.
-               AND NOT EXISTS (SELECT 1 FROM webhooks
-                               WHERE webhooks.project_id = leases.project_id OR webhooks.project_id IS NULL)
+               AND NOT EXISTS (SELECT 1 FROM hooks WHERE events LIKE '%\"item.completed\"%'
+                                                      OR events LIKE '%\"project.completed\"%')
              RETURNING project_id, item_id),
          counted AS (
              UPDATE items SET responses = responses + 1, active_leases = active_leases - 1,
                               open = (NOT settled AND responses + active_leases < $7)
-             WHERE id = (SELECT item_id FROM answered))
-         INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at, gold_correct)
-         SELECT project_id, item_id, $1, $2, $3, $4, $5, $6, $8
-         FROM answered, (SELECT set_config('synchronous_commit', 'on', true)) AS durable
-         RETURNING *",
+             WHERE id = (SELECT item_id FROM answered)),
+         stored AS (
+             INSERT INTO responses (project_id, item_id, user_id, lease_id, answers, time_spent_ms, idempotency_key, created_at, gold_correct)
+             SELECT project_id, item_id, $1, $2, $3, $4, $5, $6, $8 FROM answered
+             RETURNING *),
+         event AS (
+             INSERT INTO webhook_events (project_id, kind, subject, created_at)
+             SELECT project_id, 'response.created',
+                    json_build_object('response_id', id, 'item_id', item_id)::text, $6
+             FROM stored WHERE EXISTS (SELECT 1 FROM hooks WHERE events LIKE '%\"response.created\"%')
+             RETURNING id),
+         deliveries AS (
+             INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at, created_at)
+             SELECT hooks.id, event.id, $6, $6 FROM hooks, event
+             WHERE hooks.events LIKE '%\"response.created\"%')
+         SELECT stored.* FROM stored, (SELECT set_config('synchronous_commit', 'on', true)) AS durable",
     )
     .bind(s.user_id)
     .bind(s.lease_id)

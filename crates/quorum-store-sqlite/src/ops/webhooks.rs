@@ -183,7 +183,7 @@ fn finish_delivery(conn: &Connection, id: i64, runner: &str, attempt: &Attempt) 
     match attempt.state {
         DeliveryState::Delivered => execute(
             conn,
-            "UPDATE webhooks SET failing_since = NULL WHERE id = ?1",
+            "UPDATE webhooks SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
             [webhook],
         )?,
         DeliveryState::Failed => execute(
@@ -281,15 +281,25 @@ impl Webhooks for SqliteStore {
         self.write(move |c| emit_once(c, project_id, &kind, &subject, once.as_deref(), now))
             .await
     }
-    async fn claim_delivery(
+    async fn claim_deliveries(
         &self,
         runner: &str,
         now: i64,
         lease_ms: i64,
-    ) -> Result<Option<DueDelivery>> {
+        limit: i64,
+    ) -> Result<Vec<DueDelivery>> {
         let runner = runner.to_string();
-        self.write(move |c| claim_delivery(c, &runner, now, lease_ms))
-            .await
+        self.write(move |c| {
+            let mut claimed = Vec::new();
+            while (claimed.len() as i64) < limit {
+                match claim_delivery(c, &runner, now, lease_ms)? {
+                    Some(due) => claimed.push(due),
+                    None => break,
+                }
+            }
+            Ok(claimed)
+        })
+        .await
     }
     async fn finish_delivery(&self, id: i64, runner: &str, attempt: Attempt) -> Result<bool> {
         let runner = runner.to_string();

@@ -25,6 +25,16 @@ fn attempt(state: DeliveryState, status: Option<i32>, next: i64, now: i64) -> At
     }
 }
 
+/// One claim of one delivery.
+async fn claim<S: Store>(
+    store: &S,
+    runner: &str,
+    now: i64,
+    lease: i64,
+) -> crate::Result<Option<crate::DueDelivery>> {
+    Ok(store.claim_deliveries(runner, now, lease, 1).await?.pop())
+}
+
 pub async fn answers_write_their_events_with_them<S: Store>(store: S) {
     let owner = user(&store, "owner").await;
     let (a, b) = (user(&store, "a").await, user(&store, "b").await);
@@ -116,6 +126,39 @@ pub async fn answers_write_their_events_with_them<S: Store>(store: S) {
             "response.created"
         ]
     );
+    // A subscription to answers alone: each answer carries its event (on PostgreSQL, in the
+    // one-statement path).
+    let answers_only = project(&store, owner, 1, LocalePolicy::Any).await;
+    let listener = store
+        .create_webhook(subscription(Some(answers_only), &["response.created"]))
+        .await
+        .unwrap();
+    store
+        .import_items(answers_only, batch![super::item("z", 0, None)], 0)
+        .await
+        .unwrap();
+    let (lease, _) = store
+        .next_lease(next(answers_only, b, 1, 5))
+        .await
+        .unwrap()
+        .unwrap();
+    let SubmitOutcome::Created(response) =
+        store.submit(submission(lease.id, b, 1, 5)).await.unwrap()
+    else {
+        panic!("created")
+    };
+    let heard = store.deliveries(listener.id, i64::MAX, 10).await.unwrap();
+    assert_eq!(heard.len(), 1);
+    assert_eq!(heard[0].kind, "response.created");
+    let due = store.claim_deliveries("r", 5, MINUTE, 10).await.unwrap();
+    let subject = &due
+        .iter()
+        .find(|d| d.webhook.id == listener.id)
+        .unwrap()
+        .event
+        .subject;
+    assert_eq!(subject["response_id"], response.id);
+    assert_eq!(subject["item_id"], response.item_id);
     // An event no write carries is recorded only when someone wants it.
     assert!(
         store
@@ -142,26 +185,12 @@ pub async fn deliveries_are_claimed_once_retried_and_given_up<S: Store>(store: S
     }
     // Oldest first, each to one runner; a held delivery is not claimed again until its lease
     // lapses.
-    let first = store
-        .claim_delivery("r1", 10, MINUTE)
-        .await
-        .unwrap()
-        .unwrap();
+    let first = claim(&store, "r1", 10, MINUTE).await.unwrap().unwrap();
     assert_eq!(first.event.subject, json!({"job_id": 1}));
     assert_eq!((first.delivery.attempts, first.webhook.id), (1, hook.id));
-    let second = store
-        .claim_delivery("r2", 10, MINUTE)
-        .await
-        .unwrap()
-        .unwrap();
+    let second = claim(&store, "r2", 10, MINUTE).await.unwrap().unwrap();
     assert_eq!(second.event.subject, json!({"job_id": 2}));
-    assert!(
-        store
-            .claim_delivery("r3", 20, MINUTE)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(claim(&store, "r3", 20, MINUTE).await.unwrap().is_none());
     // Only the holder records an attempt; a failure is retried when it is due.
     let retry = attempt(DeliveryState::Pending, Some(500), 1_000, 30);
     assert!(
@@ -176,18 +205,8 @@ pub async fn deliveries_are_claimed_once_retried_and_given_up<S: Store>(store: S
             .await
             .unwrap()
     );
-    assert!(
-        store
-            .claim_delivery("r3", 999, MINUTE)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let again = store
-        .claim_delivery("r3", 1_000, MINUTE)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(claim(&store, "r3", 999, MINUTE).await.unwrap().is_none());
+    let again = claim(&store, "r3", 1_000, MINUTE).await.unwrap().unwrap();
     assert_eq!(
         (again.delivery.id, again.delivery.attempts),
         (first.delivery.id, 2)
@@ -201,14 +220,12 @@ pub async fn deliveries_are_claimed_once_retried_and_given_up<S: Store>(store: S
     );
     // r2's server died: its delivery is claimed again once its lease lapses.
     assert!(
-        store
-            .claim_delivery("r4", 9 + MINUTE, MINUTE)
+        claim(&store, "r4", 9 + MINUTE, MINUTE)
             .await
             .unwrap()
             .is_none()
     );
-    let taken = store
-        .claim_delivery("r4", 10 + MINUTE, MINUTE)
+    let taken = claim(&store, "r4", 10 + MINUTE, MINUTE)
         .await
         .unwrap()
         .unwrap();
@@ -250,8 +267,7 @@ pub async fn deliveries_are_claimed_once_retried_and_given_up<S: Store>(store: S
         store.redeliver(hook.id, None, 100 * MINUTE).await.unwrap(),
         1
     );
-    let redone = store
-        .claim_delivery("r5", 100 * MINUTE, MINUTE)
+    let redone = claim(&store, "r5", 100 * MINUTE, MINUTE)
         .await
         .unwrap()
         .unwrap();
@@ -403,16 +419,12 @@ pub async fn standing_reviews_completion_and_reports_write_their_events<S: Store
             "standard.report_signed"
         ]
     );
-    let due = store
-        .claim_delivery("r", 10, MINUTE)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(due.event.kind, "project.completed");
-    let mut events = vec![due.event.subject];
-    while let Some(due) = store.claim_delivery("r", 10, MINUTE).await.unwrap() {
-        events.push(due.event.subject);
-    }
+    // Claimed in one batch, oldest first; nothing is left for the next claim.
+    let due = store.claim_deliveries("r", 10, MINUTE, 10).await.unwrap();
+    assert_eq!(due.len(), 5);
+    assert_eq!(due[0].event.kind, "project.completed");
+    assert!(claim(&store, "r2", 10, MINUTE).await.unwrap().is_none());
+    let events: Vec<serde_json::Value> = due.into_iter().map(|d| d.event.subject).collect();
     assert_eq!(events[1]["reason"], "too fast");
     assert_eq!(events[2]["actor_id"], owner);
     assert_eq!(events[3]["verdict"], "correct");
