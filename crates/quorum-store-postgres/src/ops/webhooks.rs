@@ -123,7 +123,7 @@ async fn claim_deliveries(
 ) -> Result<Vec<DueDelivery>> {
     // A claim need not wait for the disk: lost in a crash, it only makes the delivery be sent
     // again, which at-least-once delivery allows (receivers tell repeats by the event id).
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(
         "WITH candidate AS (
              SELECT id FROM webhook_deliveries
              WHERE state = 'pending' AND next_attempt_at <= $2
@@ -134,8 +134,8 @@ async fn claim_deliveries(
              FROM candidate WHERE d.id = candidate.id RETURNING d.*),
          lazy AS (SELECT set_config('synchronous_commit', 'off', true))
          SELECT claimed.*, e.kind FROM claimed JOIN webhook_events e ON e.id = claimed.event_id, lazy
-         ORDER BY claimed.next_attempt_at, claimed.id"
-    ))
+         ORDER BY claimed.next_attempt_at, claimed.id",
+    )
     .bind(runner)
     .bind(now)
     .bind(now + lease_ms)
