@@ -14,6 +14,7 @@ mod datasets;
 mod limits;
 mod models;
 mod postgres;
+mod python_client;
 mod serve;
 mod support;
 mod webhooks;

@@ -1,0 +1,158 @@
+"""The client against a real `quorum serve` (QUORUM_URL, QUORUM_TOKEN of an administrator);
+the Rust test `python_client` starts one and runs these. Nothing here is mocked."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import threading
+import time
+import unittest
+import uuid
+
+from quorum_client import Client, QuorumError, SIGNATURE_HEADER, verify_signature
+
+SCHEMA = {
+    "fields": [{"name": "text", "kind": "text"}],
+    "questions": [{"name": "label", "kind": "label", "options": ["pos", "neg"], "required": True}],
+}
+
+
+def admin() -> Client:
+    url, token = os.environ.get("QUORUM_URL"), os.environ.get("QUORUM_TOKEN")
+    if not url or not token:
+        raise unittest.SkipTest("QUORUM_URL and QUORUM_TOKEN name a running server")
+    return Client(url, token)
+
+
+def rater(quorum: Client, project_id: int) -> Client:
+    name = f"rater-{uuid.uuid4().hex[:8]}"
+    user = quorum.create_user(name, "password123")
+    quorum.add_member(project_id, name, "annotator")
+    return Client(quorum.url, quorum.create_token(user["id"]))
+
+
+def answer_all(client: Client, project_id: int, label: str) -> int:
+    answered = 0
+    while (assignment := client.next(project_id)) is not None:
+        client.submit(assignment["lease"]["id"], {"label": label}, time_spent_ms=900)
+        answered += 1
+    return answered
+
+
+class Projects(unittest.TestCase):
+    def test_a_project_is_made_filled_answered_and_exported(self) -> None:
+        quorum = admin()
+        project = quorum.create_project("py-items", SCHEMA, overlap=2)
+        items = [{"external_id": f"i{i}", "fields": {"text": f"text {i}"}} for i in range(5)]
+        self.assertEqual(quorum.import_items(project["id"], items)["created"], 5)
+        self.assertIn(project["id"], [p["id"] for p in quorum.projects()])
+        self.assertEqual(quorum.project(project["id"])["role"], "manager")
+
+        first, second = rater(quorum, project["id"]), rater(quorum, project["id"])
+        self.assertEqual(answer_all(first, project["id"], "pos"), 5)
+        self.assertEqual(answer_all(second, project["id"], "neg"), 5)
+        self.assertIsNone(first.next(project["id"]))
+        stats = quorum.stats(project["id"])
+        self.assertEqual((stats["responses"], stats["items_complete"]), (10, 5))
+
+        rows = list(quorum.export(project["id"]))
+        self.assertEqual(len(rows), 10)
+        self.assertEqual({r["answers"]["label"] for r in rows}, {"pos", "neg"})
+        self.assertEqual(quorum.export_csv(project["id"]).count("\n"), 11)
+        consensus = quorum.consensus(project["id"], method="mv")
+        self.assertEqual(len(consensus), 5)
+        self.assertTrue(all(c["question"] == "label" for c in consensus))
+        self.assertEqual(quorum.agreement(project["id"])[0]["question"], "label")
+        self.assertEqual(len(quorum.raters(project["id"])), 2)
+
+    def test_dataframes_go_in_and_come_out(self) -> None:
+        try:
+            import pandas
+        except ImportError:
+            self.skipTest("pandas is not installed")
+        quorum = admin()
+        project = quorum.create_project("py-frames", SCHEMA)
+        frame = pandas.DataFrame(
+            {"external_id": ["a", "b"], "fields": [{"text": "one"}, {"text": "two"}]}
+        )
+        self.assertEqual(quorum.import_items(project["id"], frame)["created"], 2)
+        answer_all(rater(quorum, project["id"]), project["id"], "pos")
+        exported = quorum.export_dataframe(project["id"])
+        self.assertEqual(sorted(exported["external_id"]), ["a", "b"])
+        try:
+            import polars
+        except ImportError:
+            return
+        as_polars = quorum.export_dataframe(project["id"], library="polars")
+        self.assertIsInstance(as_polars, polars.DataFrame)
+        self.assertEqual(as_polars.height, 2)
+
+    def test_refusals_say_what_and_where(self) -> None:
+        quorum = admin()
+        with self.assertRaises(QuorumError) as refused:
+            quorum.create_project("bad", {"fields": [], "questions": []}, overlap=0)
+        self.assertEqual(refused.exception.status, 422)
+        project = quorum.create_project("py-bad-items", SCHEMA)
+        with self.assertRaises(QuorumError) as refused:
+            quorum.import_items(project["id"], [{"external_id": "x", "fields": {"nope": 1}}])
+        self.assertEqual(refused.exception.code, "rows_rejected")
+        self.assertEqual(refused.exception.details["rejected"][0]["row"], 1)
+        self.assertEqual(quorum.stats(project["id"])["items"], 0)
+        with self.assertRaises(QuorumError) as missing:
+            quorum.project(10**9)
+        self.assertEqual(missing.exception.status, 404)
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    got: list = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.got.append((self.headers[SIGNATURE_HEADER], body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class Webhooks(unittest.TestCase):
+    def test_events_arrive_signed_and_the_log_says_so(self) -> None:
+        quorum = admin()
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        project = quorum.create_project("py-hooks", SCHEMA)
+        quorum.import_items(project["id"], [{"external_id": "h", "fields": {"text": "t"}}])
+        created = quorum.create_webhook(project["id"], url, ["response.created", "item.completed"])
+        secret, hook = created["secret"], created["webhook"]
+        self.assertEqual([w["id"] for w in quorum.webhooks(project["id"])], [hook["id"]])
+        answer_all(rater(quorum, project["id"]), project["id"], "pos")
+        deadline = time.time() + 20
+        while len(Receiver.got) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        server.shutdown()
+        server.server_close()
+        self.assertEqual(len(Receiver.got), 2)
+        for header, body in Receiver.got:
+            self.assertTrue(verify_signature(header, body, secret))
+            self.assertFalse(verify_signature(header, body, "whsec_other"))
+            self.assertFalse(verify_signature(header, body + b" ", secret))
+        types = sorted(json.loads(body)["type"] for _, body in Receiver.got)
+        self.assertEqual(types, ["item.completed", "response.created"])
+        deadline = time.time() + 10
+        log = quorum.deliveries(hook["id"])
+        while not all(d["state"] == "delivered" for d in log) and time.time() < deadline:
+            time.sleep(0.05)
+            log = quorum.deliveries(hook["id"])
+        self.assertEqual([d["state"] for d in log], ["delivered", "delivered"])
+        rotated = quorum.rotate_webhook_secret(hook["id"], overlap_ms=60_000)
+        self.assertNotEqual(rotated["secret"], secret)
+        quorum.delete_webhook(hook["id"])
+        self.assertEqual(quorum.webhooks(project["id"]), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
