@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import sys
 import threading
 import time
 import unittest
@@ -79,8 +80,15 @@ class Projects(unittest.TestCase):
         )
         self.assertEqual(quorum.import_items(project["id"], frame)["created"], 2)
         answer_all(rater(quorum, project["id"]), project["id"], "pos")
-        exported = quorum.export_dataframe(project["id"])
+        exported = quorum.export_dataframe(project["id"], format="jsonl")
         self.assertEqual(sorted(exported["external_id"]), ["a", "b"])
+        try:
+            import pyarrow  # noqa: F401 (pandas reads Parquet through it)
+        except ImportError:
+            pass
+        else:
+            typed = quorum.export_dataframe(project["id"])
+            self.assertEqual(sorted(typed["answer_label"]), ["pos", "pos"])
         try:
             import polars
         except ImportError:
@@ -103,6 +111,97 @@ class Projects(unittest.TestCase):
         with self.assertRaises(QuorumError) as missing:
             quorum.project(10**9)
         self.assertEqual(missing.exception.status, 404)
+
+
+PARQUET_SCHEMA = {
+    "fields": [{"name": "text", "kind": "text"}],
+    "questions": [
+        {"name": "label", "kind": "label", "options": ["pos", "neg"], "required": True},
+        {"name": "stars", "kind": "rating", "min": 1, "max": 5},
+        {"name": "tags", "kind": "multi_label", "options": ["a", "b", "c"]},
+        {"name": "note", "kind": "text"},
+    ],
+}
+
+
+class Parquet(unittest.TestCase):
+    """Quorum's Parquet read by pyarrow, polars, DuckDB and Hugging Face datasets: the same
+    rows and values as the JSON Lines export, with typed answer columns."""
+
+    def test_the_parquet_export_reads_everywhere(self) -> None:
+        import tempfile
+
+        quorum = admin()
+        project = quorum.create_project("py-parquet", PARQUET_SCHEMA, overlap=2)
+        items = [{"external_id": f"p{i}", "fields": {"text": f"text {i}"}} for i in range(6)]
+        quorum.import_items(project["id"], items)
+        for label, stars, tags in (("pos", 5, ["a", "c"]), ("neg", None, [])):
+            client = rater(quorum, project["id"])
+            while (assignment := client.next(project["id"])) is not None:
+                answers = {"label": label, "tags": tags, "note": "fine"}
+                if stars is not None:
+                    answers["stars"] = stars
+                client.submit(assignment["lease"]["id"], answers)
+        expected = {
+            row["response_id"]: row for row in quorum.export(project["id"])
+        }
+        self.assertEqual(len(expected), 12)
+        path = os.path.join(tempfile.mkdtemp(), "responses.parquet")
+        self.assertGreater(quorum.export_parquet(project["id"], path), 0)
+
+        def check(rows: list, reader: str) -> None:
+            self.assertEqual(len(rows), 12, reader)
+            for row in rows:
+                want = expected[row["response_id"]]
+                self.assertEqual(row["external_id"], want["external_id"], reader)
+                self.assertEqual(row["user"], want["user"], reader)
+                self.assertEqual(row["answer_label"], want["answers"]["label"], reader)
+                self.assertEqual(row["answer_stars"], want["answers"].get("stars"), reader)
+                self.assertEqual(list(row["answer_tags"]), want["answers"]["tags"], reader)
+                self.assertEqual(json.loads(row["answers"]), want["answers"], reader)
+                self.assertEqual(row["time_spent_ms"], want["time_spent_ms"], reader)
+
+        read = []
+        try:
+            import pyarrow.parquet
+
+            table = pyarrow.parquet.read_table(path)
+            self.assertEqual(str(table.schema.field("answer_stars").type), "int64")
+            self.assertEqual(str(table.schema.field("created_at").type), "timestamp[ms, tz=UTC]")
+            check(table.to_pylist(), "pyarrow")
+            read.append("pyarrow")
+        except ImportError:
+            pass
+        try:
+            import polars
+
+            check(polars.read_parquet(path).to_dicts(), "polars")
+            read.append("polars")
+        except ImportError:
+            pass
+        try:
+            import duckdb
+
+            cursor = duckdb.sql(f"SELECT * FROM read_parquet('{path}')")
+            names = [c[0] for c in cursor.description]
+            check([dict(zip(names, values)) for values in cursor.fetchall()], "duckdb")
+            read.append("duckdb")
+        except ImportError:
+            pass
+        try:
+            os.environ["HF_DATASETS_OFFLINE"] = "1"
+            import datasets
+
+            loaded = datasets.load_dataset(
+                "parquet", data_files=path, split="train", cache_dir=tempfile.mkdtemp()
+            )
+            check(list(loaded), "datasets")
+            read.append("datasets")
+        except ImportError:
+            pass
+        print(f"\nParquet read by: {', '.join(read) or 'nothing installed'}", file=sys.stderr)
+        if not read:
+            self.skipTest("none of pyarrow, polars, duckdb, datasets is installed")
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):

@@ -676,7 +676,8 @@ pub struct ExportArgs {
     /// The project's id.
     #[arg(long)]
     pub project: i64,
-    /// `jsonl` or `csv` (every response), `dpo` (preference pairs of a pairwise project),
+    /// `jsonl`, `csv` or `parquet` (every response; Parquet with a typed column per question),
+    /// `dpo` (preference pairs of a pairwise project),
     /// `sft` (conversations from a free-text question) or `consensus` (each item's consensus
     /// per question).
     #[arg(long, default_value = "jsonl")]

@@ -199,8 +199,8 @@ class Client:
     def export(self, project_id: int, format: str = "jsonl") -> Iterator[Json]:
         """The project's rows, streamed: every response (``jsonl``), preference pairs
         (``dpo``), conversations (``sft``) or each item's consensus (``consensus``)."""
-        if format == "csv":
-            raise ValueError("export() yields rows as dicts; use export_csv() for CSV")
+        if format in ("csv", "parquet"):
+            raise ValueError("export() yields rows; use export_csv() or export_parquet()")
         response = self._open("GET", f"/api/v1/projects/{project_id}/export", params={"format": format})
         with response:
             for line in response:
@@ -213,18 +213,44 @@ class Client:
         with response:
             return response.read().decode()
 
-    def export_dataframe(self, project_id: int, format: str = "jsonl", library: str = "pandas") -> Any:
-        """An export as a pandas (default) or polars DataFrame."""
+    def export_parquet(self, project_id: int, path: str) -> int:
+        """Every response as a Parquet file at ``path`` (typed columns per question:
+        ``answer_<question>``); the bytes written."""
+        response = self._open("GET", f"/api/v1/projects/{project_id}/export", params={"format": "parquet"})
+        written = 0
+        with response, open(path, "wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                written += len(chunk)
+        return written
+
+    def export_dataframe(self, project_id: int, format: str = "parquet", library: str = "pandas") -> Any:
+        """An export as a pandas (default) or polars DataFrame. Responses come as Parquet (typed
+        columns, ``answer_<question>`` per question; pandas needs pyarrow for it); the other
+        formats (``jsonl``, ``dpo``, ``sft``, ``consensus``) as rows."""
+        if library not in ("pandas", "polars"):
+            raise ValueError("library is pandas or polars")
+        if format == "parquet":
+            import io
+
+            response = self._open("GET", f"/api/v1/projects/{project_id}/export", params={"format": "parquet"})
+            with response:
+                data = io.BytesIO(response.read())
+            if library == "pandas":
+                import pandas
+
+                return pandas.read_parquet(data)
+            import polars
+
+            return polars.read_parquet(data)
         rows = list(self.export(project_id, format))
         if library == "pandas":
             import pandas
 
             return pandas.DataFrame(rows)
-        if library == "polars":
-            import polars
+        import polars
 
-            return polars.DataFrame(rows)
-        raise ValueError("library is pandas or polars")
+        return polars.DataFrame(rows)
 
     def consensus(self, project_id: int, method: Optional[str] = None) -> List[Json]:
         """Each item's consensus per question, with its confidence."""

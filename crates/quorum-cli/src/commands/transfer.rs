@@ -124,9 +124,9 @@ async fn export_with<S: Store>(store: S, args: ExportArgs) -> anyhow::Result<()>
             ProgressStyle::with_template("{wide_bar} {pos}/{len} responses ({eta})")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        while let Some(text) = pages.next_page().await? {
-            out.write_all(text.as_bytes())?;
-            bar.inc(text.lines().count() as u64);
+        while let Some(bytes) = pages.next_page().await? {
+            out.write_all(&bytes)?;
+            bar.set_position(pages.read());
         }
         out.flush()?;
         bar.finish_and_clear();

@@ -7,8 +7,9 @@ use std::process::Command;
 use crate::serve::serve_env;
 
 /// The client's virtual environment, kept between runs under the user's cache; a setuptools
-/// that builds wheels itself (so installing the client fetches no build environment), pandas
-/// and polars are installed into it once (the DataFrame test skips itself without them).
+/// that builds wheels itself (so installing the client fetches no build environment) and the
+/// readers the tests use — pandas, polars, pyarrow, DuckDB, Hugging Face datasets — are
+/// installed into it once (tests that need one skip themselves without it).
 fn environment() -> Option<PathBuf> {
     let python = Command::new("python3").arg("--version").output();
     if python.is_err() {
@@ -33,7 +34,7 @@ fn environment() -> Option<PathBuf> {
     let complete = Command::new(&python)
         .args([
             "-c",
-            "import setuptools.command.bdist_wheel, pandas, polars",
+            "import setuptools.command.bdist_wheel, pandas, polars, pyarrow, duckdb, datasets",
         ])
         .status()
         .unwrap()
@@ -41,7 +42,14 @@ fn environment() -> Option<PathBuf> {
     if !complete {
         let installed = Command::new(&python)
             .args(["-m", "pip", "install", "-q", "--upgrade"])
-            .args(["setuptools>=70.1", "pandas", "polars"])
+            .args([
+                "setuptools>=70.1",
+                "pandas",
+                "polars",
+                "pyarrow",
+                "duckdb",
+                "datasets",
+            ])
             .status()
             .unwrap();
         if !installed.success() {
@@ -97,7 +105,7 @@ async fn the_python_client_installs_and_passes_its_tests_against_a_real_server()
         .unwrap();
     let report = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{report}");
-    assert!(report.contains("Ran 4 tests"), "{report}");
+    assert!(report.contains("Ran 5 tests"), "{report}");
     let where_from = Command::new(&python)
         .args(["-c", "import quorum_client; print(quorum_client.__file__)"])
         .current_dir(dir.path())
@@ -105,12 +113,16 @@ async fn the_python_client_installs_and_passes_its_tests_against_a_real_server()
         .unwrap();
     let location = String::from_utf8_lossy(&where_from.stdout);
     assert!(location.contains("site-packages"), "{location}");
-    let frames = Command::new(&python)
-        .args(["-c", "import pandas, polars"])
+    let readers = Command::new(&python)
+        .args(["-c", "import pandas, polars, pyarrow, duckdb, datasets"])
         .status()
         .unwrap()
         .success();
-    if frames {
-        assert!(!report.contains("skipped 'pandas"), "{report}");
+    if readers {
+        assert!(!report.contains("skipped"), "{report}");
+        assert!(
+            report.contains("Parquet read by: pyarrow, polars, duckdb, datasets"),
+            "{report}"
+        );
     }
 }

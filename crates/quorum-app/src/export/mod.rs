@@ -1,6 +1,10 @@
 //! Every export format, and the one way to produce each, shared by the API and the CLI:
-//! responses (JSON Lines, CSV) stream page by page; the aggregate formats (DPO pairs, SFT
-//! conversations, consensus) are computed over the whole project first.
+//! responses (JSON Lines, CSV, Parquet) stream page by page; the aggregate formats (DPO pairs,
+//! SFT conversations, consensus) are computed over the whole project first.
+
+mod parquet;
+
+pub use parquet::ParquetPages;
 
 use quorum_store::{ExportRow, Store};
 use serde_json::{Value, json};
@@ -22,7 +26,7 @@ pub enum Export {
 
 impl Export {
     /// The names the API's `format` and the CLI's `--format` take.
-    pub const NAMES: &[&str] = &["jsonl", "csv", "dpo", "sft", "consensus"];
+    pub const NAMES: &[&str] = &["jsonl", "csv", "parquet", "dpo", "sft", "consensus"];
 
     pub fn parse(text: &str) -> Result<Export, AppError> {
         Ok(match text {
@@ -57,33 +61,56 @@ pub struct ExportPages<S> {
     header: Option<&'static str>,
     /// The last response id written; `None` once the last page is out.
     after: Option<i64>,
+    /// A Parquet export's writer, until its footer is out.
+    parquet: Option<ParquetPages>,
+    /// Responses read so far (for a progress bar).
+    read: u64,
 }
 
 impl<S: Store> ExportPages<S> {
+    /// Responses read so far, of the total [`App::export_responses`] announced.
+    pub fn read(&self) -> u64 {
+        self.read
+    }
+
     /// The next piece of the export (the header first), or `None` at the end.
-    pub async fn next_page(&mut self) -> Result<Option<String>, AppError> {
+    pub async fn next_page(&mut self) -> Result<Option<Vec<u8>>, AppError> {
         if let Some(header) = self.header.take().filter(|h| !h.is_empty()) {
-            return Ok(Some(header.to_string()));
+            return Ok(Some(header.as_bytes().to_vec()));
         }
-        let Some(after) = self.after else {
-            return Ok(None);
-        };
-        let rows = self
-            .app
-            .store()
-            .export_responses(self.project_id, after, EXPORT_PAGE)
-            .await?;
-        self.after = if (rows.len() as i64) < EXPORT_PAGE {
-            None
-        } else {
-            rows.last().map(|r| r.response_id)
+        let rows = match self.after {
+            Some(after) => {
+                let rows = self
+                    .app
+                    .store()
+                    .export_responses(self.project_id, after, EXPORT_PAGE)
+                    .await?;
+                self.after = if (rows.len() as i64) < EXPORT_PAGE {
+                    None
+                } else {
+                    rows.last().map(|r| r.response_id)
+                };
+                self.read += rows.len() as u64;
+                rows
+            }
+            None => Vec::new(),
         };
         if rows.is_empty() {
-            return Ok(None);
+            // The end: a Parquet file still has its footer to write.
+            self.after = None;
+            return match self.parquet.take() {
+                Some(mut parquet) => Ok(Some(parquet.finish()?)),
+                None => Ok(None),
+            };
         }
-        let mut text = String::with_capacity(rows.len() * 160);
-        self.format.render(&rows, &mut text);
-        Ok(Some(text))
+        match &mut self.parquet {
+            Some(parquet) => Ok(Some(parquet.page(&rows)?)),
+            None => {
+                let mut text = String::with_capacity(rows.len() * 160);
+                self.format.render(&rows, &mut text);
+                Ok(Some(text.into_bytes()))
+            }
+        }
     }
 }
 
@@ -102,12 +129,18 @@ impl<S: Store> App<S> {
             .stats(project_id, project.overlap, self.now())
             .await?
             .responses;
+        let parquet = match format {
+            ExportFormat::Parquet => Some(ParquetPages::new(&project.schema)?),
+            _ => None,
+        };
         let pages = ExportPages {
             app: self.clone(),
             project_id,
             format,
             header: Some(format.header()),
             after: Some(0),
+            parquet,
+            read: 0,
         };
         Ok((pages, total))
     }
@@ -141,6 +174,8 @@ pub enum ExportFormat {
     Jsonl,
     /// RFC 4180 CSV with a header; `answers` is a JSON cell.
     Csv,
+    /// Apache Parquet, a row group per page, typed columns per question (see `parquet.rs`).
+    Parquet,
 }
 
 impl ExportFormat {
@@ -148,6 +183,7 @@ impl ExportFormat {
         match text {
             "jsonl" => Some(ExportFormat::Jsonl),
             "csv" => Some(ExportFormat::Csv),
+            "parquet" => Some(ExportFormat::Parquet),
             _ => None,
         }
     }
@@ -156,24 +192,27 @@ impl ExportFormat {
         match self {
             ExportFormat::Jsonl => "application/x-ndjson",
             ExportFormat::Csv => "text/csv; charset=utf-8",
+            ExportFormat::Parquet => "application/vnd.apache.parquet",
         }
     }
 
     /// What comes before the first row.
     pub fn header(self) -> &'static str {
         match self {
-            ExportFormat::Jsonl => "",
+            ExportFormat::Jsonl | ExportFormat::Parquet => "",
             ExportFormat::Csv => {
                 "response_id,item_id,external_id,user,answers,time_spent_ms,created_at\n"
             }
         }
     }
 
-    /// Appends `rows` to `out`, leaving out answers to gold items (they test raters; they are
-    /// not data).
+    /// Appends `rows` to `out` as text, leaving out answers to gold items (they test raters;
+    /// they are not data). Parquet is binary: [`ParquetPages`] writes it, and here it adds
+    /// nothing.
     pub fn render(self, rows: &[ExportRow], out: &mut String) {
         for row in rows.iter().filter(|r| !r.gold) {
             match self {
+                ExportFormat::Parquet => return,
                 ExportFormat::Csv => {
                     let answers = row.answers.to_string();
                     out.push_str(&format!(
