@@ -563,6 +563,9 @@ pub struct BenchArgs {
     /// Export this existing project instead of creating one (skips import and the loop).
     #[arg(long)]
     pub export_project: Option<i64>,
+    /// The format `--export` and `--export-project` time: `jsonl`, `csv` or `parquet`.
+    #[arg(long, default_value = "jsonl")]
+    pub export_format: String,
     /// Subscribe a receiver in this process (on loopback: the server must allow private
     /// addresses) to the project's `response.created` events before the rater loop, and report
     /// how fast they are delivered.

@@ -45,7 +45,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let client = Client::builder().pool_max_idle_per_host(1024).build()?;
     let base = args.url.trim_end_matches('/').to_string();
     if let Some(project) = args.export_project {
-        return export(&client, &base, &args.token, project).await;
+        return export(&client, &base, &args.token, project, &args.export_format).await;
     }
     let schema = json!({
         "fields": [{"name": "text", "kind": "text"}],
@@ -100,7 +100,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     if args.export {
-        export(&client, &base, &args.token, project).await?;
+        export(&client, &base, &args.token, project, &args.export_format).await?;
     }
     Ok(())
 }
@@ -264,11 +264,25 @@ async fn deliveries(arrivals: &Arrivals, answered: u64) -> anyhow::Result<()> {
 }
 
 #[expect(clippy::print_stdout, reason = "the benchmark report")]
-async fn export(client: &Client, base: &str, token: &str, project: i64) -> anyhow::Result<()> {
+async fn export(
+    client: &Client,
+    base: &str,
+    token: &str,
+    project: i64,
+    format: &str,
+) -> anyhow::Result<()> {
+    let stats: Value = client
+        .get(format!("{base}/api/v1/projects/{project}/stats"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let responses = stats["stats"]["responses"].as_i64().unwrap_or_default();
     let started = Instant::now();
     let mut response = client
         .get(format!(
-            "{base}/api/v1/projects/{project}/export?format=jsonl"
+            "{base}/api/v1/projects/{project}/export?format={format}"
         ))
         .bearer_auth(token)
         .send()
@@ -276,16 +290,15 @@ async fn export(client: &Client, base: &str, token: &str, project: i64) -> anyho
     if response.status() != StatusCode::OK {
         bail!("export: {}", response.status());
     }
-    let (mut rows, mut bytes) = (0u64, 0u64);
+    let mut bytes = 0u64;
     while let Some(chunk) = response.chunk().await? {
-        rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
         bytes += chunk.len() as u64;
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "export: {rows} responses ({:.1} MB) in {seconds:.2}s = {:.0} responses/s",
+        "export ({format}): {responses} responses, {:.1} MB in {seconds:.2}s = {:.0} responses/s",
         bytes as f64 / 1e6,
-        rows as f64 / seconds
+        responses as f64 / seconds
     );
     Ok(())
 }
