@@ -61,6 +61,24 @@ fn environment() -> Option<PathBuf> {
     Some(venv)
 }
 
+/// Copies a source tree (files and folders; build output and bytecode caches left out).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let text = name.to_string_lossy();
+        if text == "__pycache__" || text == "build" || text.ends_with(".egg-info") {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_client_installs_and_passes_its_tests_against_a_real_server() {
     let Some(venv) = environment() else {
@@ -68,7 +86,10 @@ async fn the_python_client_installs_and_passes_its_tests_against_a_real_server()
     };
     let python = venv.join("bin/python");
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/python");
-    // Installed as a user would (no network: setuptools comes with the environment).
+    // Installed as a user would, from a copy: building writes `build/` and `*.egg-info` next
+    // to the sources, which stay clean.
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(&client, copy.path());
     let installed = Command::new(&python)
         .args([
             "-m",
@@ -79,7 +100,7 @@ async fn the_python_client_installs_and_passes_its_tests_against_a_real_server()
             "--no-deps",
             "--force-reinstall",
         ])
-        .arg(&client)
+        .arg(copy.path())
         .output()
         .unwrap();
     assert!(
@@ -96,7 +117,7 @@ async fn the_python_client_installs_and_passes_its_tests_against_a_real_server()
     // Run from elsewhere, so the installed package is imported, not the source tree.
     let run = Command::new(&python)
         .args(["-m", "unittest", "discover", "-v", "-s"])
-        .arg(client.join("tests"))
+        .arg(copy.path().join("tests"))
         .current_dir(dir.path())
         .env("QUORUM_URL", &served.base)
         .env("QUORUM_TOKEN", &token)
