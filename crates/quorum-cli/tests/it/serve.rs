@@ -518,7 +518,7 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
     assert!(!unknown.status.success());
     let said = String::from_utf8_lossy(&unknown.stderr);
     assert!(
-        said.contains("unknown format `xml`; use jsonl, csv, dpo, sft, consensus"),
+        said.contains("unknown format `xml`; use jsonl, csv, parquet, dpo, sft, consensus"),
         "{said}"
     );
     let child = &mut server.child;
