@@ -67,6 +67,9 @@ class Projects(unittest.TestCase):
         self.assertTrue(all(c["question"] == "label" for c in consensus))
         self.assertEqual(quorum.agreement(project["id"])[0]["question"], "label")
         self.assertEqual(len(quorum.raters(project["id"])), 2)
+        card = quorum.dataset_card(project["id"], format="parquet", license="cc-by-4.0")
+        self.assertTrue(card.startswith("---\nlicense: cc-by-4.0\n"), card)
+        self.assertIn("5 items were answered by 2 raters (10 answers", card)
 
     def test_dataframes_go_in_and_come_out(self) -> None:
         try:

@@ -688,6 +688,13 @@ pub struct ExportArgs {
     /// Where to write (standard output when absent).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Also write a dataset card (`README.md`, as the Hugging Face Hub reads it) next to
+    /// `--output`.
+    #[arg(long, requires = "output")]
+    pub card: bool,
+    /// The licence id in the card (e.g. `cc-by-4.0`).
+    #[arg(long, default_value = "other", requires = "card")]
+    pub license: String,
     /// Acts as this user (who must be the project's manager or an administrator).
     #[arg(long = "as", default_value = "admin")]
     pub user: String,

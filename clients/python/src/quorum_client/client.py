@@ -252,6 +252,15 @@ class Client:
 
         return polars.DataFrame(rows)
 
+    def dataset_card(self, project_id: int, format: str = "jsonl", license: str = "other") -> str:
+        """A dataset card for an export (Markdown with the YAML front matter the Hugging Face
+        Hub reads): save it as ``README.md`` next to the export saved as ``data.jsonl`` (or
+        ``data.parquet``)."""
+        params = {"format": format, "license": license}
+        response = self._open("GET", f"/api/v1/projects/{project_id}/card", params=params)
+        with response:
+            return response.read().decode()
+
     def consensus(self, project_id: int, method: Optional[str] = None) -> List[Json]:
         """Each item's consensus per question, with its confidence."""
         path = f"/api/v1/projects/{project_id}/consensus"

@@ -2,6 +2,7 @@
 //! responses (JSON Lines, CSV, Parquet) stream page by page; the aggregate formats (DPO pairs,
 //! SFT conversations, consensus) are computed over the whole project first.
 
+mod card;
 mod parquet;
 
 pub use parquet::ParquetPages;

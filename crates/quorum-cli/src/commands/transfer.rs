@@ -100,6 +100,36 @@ async fn export_with<S: Store>(store: S, args: ExportArgs) -> anyhow::Result<()>
     let result = async {
         let caller = caller(&app, &args.user).await?;
         let export = Export::parse(&args.format)?;
+        // The card first: a refused licence leaves no half-written export behind.
+        let card = match (&args.output, args.card) {
+            (Some(path), true) => {
+                let file = path.file_name().map(|n| n.to_string_lossy().to_string());
+                let card = app
+                    .dataset_card(
+                        &caller,
+                        args.project,
+                        export,
+                        &args.license,
+                        file.as_deref(),
+                    )
+                    .await?;
+                let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+                Some((
+                    folder
+                        .unwrap_or(std::path::Path::new("."))
+                        .join("README.md"),
+                    card,
+                ))
+            }
+            _ => None,
+        };
+        let write_card = || -> anyhow::Result<()> {
+            if let Some((path, card)) = &card {
+                std::fs::write(path, card)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            Ok(())
+        };
         let mut out: Box<dyn Write> = match &args.output {
             Some(path) => Box::new(std::io::BufWriter::with_capacity(
                 1 << 20,
@@ -116,6 +146,7 @@ async fn export_with<S: Store>(store: S, args: ExportArgs) -> anyhow::Result<()>
                 writeln!(out, "{line}")?;
             }
             out.flush()?;
+            write_card()?;
             return anyhow::Ok(());
         };
         let (mut pages, total) = app.export_responses(&caller, args.project, format).await?;
@@ -130,6 +161,7 @@ async fn export_with<S: Store>(store: S, args: ExportArgs) -> anyhow::Result<()>
         }
         out.flush()?;
         bar.finish_and_clear();
+        write_card()?;
         anyhow::Ok(())
     }
     .await;

@@ -506,6 +506,51 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
         .unwrap();
     assert_eq!(from_cli, from_api);
     assert_eq!(from_cli.lines().count(), 2, "{from_cli}");
+    // Parquet to a file, with a dataset card next to it naming that file; a bad licence
+    // writes neither.
+    let folder = dir.path().join("dataset");
+    std::fs::create_dir(&folder).unwrap();
+    let output = folder.join("responses.parquet");
+    let output_arg = output.display().to_string();
+    let export_args = |license: &'static str| {
+        vec![
+            "export".to_string(),
+            "--project".into(),
+            project_arg.clone(),
+            "--database".into(),
+            database.clone(),
+            "--format".into(),
+            "parquet".into(),
+            "--output".into(),
+            output_arg.clone(),
+            "--card".into(),
+            "--license".into(),
+            license.into(),
+        ]
+    };
+    let refused = quorum(
+        &export_args("no licence")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(!refused.status.success());
+    assert!(!output.exists() && !folder.join("README.md").exists());
+    let carded = quorum(
+        &export_args("cc-by-4.0")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        carded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&carded.stderr)
+    );
+    assert_eq!(&std::fs::read(&output).unwrap()[..4], b"PAR1");
+    let card = std::fs::read_to_string(folder.join("README.md")).unwrap();
+    assert!(card.starts_with("---\nlicense: cc-by-4.0\n"), "{card}");
+    assert!(card.contains("data_files: \"responses.parquet\""), "{card}");
     let unknown = quorum(&[
         "export",
         "--project",

@@ -79,6 +79,7 @@ pub fn routes<S: Store>(state: AppState<S>) -> Router {
         .route("/api/v1/projects/{id}/next", post(work::next::<S>))
         .route("/api/v1/projects/{id}/export", get(projects::export::<S>))
         .route("/api/v1/projects/{id}/stats", get(projects::stats::<S>))
+        .route("/api/v1/projects/{id}/card", get(projects::card::<S>))
         .route(
             "/api/v1/projects/{id}/generations",
             post(evaluation::import_generations::<S>)

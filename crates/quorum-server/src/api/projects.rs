@@ -307,3 +307,53 @@ pub(super) async fn export<S: Store>(
     );
     Ok(response)
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct CardQuery {
+    /// The export the card describes (as `export`'s `format`).
+    #[serde(default = "default_format")]
+    #[param(schema_with = export_formats)]
+    format: String,
+    /// The licence id for the card's front matter (e.g. `cc-by-4.0`); `other` when absent.
+    #[serde(default = "default_license")]
+    #[param(default = "other")]
+    license: String,
+}
+
+fn default_license() -> String {
+    "other".into()
+}
+
+/// A dataset card for an export (managers).
+///
+/// Markdown with YAML front matter as the Hugging Face Hub reads it (licence, languages of the
+/// items, size category, tags), then how the data was collected, the raters per locale and
+/// their agreement. Save it as `README.md` next to the export saved as `data.jsonl` (or
+/// `data.parquet`).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/card", tag = "export",
+    params(("id" = i64, Path, description = "The project"), CardQuery),
+    responses((status = 200, description = "The card", content((String = "text/markdown"))),
+        (status = 401, response = ErrorBody), (status = 403, response = ErrorBody),
+        (status = 404, response = ErrorBody), (status = 422, response = ErrorBody)))]
+pub(super) async fn card<S: Store>(
+    State(state): State<AppState<S>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    Query(query): Query<CardQuery>,
+) -> Result<Response, ApiError> {
+    let export = Export::parse(&query.format)?;
+    let app = state.app.clone();
+    let card = state
+        .app
+        .analysis(async move {
+            app.dataset_card(&caller, id, export, &query.license, None)
+                .await
+        })
+        .await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+        card,
+    )
+        .into_response())
+}

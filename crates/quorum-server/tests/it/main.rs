@@ -3,6 +3,7 @@
 #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod api;
+mod card;
 mod control;
 mod evaluation;
 mod exposure;
