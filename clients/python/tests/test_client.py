@@ -203,8 +203,45 @@ class Parquet(unittest.TestCase):
         except ImportError:
             pass
         print(f"\nParquet read by: {', '.join(read) or 'nothing installed'}", file=sys.stderr)
+        if "pyarrow" in read:
+            self.check_parquet_import(quorum)
         if not read:
             self.skipTest("none of pyarrow, polars, duckdb, datasets is installed")
+
+
+    def check_parquet_import(self, quorum: Client) -> None:
+        """Items from a Parquet file pyarrow writes, with CSV's columns; a nested column is
+        refused by name and nothing is written."""
+        import tempfile
+
+        import pyarrow
+        import pyarrow.parquet
+
+        project = quorum.create_project("py-parquet-in", SCHEMA)
+        table = pyarrow.table(
+            {
+                "external_id": ["x1", "x2", "x3"],
+                "text": ["one", "two", "three"],
+                "locale": ["ar-QA", "en-GB", None],
+                "priority": pyarrow.array([3, 1, 2], pyarrow.int64()),
+                "gold.label": [None, "pos", None],
+            }
+        )
+        path = os.path.join(tempfile.mkdtemp(), "items.parquet")
+        pyarrow.parquet.write_table(table, path)
+        self.assertEqual(quorum.import_parquet(project["id"], path)["created"], 3)
+        client = rater(quorum, project["id"])
+        first = client.next(project["id"])
+        self.assertEqual(first["item"]["fields"], {"text": "one"})
+        self.assertEqual(first["item"]["metadata"], {"locale": "ar-QA"})
+        nested = pyarrow.table({"external_id": ["n"], "text": [["a", "b"]]})
+        pyarrow.parquet.write_table(nested, path)
+        other = quorum.create_project("py-parquet-nested", SCHEMA)
+        with self.assertRaises(QuorumError) as refused:
+            quorum.import_parquet(other["id"], path)
+        self.assertEqual(refused.exception.status, 422)
+        self.assertEqual(refused.exception.details["column"], "text")
+        self.assertEqual(quorum.stats(other["id"])["items"], 0)
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):

@@ -582,6 +582,8 @@ pub enum ItemFormat {
     /// Preference pairs `{id, prompt, chosen, rejected}` per line, into a pairwise project
     /// (the preference becomes the item's gold answer).
     Dpo,
+    /// Apache Parquet with CSV's columns (text, number or boolean columns).
+    Parquet,
 }
 
 #[derive(Debug, Subcommand)]
@@ -664,7 +666,8 @@ pub struct ImportArgs {
     pub project: i64,
     /// The file to import.
     pub file: PathBuf,
-    /// The file's format; by default `.csv` files are CSV and everything else JSON.
+    /// The file's format; by default `.csv` files are CSV, `.parquet` files Parquet and
+    /// everything else JSON.
     #[arg(long, value_enum)]
     pub format: Option<ItemFormat>,
     /// Acts as this user (who must be the project's manager or an administrator).

@@ -160,6 +160,19 @@ class Client:
             content_type="application/x-ndjson",
         )
 
+    def import_parquet(self, project_id: int, path: str) -> Json:
+        """Imports items from a Parquet file with CSV's columns (``external_id``, ``priority``,
+        ``locale``, ``category``, one per schema field, ``metadata.KEY``, ``gold.QUESTION``,
+        ``suggestion.QUESTION``; text, number or boolean columns). All rows or none."""
+        with open(path, "rb") as file:
+            data = file.read()
+        return self._request(
+            "POST",
+            f"/api/v1/projects/{project_id}/items",
+            data=data,
+            content_type="application/vnd.apache.parquet",
+        )
+
     def stats(self, project_id: int) -> Json:
         """Items by state, responses, live leases, raters."""
         return self._request("GET", f"/api/v1/projects/{project_id}/stats")["stats"]

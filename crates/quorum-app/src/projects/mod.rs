@@ -1,6 +1,7 @@
 //! Projects, members and items.
 
 mod pairs;
+mod parquet;
 
 use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
@@ -312,6 +313,21 @@ impl<S: Store> App<S> {
         self.finish_import(session).await
     }
 
+    /// Imports a Parquet file's rows (see `parquet_items`): all or none.
+    pub async fn import_parquet(
+        &self,
+        caller: &Caller,
+        project_id: i64,
+        body: Vec<u8>,
+    ) -> Result<ImportOutcome, AppError> {
+        let mut session = self.begin_import(caller, project_id).await?;
+        let schema = session.schema.clone();
+        for (row, parsed) in parquet::parquet_items(body, &schema)? {
+            session.push(row, parsed);
+        }
+        self.finish_import(session).await
+    }
+
     /// Starts an import that rows are pushed into one at a time (for bodies too large to hold).
     pub async fn begin_import(
         &self,
@@ -503,7 +519,27 @@ pub fn csv_items<'a>(
             details: json!({"line": 1}),
         })?
         .clone();
-    for column in &headers {
+    check_columns(&headers, schema, "CSV")?;
+    Ok(reader.into_records().map(move |record| match record {
+        Ok(record) => {
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            (line, csv_row(&headers, &record, schema))
+        }
+        Err(e) => {
+            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            (line, Err(format!("not valid CSV: {e}")))
+        }
+    }))
+}
+
+/// Refuses a column that is not a field of the schema, nor one of the import's own (CSV's and
+/// Parquet's, which share them).
+pub(crate) fn check_columns(
+    headers: &csv::StringRecord,
+    schema: &Schema,
+    what: &str,
+) -> Result<(), AppError> {
+    for column in headers {
         let known = ["external_id", "priority", "locale", "category"].contains(&column)
             || schema.field(column).is_some()
             || column
@@ -518,25 +554,16 @@ pub fn csv_items<'a>(
         if !known {
             return Err(AppError::Invalid {
                 message: format!(
-                    "CSV column `{column}` is not a field of the schema, nor external_id, priority, locale, category, metadata.KEY, gold.QUESTION or suggestion.QUESTION"
+                    "{what} column `{column}` is not a field of the schema, nor external_id, priority, locale, category, metadata.KEY, gold.QUESTION or suggestion.QUESTION"
                 ),
                 details: json!({"line": 1, "column": column}),
             });
         }
     }
-    Ok(reader.into_records().map(move |record| match record {
-        Ok(record) => {
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
-            (line, csv_row(&headers, &record, schema))
-        }
-        Err(e) => {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
-            (line, Err(format!("not valid CSV: {e}")))
-        }
-    }))
+    Ok(())
 }
 
-fn csv_row(
+pub(crate) fn csv_row(
     headers: &csv::StringRecord,
     record: &csv::StringRecord,
     schema: &Schema,

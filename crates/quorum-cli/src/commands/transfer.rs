@@ -33,25 +33,34 @@ async fn import_with<S: Store>(store: S, args: ImportArgs) -> anyhow::Result<()>
     let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
     let result = async {
         let caller = caller(&app, &args.user).await?;
-        let text = std::fs::read_to_string(&args.file)
+        let body = std::fs::read(&args.file)
             .map_err(|e| InputError::new(&args.file, None, format!("cannot read: {e}")))?;
-        let format = match args.format {
-            Some(ItemFormat::Csv) => ImportFormat::Csv,
-            Some(ItemFormat::Json) => ImportFormat::Json,
-            Some(ItemFormat::Dpo) => ImportFormat::Dpo,
-            None if args
-                .file
+        let extension = |wanted: &str| {
+            args.file
                 .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("csv")) =>
-            {
-                ImportFormat::Csv
-            }
-            None => ImportFormat::Json,
+                .is_some_and(|e| e.eq_ignore_ascii_case(wanted))
+        };
+        let format = match args.format {
+            Some(ItemFormat::Csv) => Some(ImportFormat::Csv),
+            Some(ItemFormat::Json) => Some(ImportFormat::Json),
+            Some(ItemFormat::Dpo) => Some(ImportFormat::Dpo),
+            Some(ItemFormat::Parquet) => None,
+            None if extension("parquet") => None,
+            None if extension("csv") => Some(ImportFormat::Csv),
+            None => Some(ImportFormat::Json),
         };
         let spinner = ProgressBar::new_spinner();
         spinner.set_message(format!("importing {}", args.file.display()));
         spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-        let outcome = app.import(&caller, args.project, format, &text).await;
+        let outcome = match format {
+            None => app.import_parquet(&caller, args.project, body).await,
+            Some(format) => {
+                let text = String::from_utf8(body).map_err(|_| {
+                    InputError::new(&args.file, None, "the file is not UTF-8 text".to_string())
+                })?;
+                app.import(&caller, args.project, format, &text).await
+            }
+        };
         spinner.finish_and_clear();
         let outcome = outcome.map_err(|e| match e {
             quorum_app::AppError::Invalid { message, details } => {

@@ -551,6 +551,22 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
     let card = std::fs::read_to_string(folder.join("README.md")).unwrap();
     assert!(card.starts_with("---\nlicense: cc-by-4.0\n"), "{card}");
     assert!(card.contains("data_files: \"responses.parquet\""), "{card}");
+    // A responses file is not items: importing it (Parquet, told by its extension) names the
+    // column that no item import reads (a timestamp), and writes nothing.
+    let wrong = quorum(&[
+        "import",
+        "--project",
+        &project_arg,
+        "--database",
+        &database,
+        &output_arg,
+    ]);
+    assert!(!wrong.status.success());
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        said.contains("Parquet column `created_at` is Timestamp"),
+        "{said}"
+    );
     let unknown = quorum(&[
         "export",
         "--project",

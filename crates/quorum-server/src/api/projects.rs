@@ -98,7 +98,7 @@ pub(super) struct ImportQuery {
     format: Option<String>,
 }
 
-/// Import items: a JSON array, JSON Lines or CSV (managers).
+/// Import items: a JSON array, JSON Lines, CSV or Parquet (managers).
 ///
 /// All rows or none: any rejected row is reported (422, code `rows_rejected`,
 /// `details.rejected[]` with row and error) and nothing is written. JSON Lines is read as it
@@ -107,7 +107,8 @@ pub(super) struct ImportQuery {
     request_body(content(
         (Vec<quorum_core::item::ItemInput> = "application/json"),
         (String = "application/x-ndjson"),
-        (String = "text/csv"))),
+        (String = "text/csv"),
+        (Vec<u8> = "application/vnd.apache.parquet"))),
     responses((status = 200, description = "Counts of created and updated items", body = ImportOutcome),
         (status = 401, response = ErrorBody), (status = 403, response = ErrorBody),
         (status = 404, response = ErrorBody), (status = 413, response = ErrorBody),
@@ -138,10 +139,18 @@ pub(super) async fn import_items<S: Store>(
         )
     };
     let not_utf8 = |line: u64| ApiError::invalid("the body is not UTF-8", json!({"line": line}));
-    let csv = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/csv"));
+        .unwrap_or_default();
+    let csv = content_type.starts_with("text/csv");
+    let parquet = content_type.starts_with("application/vnd.apache.parquet");
+    if parquet && dpo {
+        return Err(ApiError::invalid(
+            "preference pairs are JSON Lines; a Parquet body is items",
+            json!({"field": "format"}),
+        ));
+    }
     let mut session = state.app.begin_import(&caller, id).await?;
     let mut chunks = body.into_data_stream();
     let mut pending: Vec<u8> = Vec::new();
@@ -164,7 +173,7 @@ pub(super) async fn import_items<S: Store>(
         if streaming.is_none() {
             match pending[scanned..].iter().find(|b| !b.is_ascii_whitespace()) {
                 // Lines are counted from the start: blank lines before the first item count.
-                Some(b'{') if !csv && !dpo => (streaming, scanned) = (Some(true), 0),
+                Some(b'{') if !csv && !dpo && !parquet => (streaming, scanned) = (Some(true), 0),
                 Some(_) => streaming = Some(false),
                 None => scanned = pending.len(),
             }
@@ -195,6 +204,8 @@ pub(super) async fn import_items<S: Store>(
         let text = std::str::from_utf8(&pending).map_err(|_| not_utf8(line))?;
         session.push_json_line(line, text);
         state.app.finish_import(session).await?
+    } else if parquet {
+        state.app.import_parquet(&caller, id, pending).await?
     } else {
         let text = std::str::from_utf8(&pending).map_err(|_| not_utf8(0))?;
         let format = if dpo {
