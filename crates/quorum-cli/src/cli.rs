@@ -566,9 +566,7 @@ pub struct BenchArgs {
     /// The format `--export` and `--export-project` time: `jsonl`, `csv` or `parquet`.
     #[arg(long, default_value = "jsonl")]
     pub export_format: String,
-    /// Subscribe a receiver in this process (on loopback: the server must allow private
-    /// addresses) to the project's `response.created` events before the rater loop, and report
-    /// how fast they are delivered.
+    /// Subscribe a loopback receiver to `response.created` and report delivery throughput.
     #[arg(long)]
     pub webhook: bool,
 }
@@ -582,7 +580,7 @@ pub enum ItemFormat {
     /// Preference pairs `{id, prompt, chosen, rejected}` per line, into a pairwise project
     /// (the preference becomes the item's gold answer).
     Dpo,
-    /// Apache Parquet with CSV's columns (text, number or boolean columns).
+    /// Apache Parquet with CSV's columns.
     Parquet,
 }
 
@@ -666,8 +664,7 @@ pub struct ImportArgs {
     pub project: i64,
     /// The file to import.
     pub file: PathBuf,
-    /// The file's format; by default `.csv` files are CSV, `.parquet` files Parquet and
-    /// everything else JSON.
+    /// The file's format; by default from its extension (`.csv`, `.parquet`), else JSON.
     #[arg(long, value_enum)]
     pub format: Option<ItemFormat>,
     /// Acts as this user (who must be the project's manager or an administrator).
@@ -691,8 +688,7 @@ pub struct ExportArgs {
     /// Where to write (standard output when absent).
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// Also write a dataset card (`README.md`, as the Hugging Face Hub reads it) next to
-    /// `--output`.
+    /// Also write a Hugging Face dataset card, `README.md`, next to `--output`.
     #[arg(long, requires = "output")]
     pub card: bool,
     /// The licence id in the card (e.g. `cc-by-4.0`).
