@@ -67,14 +67,30 @@ async fn a_card_says_licence_languages_size_raters_and_agreement() {
     let (status, refused) = card("license=not%20a%20licence").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.contains("\"field\":\"license\""), "{refused}");
-    let annotator = server
-        .client
-        .get(format!("{}/api/v1/projects/{project}/card", server.base))
-        .bearer_auth(&qatari)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(annotator.status(), StatusCode::FORBIDDEN);
+    // Managers only: the project's reviewer gets 403, another project's manager 404.
+    let reviewer = server.rater("rev", project, "reviewer", &[]).await;
+    let other = server
+        .project(
+            json!({"fields": [{"name": "text", "kind": "text"}],
+        "questions": [{"name": "label", "kind": "label", "options": ["a"]}]}),
+            1,
+        )
+        .await;
+    let outsider = server.rater("out", other, "manager", &[]).await;
+    for (token, expected) in [
+        (&qatari, StatusCode::FORBIDDEN),
+        (&reviewer, StatusCode::FORBIDDEN),
+        (&outsider, StatusCode::NOT_FOUND),
+    ] {
+        let response = server
+            .client
+            .get(format!("{}/api/v1/projects/{project}/card", server.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected);
+    }
     let (status, _) = server
         .call(
             &server.admin_token,

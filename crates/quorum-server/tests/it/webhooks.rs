@@ -339,9 +339,9 @@ async fn a_failing_receiver_is_given_up_on_and_redelivered_to() {
     panic!("the success did not clear the failing mark");
 }
 
-/// Subscriptions keep to the project boundary: managers of the project only (an annotator gets
-/// 403, another project's manager 404, instance-wide ones are administrators'), and bad input
-/// is refused naming the field.
+/// Subscriptions keep to the project boundary: managers of the project only (its annotators and
+/// reviewers get 403, another project's manager 404 on every route, instance-wide ones are
+/// administrators'), and bad input is refused naming the field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_are_managed_where_their_project_is() {
     let server = server(Duration::from_secs(3600)).await;
@@ -358,29 +358,37 @@ async fn subscriptions_are_managed_where_their_project_is() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let hook = created["webhook"]["id"].as_i64().unwrap();
-    let (status, _) = server
-        .call(&annotator, Method::POST, &path, Some(body.clone()))
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = server
-        .call(&outsider, Method::POST, &path, Some(body.clone()))
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    for method in [Method::GET, Method::DELETE] {
-        let (status, _) = server
-            .call(&outsider, method, &format!("/api/v1/webhooks/{hook}"), None)
-            .await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
+    // Every webhook route: a lower role of the project gets 403, a manager of another
+    // project 404 (ids tell nothing), and instance-wide subscriptions are administrators'.
+    let reviewer = server.rater("r", mine, "reviewer", &[]).await;
+    let one = format!("/api/v1/webhooks/{hook}");
+    let routes = [
+        (Method::POST, path.clone(), Some(body.clone())),
+        (Method::GET, path.clone(), None),
+        (Method::GET, one.clone(), None),
+        (Method::DELETE, one.clone(), None),
+        (Method::POST, format!("{one}/rotate"), None),
+        (Method::GET, format!("{one}/deliveries"), None),
+        (Method::POST, format!("{one}/redeliver"), None),
+    ];
+    for (method, route, request) in &routes {
+        for (token, expected) in [
+            (&annotator, StatusCode::FORBIDDEN),
+            (&reviewer, StatusCode::FORBIDDEN),
+            (&outsider, StatusCode::NOT_FOUND),
+        ] {
+            let (status, reply) = server
+                .call(token, method.clone(), route, request.clone())
+                .await;
+            assert_eq!(status, expected, "{method} {route}: {reply}");
+        }
     }
-    let (status, _) = server
-        .call(
-            &manager,
-            Method::POST,
-            "/api/v1/webhooks",
-            Some(body.clone()),
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    for method in [Method::GET, Method::POST] {
+        let (status, _) = server
+            .call(&manager, method, "/api/v1/webhooks", Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
     let (status, listed) = server.call(&manager, Method::GET, &path, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["webhooks"].as_array().unwrap().len(), 1);
