@@ -295,21 +295,7 @@ impl<S: Store> App<S> {
         body: &str,
     ) -> Result<ImportOutcome, AppError> {
         let mut session = self.begin_import(caller, project_id).await?;
-        // The readers borrow the schema while rows are pushed into the session.
-        let schema = session.schema.clone();
-        match format {
-            ImportFormat::Json => push_json(&mut session, body)?,
-            ImportFormat::Csv => {
-                for (row, parsed) in csv_items(body, &schema)? {
-                    session.push(row, parsed);
-                }
-            }
-            ImportFormat::Dpo => {
-                for (row, parsed) in pairs::dpo_items(body, &schema)? {
-                    session.push(row, parsed);
-                }
-            }
-        }
+        session.push_text(format, body)?;
         self.finish_import(session).await
     }
 
@@ -321,10 +307,7 @@ impl<S: Store> App<S> {
         body: Vec<u8>,
     ) -> Result<ImportOutcome, AppError> {
         let mut session = self.begin_import(caller, project_id).await?;
-        let schema = session.schema.clone();
-        for (row, parsed) in parquet::parquet_items(body, &schema)? {
-            session.push(row, parsed);
-        }
+        session.push_parquet(body)?;
         self.finish_import(session).await
     }
 
@@ -438,6 +421,35 @@ impl ImportSession {
             self.items = ItemBatch::default();
         }
         self.rejected.push(row, error);
+    }
+
+    /// Every row of a body read whole, in `format`.
+    pub fn push_text(&mut self, format: ImportFormat, body: &str) -> Result<(), AppError> {
+        // The readers borrow the schema while rows are pushed into the session.
+        let schema = self.schema.clone();
+        match format {
+            ImportFormat::Json => push_json(self, body)?,
+            ImportFormat::Csv => {
+                for (row, parsed) in csv_items(body, &schema)? {
+                    self.push(row, parsed);
+                }
+            }
+            ImportFormat::Dpo => {
+                for (row, parsed) in pairs::dpo_items(body, &schema)? {
+                    self.push(row, parsed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every row of a Parquet file (see `parquet_items`).
+    pub fn push_parquet(&mut self, body: Vec<u8>) -> Result<(), AppError> {
+        let schema = self.schema.clone();
+        for (row, parsed) in parquet::parquet_items(body, &schema)? {
+            self.push(row, parsed);
+        }
+        Ok(())
     }
 
     /// One line of a JSON Lines body (blank lines are skipped).

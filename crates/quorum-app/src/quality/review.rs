@@ -36,7 +36,9 @@ fn verdict_schema() -> utoipa::openapi::Schema {
             Type::String,
             Type::Null,
         ]))
-        .enum_values(Some(["accept", "reject", "correct"]))
+        .enum_values(Some(
+            [Verdict::Accept, Verdict::Reject, Verdict::Correct].map(Verdict::as_str),
+        ))
         .into()
 }
 

@@ -204,18 +204,22 @@ pub(super) async fn import_items<S: Store>(
         let text = std::str::from_utf8(&pending).map_err(|_| not_utf8(line))?;
         session.push_json_line(line, text);
         state.app.finish_import(session).await?
-    } else if parquet {
-        state.app.import_parquet(&caller, id, pending).await?
     } else {
-        let text = std::str::from_utf8(&pending).map_err(|_| not_utf8(0))?;
-        let format = if dpo {
-            ImportFormat::Dpo
-        } else if csv {
-            ImportFormat::Csv
+        // Read whole, into the session begun above (its checks are done once).
+        if parquet {
+            session.push_parquet(pending)?;
         } else {
-            ImportFormat::Json
-        };
-        state.app.import(&caller, id, format, text).await?
+            let text = std::str::from_utf8(&pending).map_err(|_| not_utf8(0))?;
+            let format = if dpo {
+                ImportFormat::Dpo
+            } else if csv {
+                ImportFormat::Csv
+            } else {
+                ImportFormat::Json
+            };
+            session.push_text(format, text)?;
+        }
+        state.app.finish_import(session).await?
     };
     if !outcome.rejected.is_empty() {
         return Err(rows_rejected(
