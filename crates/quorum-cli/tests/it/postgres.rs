@@ -11,7 +11,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Executor;
 
-use crate::serve::{Served, call, exported, rater_loop, serve, serve_env, setup};
+use crate::serve::{Served, all_raters, call, exported, rater_names, serve, serve_env, setup};
 
 fn postgres_url() -> String {
     std::env::var("QUORUM_TEST_POSTGRES")
@@ -61,27 +61,9 @@ async fn two_servers_on_one_postgres_never_overshoot() {
     let admin = first.token.clone().or(second.token.clone()).unwrap();
     let client = Client::new();
     let (project, tokens) = setup(&client, &first.base, &database, &admin, 60, 64, 3).await;
-    let names: HashMap<String, String> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), format!("rater{i}")))
-        .collect();
-    let bases = vec![first.base.clone(), second.base.clone()];
-    let tasks: Vec<_> = tokens
-        .iter()
-        .map(|t| {
-            tokio::spawn(rater_loop(
-                client.clone(),
-                bases.clone(),
-                project,
-                t.clone(),
-            ))
-        })
-        .collect();
-    let mut acknowledged = Vec::new();
-    for task in tasks {
-        acknowledged.extend(task.await.unwrap());
-    }
+    let names = rater_names(&tokens);
+    let bases = [first.base.clone(), second.base.clone()];
+    let acknowledged = all_raters(&client, &bases, project, &tokens).await;
     let stored = exported(&client, &second.base, &admin, project).await;
     assert_eq!(stored.len(), 180, "60 items × overlap 3, all answered");
     assert_eq!(acknowledged.len(), 180);
@@ -482,31 +464,15 @@ async fn two_servers_deliver_each_webhook_event_once() {
     let admin = first.token.clone().or(second.token.clone()).unwrap();
     let client = Client::new();
     let (project, tokens) = setup(&client, &first.base, &database, &admin, 200, 8, 2).await;
-    let names: HashMap<String, String> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), format!("rater{i}")))
-        .collect();
+    let names = rater_names(&tokens);
     let (url, got) = receiver(Duration::from_millis(5)).await;
     subscribe(&client, &second.base, &admin, project, &url).await;
-    let bases = vec![first.base.clone(), second.base.clone()];
-    let tasks: Vec<_> = tokens
-        .iter()
-        .map(|t| {
-            tokio::spawn(rater_loop(
-                client.clone(),
-                bases.clone(),
-                project,
-                t.clone(),
-            ))
-        })
+    let bases = [first.base.clone(), second.base.clone()];
+    let wanted: HashSet<(String, String)> = all_raters(&client, &bases, project, &tokens)
+        .await
+        .into_iter()
+        .map(|(item, token)| (item, names[&token].clone()))
         .collect();
-    let mut wanted = HashSet::new();
-    for task in tasks {
-        for (item, token) in task.await.unwrap() {
-            wanted.insert((item, names[&token].clone()));
-        }
-    }
     assert_eq!(wanted.len(), 400, "200 items × overlap 2");
     until_received(&got, &wanted, 60).await;
     // Anything delivered twice would arrive within the next polls of either server.

@@ -162,6 +162,41 @@ pub(crate) async fn setup(
     (project, tokens)
 }
 
+/// Each rater token's user name, as `setup` made them.
+pub(crate) fn rater_names(tokens: &[String]) -> HashMap<String, String> {
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), format!("rater{i}")))
+        .collect()
+}
+
+/// Every rater of `tokens` looping over `bases` until nothing is left; every acknowledged
+/// (item, token) pair.
+pub(crate) async fn all_raters(
+    client: &Client,
+    bases: &[String],
+    project: i64,
+    tokens: &[String],
+) -> Vec<(String, String)> {
+    let tasks: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            tokio::spawn(rater_loop(
+                client.clone(),
+                bases.to_vec(),
+                project,
+                t.clone(),
+            ))
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    acknowledged
+}
+
 /// Every acknowledged (item, rater) pair, from a rater looping next + submit until nothing is
 /// left. A connection error (the server was killed) ends the loop.
 pub(crate) async fn rater_loop(
@@ -311,11 +346,7 @@ async fn every_acknowledged_answer_survives_sigkill() {
     let admin = first.token.clone().unwrap();
     let client = Client::new();
     let (project, tokens) = setup(&client, &first.base, &database, &admin, 400, 16, 2).await;
-    let names: HashMap<String, String> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), format!("rater{i}")))
-        .collect();
+    let names = rater_names(&tokens);
     // Killed once 200 answers are acknowledged, while the 16 raters are still at work.
     let (tasks, counters) = raters_under_way(&client, &first.base, project, &tokens, 200).await;
     let child = &mut first.child;
@@ -595,11 +626,7 @@ async fn sigterm_drains_and_exits_cleanly() {
     let admin = server.token.clone().unwrap();
     let client = Client::new();
     let (project, tokens) = setup(&client, &server.base, &database, &admin, 400, 8, 2).await;
-    let names: HashMap<String, String> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), format!("rater{i}")))
-        .collect();
+    let names = rater_names(&tokens);
     // SIGTERM in the middle of the load: what is queued is committed and answered.
     let (tasks, _) = raters_under_way(&client, &server.base, project, &tokens, 100).await;
     let child = &mut server.child;

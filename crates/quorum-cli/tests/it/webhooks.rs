@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::serve::{call, exported, raters_under_way, serve_env, setup};
+use crate::serve::{call, exported, rater_names, raters_under_way, serve_env, setup};
 
 /// Every request a receiver got: (event id, payload).
 pub(crate) type Received = Arc<Mutex<Vec<(String, Value)>>>;
@@ -102,11 +102,7 @@ async fn every_acknowledged_answer_is_delivered_after_sigkill() {
     let admin = first.token.clone().unwrap();
     let client = Client::new();
     let (project, tokens) = setup(&client, &first.base, &database, &admin, 3000, 8, 1).await;
-    let names: HashMap<String, String> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), format!("rater{i}")))
-        .collect();
+    let names = rater_names(&tokens);
     let (url, got) = receiver(Duration::from_millis(15)).await;
     subscribe(&client, &first.base, &admin, project, &url).await;
 
