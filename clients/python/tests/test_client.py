@@ -11,6 +11,7 @@ import threading
 import time
 import unittest
 import uuid
+from typing import Any, List
 
 from quorum_client import Client, QuorumError, SIGNATURE_HEADER, verify_signature
 
@@ -127,6 +128,51 @@ PARQUET_SCHEMA = {
 }
 
 
+def read_everywhere(path: str, check: Any) -> List[str]:
+    """Reads the Parquet file at ``path`` with each installed reader (pyarrow, polars, DuckDB,
+    Hugging Face datasets), hands its rows as dicts to ``check(rows, reader)``; the readers
+    that read it."""
+    import tempfile
+
+    read = []
+    try:
+        import pyarrow.parquet
+
+        check(pyarrow.parquet.read_table(path).to_pylist(), "pyarrow")
+        read.append("pyarrow")
+    except ImportError:
+        pass
+    try:
+        import polars
+
+        check(polars.read_parquet(path).to_dicts(), "polars")
+        read.append("polars")
+    except ImportError:
+        pass
+    try:
+        import duckdb
+
+        cursor = duckdb.sql(f"SELECT * FROM read_parquet('{path}')")
+        names = [c[0] for c in cursor.description]
+        check([dict(zip(names, values)) for values in cursor.fetchall()], "duckdb")
+        read.append("duckdb")
+    except ImportError:
+        pass
+    try:
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
+        import datasets
+
+        loaded = datasets.load_dataset(
+            "parquet", data_files=path, split="train", cache_dir=tempfile.mkdtemp()
+        )
+        check(list(loaded), "datasets")
+        read.append("datasets")
+    except ImportError:
+        pass
+    print(f"\n{os.path.basename(path)} read by: {', '.join(read) or 'nothing installed'}", file=sys.stderr)
+    return read
+
+
 class Parquet(unittest.TestCase):
     """Quorum's Parquet read by pyarrow, polars, DuckDB and Hugging Face datasets: the same
     rows and values as the JSON Lines export, with typed answer columns."""
@@ -164,50 +210,109 @@ class Parquet(unittest.TestCase):
                 self.assertEqual(json.loads(row["answers"]), want["answers"], reader)
                 self.assertEqual(row["time_spent_ms"], want["time_spent_ms"], reader)
 
-        read = []
-        try:
+        read = read_everywhere(path, check)
+        if "pyarrow" in read:
             import pyarrow.parquet
 
-            table = pyarrow.parquet.read_table(path)
-            self.assertEqual(str(table.schema.field("answer_stars").type), "int64")
-            self.assertEqual(str(table.schema.field("created_at").type), "timestamp[ms, tz=UTC]")
-            check(table.to_pylist(), "pyarrow")
-            read.append("pyarrow")
-        except ImportError:
-            pass
-        try:
-            import polars
-
-            check(polars.read_parquet(path).to_dicts(), "polars")
-            read.append("polars")
-        except ImportError:
-            pass
-        try:
-            import duckdb
-
-            cursor = duckdb.sql(f"SELECT * FROM read_parquet('{path}')")
-            names = [c[0] for c in cursor.description]
-            check([dict(zip(names, values)) for values in cursor.fetchall()], "duckdb")
-            read.append("duckdb")
-        except ImportError:
-            pass
-        try:
-            os.environ["HF_DATASETS_OFFLINE"] = "1"
-            import datasets
-
-            loaded = datasets.load_dataset(
-                "parquet", data_files=path, split="train", cache_dir=tempfile.mkdtemp()
-            )
-            check(list(loaded), "datasets")
-            read.append("datasets")
-        except ImportError:
-            pass
-        print(f"\nParquet read by: {', '.join(read) or 'nothing installed'}", file=sys.stderr)
-        if "pyarrow" in read:
+            schema = pyarrow.parquet.read_schema(path)
+            self.assertEqual(str(schema.field("answer_stars").type), "int64")
+            self.assertEqual(str(schema.field("created_at").type), "timestamp[ms, tz=UTC]")
             self.check_parquet_import(quorum)
         if not read:
             self.skipTest("none of pyarrow, polars, duckdb, datasets is installed")
 
+        # The project's consensus as Parquet: the same rows as the JSON Lines export.
+        consensus = {
+            (row["item_id"], row["question"]): row
+            for row in quorum.export(project["id"], "consensus")
+        }
+        self.assertIn("label", {question for _, question in consensus})
+
+        def check_consensus(rows: list, reader: str) -> None:
+            self.assertEqual(len(rows), len(consensus), reader)
+            for row in rows:
+                want = consensus[(row["item_id"], row["question"])]
+                answer = want["answer"]
+                self.assertEqual(
+                    row["answer"], answer if isinstance(answer, str) else json.dumps(answer, separators=(",", ":"), ensure_ascii=False),
+                    reader,
+                )
+                self.assertAlmostEqual(row["confidence"], want["confidence"], 9, reader)
+                self.assertEqual((row["method"], row["responses"]), (want["method"], want["responses"]), reader)
+
+        path = os.path.join(os.path.dirname(path), "consensus.parquet")
+        self.assertGreater(quorum.export_parquet(project["id"], path, "consensus"), 0)
+        self.assertEqual(read_everywhere(path, check_consensus), read)
+
+    def test_preference_pairs_and_conversations_come_as_parquet(self) -> None:
+        """DPO pairs with TRL's columns and SFT conversations with ``messages`` as a list of
+        ``{role, content}``, read by every reader and as DataFrames."""
+        import tempfile
+
+        quorum = admin()
+        pairwise = {
+            "fields": [{"name": "prompt", "kind": "text"}, {"name": "responses", "kind": "responses"}],
+            "questions": [{"name": "preference", "kind": "pairwise", "required": True}],
+        }
+        dpo = quorum.create_project("py-dpo", pairwise)["id"]
+        pairs = [
+            {"id": f"d{i}", "prompt": f"prompt {i}", "chosen": f"good {i}", "rejected": f"bad {i}"}
+            for i in range(25)
+        ]
+        self.assertEqual(quorum.import_preference_pairs(dpo, pairs)["created"], 25)
+        path = os.path.join(tempfile.mkdtemp(), "dpo.parquet")
+        self.assertGreater(quorum.export_parquet(dpo, path, "dpo"), 0)
+        by_id = {p["id"]: p for p in pairs}
+
+        def check_pairs(rows: list, reader: str) -> None:
+            self.assertEqual(len(rows), 25, reader)
+            for row in rows:
+                want = by_id[row["id"]]
+                self.assertEqual(
+                    (row["prompt"], row["chosen"], row["rejected"]),
+                    (want["prompt"], want["chosen"], want["rejected"]),
+                    reader,
+                )
+                self.assertEqual((row["source"], row["votes"], row["confidence"]), ("gold", 0, None), reader)
+
+        read = read_everywhere(path, check_pairs)
+        if not read:
+            self.skipTest("none of pyarrow, polars, duckdb, datasets is installed")
+
+        chat = {
+            "fields": [{"name": "chat", "kind": "chat"}],
+            "questions": [{"name": "reply", "kind": "text", "required": True}],
+        }
+        project = quorum.create_project("py-sft", chat, overlap=2)
+        turns = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "مرحبا"}]
+        quorum.import_items(project["id"], [{"external_id": f"s{i}", "fields": {"chat": turns}} for i in range(3)])
+        writers = [rater(quorum, project["id"]) for _ in range(2)]
+        for writer in writers:
+            while (assignment := writer.next(project["id"])) is not None:
+                writer.submit(assignment["lease"]["id"], {"reply": "أهلاً! How can I help?"})
+        expected = list(quorum.export(project["id"], "sft"))
+        self.assertEqual(len(expected), 6)
+        path = os.path.join(os.path.dirname(path), "sft.parquet")
+        self.assertGreater(quorum.export_parquet(project["id"], path, "sft"), 0)
+
+        def check_conversations(rows: list, reader: str) -> None:
+            self.assertEqual(len(rows), 6, reader)
+            got = sorted((r["id"], r["user"], [dict(m) for m in r["messages"]]) for r in rows)
+            want = sorted((r["id"], r["user"], r["messages"]) for r in expected)
+            self.assertEqual(got, want, reader)
+
+        self.assertEqual(read_everywhere(path, check_conversations), read)
+        if "pyarrow" in read:
+            frame = quorum.export_dataframe(project["id"], "sft")
+            self.assertEqual(len(frame), 6)
+            self.assertEqual(list(frame["messages"][0][2].values()), ["assistant", "أهلاً! How can I help?"])
+        try:
+            import polars
+        except ImportError:
+            return
+        pairs_frame = quorum.export_dataframe(dpo, "dpo", library="polars")
+        self.assertIsInstance(pairs_frame, polars.DataFrame)
+        self.assertEqual(pairs_frame.columns[:4], ["id", "prompt", "chosen", "rejected"])
 
     def check_parquet_import(self, quorum: Client) -> None:
         """Items from a Parquet file pyarrow writes, with CSV's columns; a nested column is

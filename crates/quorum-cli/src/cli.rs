@@ -289,8 +289,7 @@ pub struct LeaderboardArgs {
     /// does, and report their coefficients.
     #[arg(long)]
     pub style_control: bool,
-    /// Also compute a board per value of this column (e.g. a rater locale), and how each pair
-    /// of boards diverges.
+    /// Also a board per value of this column (e.g. a rater locale), and how pairs of them differ.
     #[arg(long, value_name = "COLUMN")]
     pub slice_by: Option<String>,
     /// Models with fewer battles are listed apart and not ranked.
@@ -679,12 +678,13 @@ pub struct ExportArgs {
     /// The project's id.
     #[arg(long)]
     pub project: i64,
-    /// `jsonl`, `csv` or `parquet` (every response; Parquet with a typed column per question),
-    /// `dpo` (preference pairs of a pairwise project),
-    /// `sft` (conversations from a free-text question) or `consensus` (each item's consensus
-    /// per question).
+    /// `jsonl`, `csv`, `parquet` (every response), `dpo` (preference pairs), `sft` (conversations
+    /// from a free-text question) or `consensus` (each item's consensus per question).
     #[arg(long, default_value = "jsonl")]
     pub format: String,
+    /// The file `dpo`, `sft` and `consensus` come in: `jsonl` (the default) or `parquet`.
+    #[arg(long)]
+    pub file: Option<String>,
     /// Where to write (standard output when absent).
     #[arg(long)]
     pub output: Option<PathBuf>,

@@ -160,6 +160,20 @@ class Client:
             content_type="application/x-ndjson",
         )
 
+    def import_preference_pairs(self, project_id: int, pairs: Any) -> Json:
+        """Imports preference pairs — dicts (or DataFrame rows) of ``id``, ``prompt``,
+        ``chosen``, ``rejected``, as the ``dpo`` export writes them — into a pairwise project:
+        each becomes an item whose two answers sit on sides drawn from its id, with the
+        preference as its gold answer. All rows or none."""
+        lines = "".join(json.dumps(dict(row), default=str) + "\n" for row in _rows(pairs))
+        return self._request(
+            "POST",
+            f"/api/v1/projects/{project_id}/items",
+            data=lines.encode(),
+            content_type="application/x-ndjson",
+            params={"format": "dpo"},
+        )
+
     def import_parquet(self, project_id: int, path: str) -> Json:
         """Imports items from a Parquet file with CSV's columns (``external_id``, ``priority``,
         ``locale``, ``category``, one per schema field, ``metadata.KEY``, ``gold.QUESTION``,
@@ -226,10 +240,22 @@ class Client:
         with response:
             return response.read().decode()
 
-    def export_parquet(self, project_id: int, path: str) -> int:
-        """Every response as a Parquet file at ``path`` (typed columns per question:
-        ``answer_<question>``); the bytes written."""
-        response = self._open("GET", f"/api/v1/projects/{project_id}/export", params={"format": "parquet"})
+    def _parquet_params(self, format: str) -> Json:
+        """The query that asks for ``format`` as Parquet: ``parquet`` (every response) or an
+        aggregate (``dpo``, ``sft``, ``consensus``) with ``file=parquet``."""
+        if format == "parquet":
+            return {"format": "parquet"}
+        if format in ("dpo", "sft", "consensus"):
+            return {"format": format, "file": "parquet"}
+        raise ValueError("Parquet holds parquet (every response), dpo, sft or consensus")
+
+    def export_parquet(self, project_id: int, path: str, format: str = "parquet") -> int:
+        """An export as a Parquet file at ``path``; the bytes written. ``parquet``: every
+        response, with a typed column per question (``answer_<question>``); ``dpo``: TRL's
+        ``prompt``, ``chosen``, ``rejected``; ``sft``: ``messages`` as a list of
+        ``{role, content}``; ``consensus``: each item's answer per question."""
+        params = self._parquet_params(format)
+        response = self._open("GET", f"/api/v1/projects/{project_id}/export", params=params)
         written = 0
         with response, open(path, "wb") as out:
             while chunk := response.read(1 << 20):
@@ -238,38 +264,45 @@ class Client:
         return written
 
     def export_dataframe(self, project_id: int, format: str = "parquet", library: str = "pandas") -> Any:
-        """An export as a pandas (default) or polars DataFrame. Responses come as Parquet (typed
-        columns, ``answer_<question>`` per question; pandas needs pyarrow for it); the other
-        formats (``jsonl``, ``dpo``, ``sft``, ``consensus``) as rows."""
+        """An export as a pandas (default) or polars DataFrame, through Parquet (typed columns;
+        pandas needs pyarrow for it): every response (``parquet``, ``answer_<question>`` per
+        question), ``dpo``, ``sft`` or ``consensus``; ``jsonl`` gives the responses as JSON
+        rows instead."""
         if library not in ("pandas", "polars"):
             raise ValueError("library is pandas or polars")
-        if format == "parquet":
-            import io
-
-            response = self._open("GET", f"/api/v1/projects/{project_id}/export", params={"format": "parquet"})
-            with response:
-                data = io.BytesIO(response.read())
+        if format == "jsonl":
+            rows = list(self.export(project_id, format))
             if library == "pandas":
                 import pandas
 
-                return pandas.read_parquet(data)
+                return pandas.DataFrame(rows)
             import polars
 
-            return polars.read_parquet(data)
-        rows = list(self.export(project_id, format))
+            return polars.DataFrame(rows)
+        import io
+
+        params = self._parquet_params(format)
+        response = self._open("GET", f"/api/v1/projects/{project_id}/export", params=params)
+        with response:
+            data = io.BytesIO(response.read())
         if library == "pandas":
             import pandas
 
-            return pandas.DataFrame(rows)
+            return pandas.read_parquet(data)
         import polars
 
-        return polars.DataFrame(rows)
+        return polars.read_parquet(data)
 
-    def dataset_card(self, project_id: int, format: str = "jsonl", license: str = "other") -> str:
+    def dataset_card(
+        self, project_id: int, format: str = "jsonl", license: str = "other", file: Optional[str] = None
+    ) -> str:
         """A dataset card for an export (Markdown with the YAML front matter the Hugging Face
         Hub reads): save it as ``README.md`` next to the export saved as ``data.jsonl`` (or
-        ``data.parquet``)."""
+        ``data.parquet``: ``format="parquet"``, or ``file="parquet"`` for ``dpo``, ``sft`` and
+        ``consensus``)."""
         params = {"format": format, "license": license}
+        if file is not None:
+            params["file"] = file
         response = self._open("GET", f"/api/v1/projects/{project_id}/card", params=params)
         with response:
             return response.read().decode()

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use quorum_core::schema::QuestionKind;
 use quorum_store::Store;
 
-use super::{Export, ExportFormat};
+use super::{Aggregate, Export, ExportFormat};
 use crate::{App, AppError, Caller};
 
 /// The Hub's size buckets, by the number of rows.
@@ -47,17 +47,6 @@ fn cell(text: &str) -> String {
     text.replace(['\n', '\r'], " ").replace('|', "\\|")
 }
 
-fn format_name(export: Export) -> &'static str {
-    match export {
-        Export::Responses(ExportFormat::Jsonl) => "jsonl",
-        Export::Responses(ExportFormat::Csv) => "csv",
-        Export::Responses(ExportFormat::Parquet) => "parquet",
-        Export::Dpo => "dpo",
-        Export::Sft => "sft",
-        Export::Consensus => "consensus",
-    }
-}
-
 /// What each format's rows hold.
 fn columns(export: Export) -> &'static str {
     match export {
@@ -67,13 +56,13 @@ fn columns(export: Export) -> &'static str {
         Export::Responses(_) => {
             "One row per response: `response_id`, `item_id`, `external_id`, `user`, `answers`, `time_spent_ms`, `created_at` (Unix ms)."
         }
-        Export::Dpo => {
+        Export::Aggregate(Aggregate::Dpo, _) => {
             "One row per prompt: `id`, `prompt`, `chosen`, `rejected` (the columns TRL's DPO trainer reads), `confidence`, `votes`, `source`."
         }
-        Export::Sft => {
+        Export::Aggregate(Aggregate::Sft, _) => {
             "One row per rater's text: `id`, `messages` (the prompt's turns, then the rater's text as the assistant), `user`."
         }
-        Export::Consensus => {
+        Export::Aggregate(Aggregate::Consensus, _) => {
             "One row per item and question: `item_id`, `external_id`, `question`, `answer`, `confidence`, `method`, `responses`."
         }
     }
@@ -96,7 +85,7 @@ impl<S: Store> App<S> {
         let data: Vec<_> = rows.iter().filter(|r| !r.gold).cloned().collect();
         let size = match export {
             Export::Responses(_) => data.len(),
-            aggregate => self
+            Export::Aggregate(aggregate, _) => self
                 .export_aggregate(caller, project_id, aggregate)
                 .await?
                 .len(),
@@ -130,8 +119,8 @@ impl<S: Store> App<S> {
             serde_json::to_string(&project.name).unwrap_or_default()
         ));
         card.push_str("tags:\n- human-annotated\n- quorum\n");
-        let name = format_name(export);
-        let file = data_file.unwrap_or(if name == "parquet" {
+        let name = export.name();
+        let file = data_file.unwrap_or(if export.file() == ExportFormat::Parquet {
             "data.parquet"
         } else {
             "data.jsonl"

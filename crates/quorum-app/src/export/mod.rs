@@ -7,6 +7,8 @@ mod parquet;
 
 pub use parquet::ParquetPages;
 
+use parquet::AggregateParquet;
+
 use quorum_store::{ExportRow, Store};
 use serde_json::{Value, json};
 
@@ -17,6 +19,13 @@ use crate::{App, AppError, Caller};
 pub enum Export {
     /// Every response, page by page.
     Responses(ExportFormat),
+    /// A table computed over the whole project, as JSON Lines or Parquet.
+    Aggregate(Aggregate, ExportFormat),
+}
+
+/// The exports computed over the whole project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
     /// Preference pairs of a pairwise project (`{id, prompt, chosen, rejected, …}`).
     Dpo,
     /// Conversations ending in a rater's text (`{id, messages, user}`).
@@ -28,26 +37,70 @@ pub enum Export {
 impl Export {
     /// The names the API's `format` and the CLI's `--format` take.
     pub const NAMES: &[&str] = &["jsonl", "csv", "parquet", "dpo", "sft", "consensus"];
+    /// The files an aggregate (`dpo`, `sft`, `consensus`) comes in: the API's `file`, the
+    /// CLI's `--file`.
+    pub const FILES: &[&str] = &["jsonl", "parquet"];
 
-    pub fn parse(text: &str) -> Result<Export, AppError> {
-        Ok(match text {
-            "dpo" => Export::Dpo,
-            "sft" => Export::Sft,
-            "consensus" => Export::Consensus,
+    /// Reads a `format` and, for the aggregates, the `file` it comes in (JSON Lines when
+    /// `None`).
+    pub fn parse(format: &str, file: Option<&str>) -> Result<Export, AppError> {
+        let aggregate = match format {
+            "dpo" => Aggregate::Dpo,
+            "sft" => Aggregate::Sft,
+            "consensus" => Aggregate::Consensus,
             other => {
-                Export::Responses(ExportFormat::parse(other).ok_or_else(|| AppError::Invalid {
+                let format = ExportFormat::parse(other).ok_or_else(|| AppError::Invalid {
                     message: format!("unknown format `{other}`; use {}", Export::NAMES.join(", ")),
                     details: json!({"field": "format"}),
-                })?)
+                })?;
+                if file.is_some_and(|f| f != other) {
+                    return Err(AppError::Invalid {
+                        message: format!(
+                            "`file` is for dpo, sft and consensus; the format `{other}` is already a file"
+                        ),
+                        details: json!({"field": "file"}),
+                    });
+                }
+                return Ok(Export::Responses(format));
             }
-        })
+        };
+        let file = match file.unwrap_or("jsonl") {
+            "jsonl" => ExportFormat::Jsonl,
+            "parquet" => ExportFormat::Parquet,
+            other => {
+                return Err(AppError::Invalid {
+                    message: format!(
+                        "`{format}` comes as {}, not `{other}`",
+                        Export::FILES.join(" or ")
+                    ),
+                    details: json!({"field": "file"}),
+                });
+            }
+        };
+        Ok(Export::Aggregate(aggregate, file))
+    }
+
+    /// The format's name, as [`Export::parse`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Export::Responses(ExportFormat::Jsonl) => "jsonl",
+            Export::Responses(ExportFormat::Csv) => "csv",
+            Export::Responses(ExportFormat::Parquet) => "parquet",
+            Export::Aggregate(Aggregate::Dpo, _) => "dpo",
+            Export::Aggregate(Aggregate::Sft, _) => "sft",
+            Export::Aggregate(Aggregate::Consensus, _) => "consensus",
+        }
+    }
+
+    /// The kind of file it is written as.
+    pub fn file(self) -> ExportFormat {
+        match self {
+            Export::Responses(format) | Export::Aggregate(_, format) => format,
+        }
     }
 
     pub fn content_type(self) -> &'static str {
-        match self {
-            Export::Responses(format) => format.content_type(),
-            _ => ExportFormat::Jsonl.content_type(),
-        }
+        self.file().content_type()
     }
 }
 
@@ -146,25 +199,102 @@ impl<S: Store> App<S> {
         Ok((pages, total))
     }
 
-    /// An aggregate export's lines (JSON Lines), computed over the whole project (managers).
+    /// An aggregate export's rows, computed over the whole project (managers).
     pub async fn export_aggregate(
         &self,
         caller: &Caller,
         project_id: i64,
-        export: Export,
-    ) -> Result<Vec<Value>, AppError> {
-        match export {
-            Export::Dpo => self.dpo_pairs(caller, project_id).await,
-            Export::Sft => self.sft_conversations(caller, project_id).await,
-            Export::Consensus => {
+        aggregate: Aggregate,
+    ) -> Result<AggregateRows, AppError> {
+        Ok(match aggregate {
+            Aggregate::Dpo => Box::new(self.dpo_pairs(caller, project_id).await?.into_iter()),
+            Aggregate::Sft => Box::new(
+                self.sft_conversations(caller, project_id)
+                    .await?
+                    .into_iter(),
+            ),
+            Aggregate::Consensus => {
                 self.authorize_export(caller, project_id).await?;
                 let method = quorum_stats::classification::Method::DawidSkene;
                 let consensus = self.consensus(caller, project_id, method).await?;
-                Ok(consensus.into_iter().map(|c| json!(c)).collect())
+                // Each row becomes JSON only as it is written: ten million of them at once
+                // would be gigabytes.
+                Box::new(consensus.into_iter().map(|c| json!(c)))
             }
-            Export::Responses(_) => Err(AppError::invalid(
-                "responses are exported page by page, not in one piece",
-            )),
+        })
+    }
+
+    /// Starts an aggregate export (managers): computed whole here, then written a page at a
+    /// time as JSON Lines or as Parquet with the columns `parquet.rs` documents.
+    pub async fn export_aggregate_pages(
+        &self,
+        caller: &Caller,
+        project_id: i64,
+        aggregate: Aggregate,
+        file: ExportFormat,
+    ) -> Result<AggregatePages, AppError> {
+        let rows = self.export_aggregate(caller, project_id, aggregate).await?;
+        let parquet = match file {
+            ExportFormat::Parquet => {
+                let project = self.authorize_export(caller, project_id).await?;
+                Some(AggregateParquet::new(aggregate, &project.schema)?)
+            }
+            _ => None,
+        };
+        Ok(AggregatePages {
+            rows,
+            parquet,
+            done: false,
+        })
+    }
+}
+
+/// An aggregate export's rows, each a JSON object, made as they are taken.
+pub type AggregateRows = Box<dyn ExactSizeIterator<Item = Value> + Send>;
+
+/// An aggregate export being written: its rows are computed, their bytes come a page at a
+/// time.
+pub struct AggregatePages {
+    rows: AggregateRows,
+    parquet: Option<AggregateParquet>,
+    done: bool,
+}
+
+impl std::fmt::Debug for AggregatePages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AggregatePages")
+            .field("rows_left", &self.rows.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rows per page (and per Parquet row group) of an aggregate export.
+const AGGREGATE_PAGE: usize = 10_000;
+
+impl AggregatePages {
+    /// The next piece of the export, or `None` at the end.
+    pub fn next_page(&mut self) -> Result<Option<Vec<u8>>, AppError> {
+        if self.done {
+            return Ok(None);
+        }
+        let rows: Vec<Value> = self.rows.by_ref().take(AGGREGATE_PAGE).collect();
+        if rows.is_empty() {
+            self.done = true;
+            return match &mut self.parquet {
+                Some(parquet) => parquet.finish().map(Some),
+                None => Ok(None),
+            };
+        }
+        match &mut self.parquet {
+            Some(parquet) => parquet.page(&rows).map(Some),
+            None => {
+                let mut text = Vec::with_capacity(rows.len() * 200);
+                for row in rows {
+                    text.extend_from_slice(row.to_string().as_bytes());
+                    text.push(b'\n');
+                }
+                Ok(Some(text))
+            }
         }
     }
 }

@@ -85,20 +85,28 @@ impl<S: Store> App<S> {
         schema: &Schema,
         method: Method,
     ) -> Result<Vec<ItemConsensus>, AppError> {
-        let items = self.all_items(project_id).await?;
-        let gold: HashSet<i64> = items
-            .iter()
-            .filter(|i| i.gold.is_some())
-            .map(|i| i.id)
-            .collect();
         let reviews = self.store().reviews(project_id).await?;
         let verdicts: HashMap<i64, Verdict> =
             reviews.iter().map(|r| (r.response_id, r.verdict)).collect();
-        let rows = counted(
-            self.all_responses(project_id).await?,
-            |item| gold.contains(&item),
-            &verdicts,
-        );
+        let corrected: HashSet<i64> = reviews
+            .iter()
+            .filter(|r| r.verdict == Verdict::Correct)
+            .map(|r| r.item_id)
+            .collect();
+        // Each response says whether its item is gold and what its external id is: the items
+        // themselves (ten million of them, with their fields, are gigabytes) are not read.
+        let mut external: HashMap<i64, Option<String>> = HashMap::new();
+        let mut rows = Vec::new();
+        self.for_each_response(project_id, |row| {
+            if corrected.contains(&row.item_id) {
+                external.insert(row.item_id, row.external_id.clone());
+            }
+            if !row.gold {
+                rows.push(row);
+            }
+        })
+        .await?;
+        let rows = counted(rows, |_| false, &verdicts);
         let mut out = consensus_of(schema, &rows, method)?;
         // The latest correction of each item decides it.
         let mut adjudicated: HashMap<i64, &Review> = HashMap::new();
@@ -112,8 +120,6 @@ impl<S: Store> App<S> {
             return Ok(out);
         }
         out.retain(|c| !adjudicated.contains_key(&c.item_id));
-        let external: HashMap<i64, &Option<String>> =
-            items.iter().map(|i| (i.id, &i.external_id)).collect();
         let mut responses: HashMap<i64, usize> = HashMap::new();
         for row in &rows {
             *responses.entry(row.item_id).or_default() += 1;
@@ -126,7 +132,7 @@ impl<S: Store> App<S> {
                 if let Some(answer) = answers.get(&question.name) {
                     out.push(ItemConsensus {
                         item_id,
-                        external_id: external.get(&item_id).and_then(|e| (*e).clone()),
+                        external_id: external.get(&item_id).cloned().flatten(),
                         question: question.name.clone(),
                         answer: answer.clone(),
                         confidence: 1.0,

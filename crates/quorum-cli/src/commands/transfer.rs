@@ -108,7 +108,7 @@ async fn export_with<S: Store>(store: S, args: ExportArgs) -> anyhow::Result<()>
     let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
     let result = async {
         let caller = caller(&app, &args.user).await?;
-        let export = Export::parse(&args.format)?;
+        let export = Export::parse(&args.format, args.file.as_deref())?;
         // The card first: a refused licence leaves no half-written export behind.
         let card = match (&args.output, args.card) {
             (Some(path), true) => {
@@ -139,6 +139,18 @@ async fn export_with<S: Store>(store: S, args: ExportArgs) -> anyhow::Result<()>
             }
             Ok(())
         };
+        // An aggregate is computed whole before anything is written: a refused one leaves no
+        // file behind.
+        let (format, aggregate) = match export {
+            Export::Responses(format) => (format, None),
+            Export::Aggregate(aggregate, file) => (
+                file,
+                Some(
+                    app.export_aggregate_pages(&caller, args.project, aggregate, file)
+                        .await?,
+                ),
+            ),
+        };
         let mut out: Box<dyn Write> = match &args.output {
             Some(path) => Box::new(std::io::BufWriter::with_capacity(
                 1 << 20,
@@ -150,14 +162,14 @@ async fn export_with<S: Store>(store: S, args: ExportArgs) -> anyhow::Result<()>
                 std::io::stdout().lock(),
             )),
         };
-        let Export::Responses(format) = export else {
-            for line in app.export_aggregate(&caller, args.project, export).await? {
-                writeln!(out, "{line}")?;
+        if let Some(mut pages) = aggregate {
+            while let Some(bytes) = pages.next_page()? {
+                out.write_all(&bytes)?;
             }
             out.flush()?;
             write_card()?;
             return anyhow::Ok(());
-        };
+        }
         let (mut pages, total) = app.export_responses(&caller, args.project, format).await?;
         let bar = ProgressBar::new(total.max(0) as u64);
         bar.set_style(

@@ -17,4 +17,5 @@ mod postgres;
 mod python_client;
 mod serve;
 mod support;
+mod transfer;
 mod webhooks;

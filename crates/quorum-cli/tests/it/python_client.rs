@@ -126,7 +126,7 @@ async fn the_python_client_installs_and_passes_its_tests_against_a_real_server()
         .unwrap();
     let report = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{report}");
-    assert!(report.contains("Ran 5 tests"), "{report}");
+    assert!(report.contains("Ran 6 tests"), "{report}");
     let where_from = Command::new(&python)
         .args(["-c", "import quorum_client; print(quorum_client.__file__)"])
         .current_dir(dir.path())
@@ -141,9 +141,14 @@ async fn the_python_client_installs_and_passes_its_tests_against_a_real_server()
         .success();
     if readers {
         assert!(!report.contains("skipped"), "{report}");
-        assert!(
-            report.contains("Parquet read by: pyarrow, polars, duckdb, datasets"),
-            "{report}"
-        );
+        // Every export Parquet holds, read by every reader.
+        for file in ["responses", "consensus", "dpo", "sft"] {
+            assert!(
+                report.contains(&format!(
+                    "{file}.parquet read by: pyarrow, polars, duckdb, datasets"
+                )),
+                "{file}: {report}"
+            );
+        }
     }
 }

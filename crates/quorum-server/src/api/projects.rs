@@ -254,6 +254,18 @@ pub(super) struct ExportQuery {
     #[serde(default = "default_format")]
     #[param(schema_with = export_formats)]
     format: String,
+    /// The file `dpo`, `sft` and `consensus` come in: `jsonl` (the default) or `parquet`.
+    #[param(schema_with = aggregate_files)]
+    file: Option<String>,
+}
+
+/// The files an aggregate export comes in, as [`Export::parse`] reads them.
+fn aggregate_files() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(Export::FILES.iter().copied()))
+        .default(Some(Value::from("jsonl")))
+        .build()
 }
 
 /// The export formats, as [`Export::parse`] reads them.
@@ -271,14 +283,17 @@ fn default_format() -> String {
 
 /// Export a project (managers).
 ///
-/// Every response, streamed (`jsonl`, `csv`); the preference pairs of a pairwise project
-/// (`dpo`: id, prompt, chosen, rejected, confidence, votes, source — votes, else the gold
-/// preference); conversations from a free-text question (`sft`: id, messages, user); or each
-/// item's consensus per question (`consensus`: item_id, external_id, question, answer,
-/// confidence, method, responses).
+/// Every response, streamed (`jsonl`, `csv`, `parquet`); the preference pairs of a pairwise
+/// project (`dpo`: id, prompt, chosen, rejected, confidence, votes, source — votes, else the
+/// gold preference); conversations from a free-text question (`sft`: id, messages, user); or
+/// each item's consensus per question (`consensus`: item_id, external_id, question, answer,
+/// confidence, method, responses). The last three are JSON Lines, or Parquet with
+/// `file=parquet` (`prompt` and `messages` as list<struct<role, content>>; the README's Arrow
+/// schema).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/export", tag = "export", params(("id" = i64, Path, description = "The project"), ExportQuery),
-    responses((status = 200, description = "JSON Lines or CSV, streamed",
-            content((String = "application/x-ndjson"), (String = "text/csv"))),
+    responses((status = 200, description = "JSON Lines, CSV or Parquet (responses streamed)",
+            content((String = "application/x-ndjson"), (String = "text/csv"),
+                (Vec<u8> = "application/vnd.apache.parquet"))),
         (status = 401, response = ErrorBody), (status = 403, response = ErrorBody),
         (status = 404, response = ErrorBody), (status = 422, response = ErrorBody)))]
 pub(super) async fn export<S: Store>(
@@ -287,7 +302,7 @@ pub(super) async fn export<S: Store>(
     Path(id): Path<i64>,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let export = Export::parse(&query.format)?;
+    let export = Export::parse(&query.format, query.file.as_deref())?;
     let body = match export {
         Export::Responses(format) => {
             let (pages, _) = state.app.export_responses(&caller, id, format).await?;
@@ -300,19 +315,19 @@ pub(super) async fn export<S: Store>(
             });
             Body::from_stream(pages)
         }
-        aggregate => {
-            // These read and aggregate the whole project: an analysis.
+        Export::Aggregate(aggregate, file) => {
+            // These read and aggregate the whole project (an analysis); then the rows are
+            // written out a page at a time.
             let app = state.app.clone();
-            let lines = state
+            let pages = state
                 .app
-                .analysis(async move { app.export_aggregate(&caller, id, aggregate).await })
+                .analysis(async move {
+                    app.export_aggregate_pages(&caller, id, aggregate, file)
+                        .await
+                })
                 .await?;
-            let mut text = String::new();
-            for line in lines {
-                text.push_str(&line.to_string());
-                text.push('\n');
-            }
-            Body::from(text)
+            let pages = stream::iter(pages_of(pages));
+            Body::from_stream(pages)
         }
     };
     let mut response = Response::new(body);
@@ -323,6 +338,17 @@ pub(super) async fn export<S: Store>(
     Ok(response)
 }
 
+/// An aggregate export's pages, as a body's chunks.
+fn pages_of(
+    mut pages: quorum_app::export::AggregatePages,
+) -> impl Iterator<Item = Result<Bytes, std::io::Error>> {
+    std::iter::from_fn(move || match pages.next_page() {
+        Ok(Some(bytes)) => Some(Ok(Bytes::from(bytes))),
+        Ok(None) => None,
+        Err(e) => Some(Err(std::io::Error::other(e.to_string()))),
+    })
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct CardQuery {
@@ -330,6 +356,9 @@ pub(super) struct CardQuery {
     #[serde(default = "default_format")]
     #[param(schema_with = export_formats)]
     format: String,
+    /// The file of an aggregate export (as `export`'s `file`).
+    #[param(schema_with = aggregate_files)]
+    file: Option<String>,
     /// The licence id for the card's front matter (e.g. `cc-by-4.0`); `other` when absent.
     #[serde(default = "default_license")]
     #[param(default = "other")]
@@ -357,7 +386,7 @@ pub(super) async fn card<S: Store>(
     Path(id): Path<i64>,
     Query(query): Query<CardQuery>,
 ) -> Result<Response, ApiError> {
-    let export = Export::parse(&query.format)?;
+    let export = Export::parse(&query.format, query.file.as_deref())?;
     let app = state.app.clone();
     let card = state
         .app

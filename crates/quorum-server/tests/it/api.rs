@@ -297,6 +297,35 @@ async fn answers_are_validated_idempotent_and_exported() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // `file` is for the aggregates, and only JSON Lines or Parquet; each refusal names it.
+    for query in ["format=jsonl&file=parquet", "format=consensus&file=csv"] {
+        let (status, body) = server
+            .call(
+                &server.admin_token,
+                Method::GET,
+                &format!("/api/v1/projects/{p}/export?{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        assert_eq!(body["error"]["details"]["field"], "file", "{query}: {body}");
+    }
+    let response = server
+        .client
+        .get(format!(
+            "{}/api/v1/projects/{p}/export?format=consensus&file=parquet",
+            server.base
+        ))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.apache.parquet"
+    );
+    let bytes = response.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
 }
 
 #[tokio::test]
