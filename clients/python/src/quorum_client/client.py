@@ -152,12 +152,16 @@ class Client:
         ``external_id``, ``fields`` (a dict), and optionally ``metadata``, ``gold``,
         ``suggestions``, ``priority`` — as JSON Lines. All rows or none: a refused row raises
         ``QuorumError`` with ``details["rejected"]``. Returns ``{"created", "updated"}``."""
-        lines = "".join(json.dumps(dict(row), default=str) + "\n" for row in _rows(items))
+        return self._post_lines(project_id, items, None)
+
+    def _post_lines(self, project_id: int, rows: Any, format: Optional[str]) -> Json:
+        lines = "".join(json.dumps(dict(row), default=str) + "\n" for row in _rows(rows))
         return self._request(
             "POST",
             f"/api/v1/projects/{project_id}/items",
             data=lines.encode(),
             content_type="application/x-ndjson",
+            params={"format": format},
         )
 
     def import_preference_pairs(self, project_id: int, pairs: Any) -> Json:
@@ -165,14 +169,7 @@ class Client:
         ``chosen``, ``rejected``, as the ``dpo`` export writes them — into a pairwise project:
         each becomes an item whose two answers sit on sides drawn from its id, with the
         preference as its gold answer. All rows or none."""
-        lines = "".join(json.dumps(dict(row), default=str) + "\n" for row in _rows(pairs))
-        return self._request(
-            "POST",
-            f"/api/v1/projects/{project_id}/items",
-            data=lines.encode(),
-            content_type="application/x-ndjson",
-            params={"format": "dpo"},
-        )
+        return self._post_lines(project_id, pairs, "dpo")
 
     def import_parquet(self, project_id: int, path: str) -> Json:
         """Imports items from a Parquet file with CSV's columns (``external_id``, ``priority``,

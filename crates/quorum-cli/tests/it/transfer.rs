@@ -15,13 +15,15 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
     let admin = server.token.clone().unwrap();
     let client = Client::new();
     let (project, tokens) = setup(&client, &server.base, &database, &admin, 0, 1, 1).await;
-    let quorum = |args: &[&str]| {
+    let project_arg = project.to_string();
+    // `quorum import|export --project P --database D ARGS…`
+    let quorum = |command: &str, args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_quorum"))
+            .args([command, "--project", &project_arg, "--database", &database])
             .args(args)
             .output()
             .unwrap()
     };
-    let project_arg = project.to_string();
 
     let bad = dir.path().join("items.jsonl");
     std::fs::write(
@@ -29,14 +31,7 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
         "{\"fields\": {\"text\": \"fine\"}}\n\n{\"fields\": {\"txt\": \"typo\"}}\n",
     )
     .unwrap();
-    let output = quorum(&[
-        "import",
-        "--project",
-        &project_arg,
-        "--database",
-        &database,
-        bad.to_str().unwrap(),
-    ]);
+    let output = quorum("import", &[bad.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -63,14 +58,7 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
         "external_id,text\nc1,\"first, with a comma\"\nc2,second\n",
     )
     .unwrap();
-    let output = quorum(&[
-        "import",
-        "--project",
-        &project_arg,
-        "--database",
-        &database,
-        good.to_str().unwrap(),
-    ]);
+    let output = quorum("import", &[good.to_str().unwrap()]);
     assert!(
         output.status.success(),
         "{}",
@@ -87,17 +75,10 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
     .await;
     assert_eq!(answered.len(), 2);
     let out = dir.path().join("export.csv");
-    let output = quorum(&[
+    let output = quorum(
         "export",
-        "--project",
-        &project_arg,
-        "--database",
-        &database,
-        "--format",
-        "csv",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+        &["--format", "csv", "--output", out.to_str().unwrap()],
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -114,26 +95,10 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
         lines[1].contains(",c1,rater0,\"{\"\"label\"\":\"\"a\"\"}\",0,"),
         "{text}"
     );
-    let refused = quorum(&[
-        "export",
-        "--project",
-        &project_arg,
-        "--database",
-        &database,
-        "--as",
-        "rater0",
-    ]);
+    let refused = quorum("export", &["--as", "rater0"]);
     assert!(!refused.status.success());
     // The consensus export: the CLI writes what the API serves.
-    let consensus = quorum(&[
-        "export",
-        "--project",
-        &project_arg,
-        "--database",
-        &database,
-        "--format",
-        "consensus",
-    ]);
+    let consensus = quorum("export", &["--format", "consensus"]);
     assert!(
         consensus.status.success(),
         "{}",
@@ -155,17 +120,7 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
     assert_eq!(from_cli, from_api);
     assert_eq!(from_cli.lines().count(), 2, "{from_cli}");
     // And as Parquet: the same file from both.
-    let as_parquet = quorum(&[
-        "export",
-        "--project",
-        &project_arg,
-        "--database",
-        &database,
-        "--format",
-        "consensus",
-        "--file",
-        "parquet",
-    ]);
+    let as_parquet = quorum("export", &["--format", "consensus", "--file", "parquet"]);
     assert!(as_parquet.status.success());
     let from_api = client
         .get(format!(
@@ -183,19 +138,17 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
     assert_eq!(as_parquet.stdout, from_api.to_vec());
     // A label project has no preference pairs: refused, and no file is left behind.
     let pairs = dir.path().join("pairs.parquet");
-    let refused = quorum(&[
+    let refused = quorum(
         "export",
-        "--project",
-        &project_arg,
-        "--database",
-        &database,
-        "--format",
-        "dpo",
-        "--file",
-        "parquet",
-        "--output",
-        pairs.to_str().unwrap(),
-    ]);
+        &[
+            "--format",
+            "dpo",
+            "--file",
+            "parquet",
+            "--output",
+            pairs.to_str().unwrap(),
+        ],
+    );
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("no pairwise question"),
@@ -209,35 +162,20 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
     let output = folder.join("responses.parquet");
     let output_arg = output.display().to_string();
     let export_args = |license: &'static str| {
-        vec![
-            "export".to_string(),
-            "--project".into(),
-            project_arg.clone(),
-            "--database".into(),
-            database.clone(),
-            "--format".into(),
-            "parquet".into(),
-            "--output".into(),
-            output_arg.clone(),
-            "--card".into(),
-            "--license".into(),
-            license.into(),
+        [
+            "--format",
+            "parquet",
+            "--output",
+            output_arg.as_str(),
+            "--card",
+            "--license",
+            license,
         ]
     };
-    let refused = quorum(
-        &export_args("no licence")
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let refused = quorum("export", &export_args("no licence"));
     assert!(!refused.status.success());
     assert!(!output.exists() && !folder.join("README.md").exists());
-    let carded = quorum(
-        &export_args("cc-by-4.0")
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let carded = quorum("export", &export_args("cc-by-4.0"));
     assert!(
         carded.status.success(),
         "{}",
@@ -249,29 +187,14 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
     assert!(card.contains("data_files: \"responses.parquet\""), "{card}");
     // A responses file is not items: importing it (Parquet, told by its extension) names the
     // column that no item import reads (a timestamp), and writes nothing.
-    let wrong = quorum(&[
-        "import",
-        "--project",
-        &project_arg,
-        "--database",
-        &database,
-        &output_arg,
-    ]);
+    let wrong = quorum("import", &[&output_arg]);
     assert!(!wrong.status.success());
     let said = String::from_utf8_lossy(&wrong.stderr);
     assert!(
         said.contains("Parquet column `created_at` is Timestamp"),
         "{said}"
     );
-    let unknown = quorum(&[
-        "export",
-        "--project",
-        &project_arg,
-        "--database",
-        &database,
-        "--format",
-        "xml",
-    ]);
+    let unknown = quorum("export", &["--format", "xml"]);
     assert!(!unknown.status.success());
     let said = String::from_utf8_lossy(&unknown.stderr);
     assert!(
