@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod transfer;
+
+pub use transfer::{BackupArgs, ExportArgs, ImportArgs, ItemFormat, RestoreArgs};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "quorum",
@@ -22,8 +26,14 @@ pub enum Command {
     Serve(ServeArgs),
     /// Imports items into a project from JSON Lines, a JSON array or CSV: all rows or none.
     Import(ImportArgs),
-    /// Exports a project's responses as JSON Lines or CSV, streamed page by page.
+    /// Exports a project's responses (JSON Lines, CSV, Parquet, streamed page by page), its
+    /// consensus, DPO pairs or SFT conversations.
     Export(ExportArgs),
+    /// Writes a consistent copy of the whole database while servers go on serving (SQLite:
+    /// `VACUUM INTO`; PostgreSQL: `pg_dump`).
+    Backup(BackupArgs),
+    /// Restores a backup into a new database, then checks it and reports its rows.
+    Restore(RestoreArgs),
     /// The model registry: register models (an OpenAI-compatible endpoint, or answers imported)
     /// and list them.
     #[command(subcommand)]
@@ -570,19 +580,6 @@ pub struct BenchArgs {
     pub webhook: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ItemFormat {
-    /// JSON Lines, or a JSON array (told apart by the first character).
-    Json,
-    /// CSV with a header (see the README for the columns).
-    Csv,
-    /// Preference pairs `{id, prompt, chosen, rejected}` per line, into a pairwise project
-    /// (the preference becomes the item's gold answer).
-    Dpo,
-    /// Apache Parquet with CSV's columns.
-    Parquet,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
     /// Registers a model, or updates the one of that name.
@@ -650,51 +647,6 @@ pub struct RunArgs {
     /// Seconds per attempt.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
-    #[arg(long = "as", default_value = "admin")]
-    pub user: String,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct ImportArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    /// The project's id.
-    #[arg(long)]
-    pub project: i64,
-    /// The file to import.
-    pub file: PathBuf,
-    /// The file's format; by default from its extension (`.csv`, `.parquet`), else JSON.
-    #[arg(long, value_enum)]
-    pub format: Option<ItemFormat>,
-    /// Acts as this user (who must be the project's manager or an administrator).
-    #[arg(long = "as", default_value = "admin")]
-    pub user: String,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct ExportArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    /// The project's id.
-    #[arg(long)]
-    pub project: i64,
-    /// `jsonl`, `csv`, `parquet` (every response), `dpo` (preference pairs), `sft` (conversations
-    /// from a free-text question) or `consensus` (each item's consensus per question).
-    #[arg(long, default_value = "jsonl")]
-    pub format: String,
-    /// The file `dpo`, `sft` and `consensus` come in: `jsonl` (the default) or `parquet`.
-    #[arg(long)]
-    pub file: Option<String>,
-    /// Where to write (standard output when absent).
-    #[arg(long)]
-    pub output: Option<PathBuf>,
-    /// Also write a Hugging Face dataset card, `README.md`, next to `--output`.
-    #[arg(long, requires = "output")]
-    pub card: bool,
-    /// The licence id in the card (e.g. `cc-by-4.0`).
-    #[arg(long, default_value = "other", requires = "card")]
-    pub license: String,
-    /// Acts as this user (who must be the project's manager or an administrator).
     #[arg(long = "as", default_value = "admin")]
     pub user: String,
 }

@@ -88,6 +88,25 @@ impl PgStore {
         Self::open_with(options).await
     }
 
+    /// How many tables the database at `url` holds (in any schema but PostgreSQL's own),
+    /// read without migrating it: whether a restore may go there.
+    pub async fn table_count(url: &str) -> Result<i64> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(database_error)?
+            .disable_statement_logging();
+        let mut conn = ConnectOptions::connect(&options)
+            .await
+            .map_err(database_error)?;
+        let count = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(database_error)?;
+        let _ = sqlx::Connection::close(conn).await;
+        Ok(count)
+    }
+
     pub async fn open_with(options: PgConnectOptions) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(32)
@@ -116,5 +135,22 @@ impl Store for PgStore {
     async fn close(&self) {
         // Every write commits before it is acknowledged; closing waits for connections in use.
         self.pool.close().await;
+    }
+
+    async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>> {
+        let mut snapshot = self.pool.begin().await.map_err(database_error)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *snapshot)
+            .await
+            .map_err(database_error)?;
+        let mut counts = Vec::new();
+        for table in quorum_store::TABLES {
+            let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&mut *snapshot)
+                .await
+                .map_err(database_error)?;
+            counts.push((*table, count));
+        }
+        Ok(counts)
     }
 }

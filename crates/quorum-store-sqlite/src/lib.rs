@@ -129,11 +129,7 @@ fn private_file(path: &Path) -> std::io::Result<()> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at a `sqlite://path` URL or a plain path.
     pub async fn open(url: &str) -> Result<Self> {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        let path = PathBuf::from(path);
+        let path = path_of(url);
         private_file(&path).map_err(|e| StoreError::Database(Box::new(e)))?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| StoreError::Database(Box::new(e)))?
@@ -302,6 +298,47 @@ impl Store for SqliteStore {
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+    }
+
+    async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>> {
+        self.readers
+            .run(|conn| {
+                let snapshot = conn.unchecked_transaction().map_err(database_error)?;
+                let mut counts = Vec::new();
+                for table in quorum_store::TABLES {
+                    let count = snapshot
+                        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                        .map_err(database_error)?;
+                    counts.push((*table, count));
+                }
+                Ok(counts)
+            })
+            .await
+    }
+}
+
+/// The file a `sqlite://path` URL (or a plain path) names.
+pub fn path_of(url: &str) -> PathBuf {
+    PathBuf::from(
+        url.strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url),
+    )
+}
+
+impl SqliteStore {
+    /// Writes a consistent copy of the whole database to `path` (which must not exist) while
+    /// the store goes on serving: `VACUUM INTO` reads one snapshot, as any reader does, so
+    /// writes carry on beside it and none after its start is in the copy.
+    pub async fn backup_into(&self, path: &Path) -> Result<()> {
+        let target = path.to_string_lossy().to_string();
+        self.readers
+            .run(move |conn| {
+                conn.execute("VACUUM INTO ?1", [target])
+                    .map_err(database_error)?;
+                Ok(())
+            })
+            .await
     }
 }
 

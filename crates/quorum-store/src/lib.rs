@@ -66,4 +66,32 @@ pub trait Store:
 {
     /// Waits until every acknowledged write is durable and stops accepting new ones.
     async fn close(&self);
+
+    /// The number of rows in each of [`TABLES`], in that order, read in one snapshot (what a
+    /// restore reports to be checked against the instance it came from).
+    async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>>;
 }
+
+/// Every table Quorum keeps, on either backend.
+pub const TABLES: &[&str] = &[
+    "users",
+    "api_tokens",
+    "projects",
+    "members",
+    "items",
+    "leases",
+    "responses",
+    "models",
+    "generations",
+    "battles",
+    "rater_states",
+    "rater_events",
+    "qualifications",
+    "reviews",
+    "standard_runs",
+    "instance_settings",
+    "jobs",
+    "webhooks",
+    "webhook_events",
+    "webhook_deliveries",
+];

@@ -3,6 +3,7 @@
 mod admin;
 mod aggregate;
 mod agreement;
+mod backup;
 mod bench;
 mod generate;
 mod leaderboard;
@@ -28,6 +29,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => runtime()?.block_on(models::run(args)),
         Command::Import(args) => runtime()?.block_on(transfer::import(args)),
         Command::Export(args) => runtime()?.block_on(transfer::export(args)),
+        Command::Backup(args) => runtime()?.block_on(backup::backup(args)),
+        Command::Restore(args) => runtime()?.block_on(backup::restore(args)),
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Agreement(args) => agreement::run(&args),
         Command::Leaderboard(args) => leaderboard::run(&args),

@@ -8,6 +8,7 @@
 
 mod admin;
 mod aggregate;
+mod backup;
 mod browser;
 mod browser_review;
 mod datasets;

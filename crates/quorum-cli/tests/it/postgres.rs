@@ -19,14 +19,14 @@ fn postgres_url() -> String {
 }
 
 /// A database of its own on the machine's PostgreSQL, for one test.
-struct FreshDatabase {
+pub(crate) struct FreshDatabase {
     admin: sqlx::PgPool,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl FreshDatabase {
-    async fn new(prefix: &str) -> FreshDatabase {
+    pub(crate) async fn new(prefix: &str) -> FreshDatabase {
         let name = format!("{prefix}_{}", std::process::id());
         let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url()).unwrap();
         let admin = sqlx::postgres::PgPoolOptions::new()
@@ -45,7 +45,7 @@ impl FreshDatabase {
         FreshDatabase { admin, name, url }
     }
 
-    async fn drop(self) {
+    pub(crate) async fn drop(self) {
         let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         self.admin.execute(statement.as_str()).await.unwrap();
     }
