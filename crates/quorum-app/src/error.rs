@@ -20,6 +20,9 @@ pub enum AppError {
     LeaseExpired,
     #[error("the service is shutting down")]
     Unavailable,
+    /// The server's storage is full: nothing of the request was stored.
+    #[error("the server's storage is full")]
+    StorageFull,
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -40,6 +43,7 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(message) => AppError::Conflict(message),
             StoreError::LeaseExpired => AppError::LeaseExpired,
             StoreError::Closed => AppError::Unavailable,
+            StoreError::StorageFull => AppError::StorageFull,
             StoreError::Database(source) => AppError::Internal(source),
         }
     }

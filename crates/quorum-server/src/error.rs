@@ -60,6 +60,16 @@ impl From<AppError> for ApiError {
                 "unavailable",
                 "the service is shutting down",
             ),
+            e @ AppError::StorageFull => {
+                tracing::error!("the database's storage is full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    format!(
+                        "{e}: nothing of this request was stored; try again once an operator has freed space"
+                    ),
+                )
+            }
             AppError::Internal(source) => {
                 tracing::error!(error = %source, "internal error");
                 ApiError::new(

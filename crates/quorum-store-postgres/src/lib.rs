@@ -29,6 +29,12 @@ pub(crate) fn database_error(error: sqlx::Error) -> StoreError {
     {
         return StoreError::Conflict(format!("already exists ({})", db.message()));
     }
+    // disk_full
+    if let sqlx::Error::Database(db) = &error
+        && db.code().as_deref() == Some("53100")
+    {
+        return StoreError::StorageFull;
+    }
     StoreError::Database(Box::new(error))
 }
 

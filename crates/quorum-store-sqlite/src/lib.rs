@@ -50,7 +50,15 @@ pub(crate) fn database_error(error: rusqlite::Error) -> StoreError {
             message.as_deref().unwrap_or("unique constraint")
         ));
     }
+    if is_full(&error) {
+        return StoreError::StorageFull;
+    }
     StoreError::Database(Box::new(error))
+}
+
+/// Whether SQLite gave up because the disk (or its size limit) is full.
+fn is_full(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 fn connect(path: &Path) -> Result<Connection> {
@@ -194,23 +202,51 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// A write queued for the writer thread: it runs on the writer's connection (or, given `None`,
 /// answers that it never ran) and returns whether it succeeded and how to answer its caller.
-pub(crate) type Command = Box<dyn FnOnce(Option<&Connection>) -> (bool, Pending) + Send>;
+pub(crate) type Command = Box<dyn FnOnce(Option<&Connection>) -> (Ran, Pending) + Send>;
+
+/// How a command went: whether it succeeded, and whether it failed on a full disk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ran {
+    ok: bool,
+    full: bool,
+}
 
 /// A result waiting for its transaction to commit before it is sent.
-type Pending = Box<dyn FnOnce(Option<&str>) + Send>;
+type Pending = Box<dyn FnOnce(Option<&Failed>) + Send>;
 
-fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T>) -> (bool, Pending) {
-    let ok = result.is_ok();
-    let finish = move |commit_error: Option<&str>| {
-        let result = match commit_error {
+/// Why a batch's transaction was lost: every command of it is told.
+#[derive(Debug)]
+struct Failed {
+    message: String,
+    /// The storage is full (the callers hear so, rather than of an internal error).
+    full: bool,
+}
+
+impl Failed {
+    fn of(error: &rusqlite::Error) -> Failed {
+        Failed {
+            message: error.to_string(),
+            full: is_full(error),
+        }
+    }
+}
+
+fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T>) -> (Ran, Pending) {
+    let ran = Ran {
+        ok: result.is_ok(),
+        full: matches!(result, Err(StoreError::StorageFull)),
+    };
+    let finish = move |failed: Option<&Failed>| {
+        let result = match failed {
             None => result,
-            Some(message) => Err(StoreError::Database(
-                format!("commit failed: {message}").into(),
+            Some(Failed { full: true, .. }) => Err(StoreError::StorageFull),
+            Some(Failed { message, .. }) => Err(StoreError::Database(
+                format!("the transaction failed: {message}").into(),
             )),
         };
         let _ = reply.send(result);
     };
-    (ok, Box::new(finish))
+    (ran, Box::new(finish))
 }
 
 fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
@@ -230,25 +266,41 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
             }
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let message = e.to_string();
+            let failed = Failed::of(&e);
             for command in batch.drain(..) {
-                command(None).1(Some(&message));
+                command(None).1(Some(&failed));
             }
             continue;
         }
         let mut waiting: Vec<Pending> = Vec::with_capacity(batch.len());
         let mut commands = std::mem::take(&mut batch).into_iter();
         let mut panicked = false;
+        let mut lost = None;
         for command in commands.by_ref() {
             let savepoint = conn.execute_batch("SAVEPOINT command");
             // A bug in one command must not stop every later write until a restart.
             let ran =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| command(Some(&conn))));
-            let Ok((ok, finish)) = ran else {
+            let Ok((Ran { ok, full }, finish)) = ran else {
                 tracing::error!("a write command panicked; its batch is rolled back");
                 panicked = true;
                 break;
             };
+            if conn.is_autocommit() {
+                // SQLite rolled the whole transaction back (a full disk, an I/O error): what
+                // the batch did so far is gone, so each of its callers is told; the commands
+                // not yet run go into the next batch.
+                waiting.push(finish);
+                lost = Some(Failed {
+                    message: if full {
+                        "the disk is full".into()
+                    } else {
+                        "SQLite rolled the transaction back".into()
+                    },
+                    full,
+                });
+                break;
+            }
             let outcome = if ok && savepoint.is_ok() {
                 conn.execute_batch("RELEASE command")
             } else {
@@ -259,14 +311,26 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
             }
             waiting.push(finish);
         }
+        if let Some(failed) = lost {
+            tracing::error!(error = %failed.message, "a write's transaction was rolled back");
+            for finish in waiting {
+                finish(Some(&failed));
+            }
+            batch.extend(commands);
+            continue;
+        }
         if panicked {
             // What the panicking command left half-done is unknown: the batch so far is rolled
             // back and its callers told; the commands not yet run go into the next batch.
             let _ = conn.execute_batch("ROLLBACK");
-            let message =
-                "another write in the same transaction failed unexpectedly; nothing was stored";
+            let failed = Failed {
+                message:
+                    "another write in the same transaction failed unexpectedly; nothing was stored"
+                        .into(),
+                full: false,
+            };
             for finish in waiting {
-                finish(Some(message));
+                finish(Some(&failed));
             }
             batch.extend(commands);
             continue;
@@ -276,11 +340,11 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
             Err(e) => {
                 tracing::error!(error = %e, "commit failed");
                 let _ = conn.execute_batch("ROLLBACK");
-                Some(e.to_string())
+                Some(Failed::of(&e))
             }
         };
         for finish in waiting {
-            finish(commit_error.as_deref());
+            finish(commit_error.as_ref());
         }
     }
     // The queue is closed and drained: every acknowledged write is committed.

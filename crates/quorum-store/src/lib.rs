@@ -44,6 +44,9 @@ pub enum StoreError {
     LeaseExpired,
     #[error("the store is shutting down")]
     Closed,
+    /// The database's storage is full: nothing of the write was stored.
+    #[error("the server's storage is full")]
+    StorageFull,
     #[error("database error")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
