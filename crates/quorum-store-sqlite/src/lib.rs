@@ -223,9 +223,10 @@ struct Failed {
 }
 
 impl Failed {
-    fn of(error: &rusqlite::Error) -> Failed {
+    /// `what` failed with `error`.
+    fn of(what: &str, error: &rusqlite::Error) -> Failed {
         Failed {
-            message: error.to_string(),
+            message: format!("{what}: {error}"),
             full: is_full(error),
         }
     }
@@ -240,9 +241,7 @@ fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T>) -> (Ran, Pendi
         let result = match failed {
             None => result,
             Some(Failed { full: true, .. }) => Err(StoreError::StorageFull),
-            Some(Failed { message, .. }) => Err(StoreError::Database(
-                format!("the transaction failed: {message}").into(),
-            )),
+            Some(Failed { message, .. }) => Err(StoreError::Database(message.clone().into())),
         };
         let _ = reply.send(result);
     };
@@ -266,7 +265,7 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
             }
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let failed = Failed::of(&e);
+            let failed = Failed::of("cannot begin a transaction", &e);
             for command in batch.drain(..) {
                 command(None).1(Some(&failed));
             }
@@ -293,7 +292,7 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
                 waiting.push(finish);
                 lost = Some(Failed {
                     message: if full {
-                        "the disk is full".into()
+                        "the disk is full; SQLite rolled the transaction back".into()
                     } else {
                         "SQLite rolled the transaction back".into()
                     },
@@ -340,7 +339,7 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
             Err(e) => {
                 tracing::error!(error = %e, "commit failed");
                 let _ = conn.execute_batch("ROLLBACK");
-                Some(Failed::of(&e))
+                Some(Failed::of("commit failed", &e))
             }
         };
         for finish in waiting {
