@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Latency bucket bounds in seconds.
 const BUCKETS: [f64; 12] = [
@@ -26,10 +26,21 @@ pub struct Metrics {
     pub leases_granted: AtomicU64,
     pub responses_stored: AtomicU64,
     pub items_imported: AtomicU64,
+    /// Writes refused because the database's disk is full (507).
+    pub storage_full_refusals: AtomicU64,
+    /// Whether the last write this server tried found the disk full: set by a 507, cleared by
+    /// the next write that succeeds.
+    pub storage_full: AtomicBool,
 }
 
 impl Metrics {
     pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        if status == 507 {
+            self.storage_full_refusals.fetch_add(1, Ordering::Relaxed);
+            self.storage_full.store(true, Ordering::Relaxed);
+        } else if (200..300).contains(&status) && !matches!(method, "GET" | "HEAD" | "OPTIONS") {
+            self.storage_full.store(false, Ordering::Relaxed);
+        }
         if let Ok(mut requests) = self.requests.lock() {
             *requests
                 .entry((method.to_string(), route.to_string(), status))
@@ -106,6 +117,11 @@ impl Metrics {
                 "Items created or updated by imports.",
                 &self.items_imported,
             ),
+            (
+                "quorum_storage_full_total",
+                "Writes refused because the database's disk is full (507).",
+                &self.storage_full_refusals,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -113,6 +129,11 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP quorum_storage_full 1 while the last write found the database's disk full.\n# TYPE quorum_storage_full gauge\nquorum_storage_full {}",
+            u8::from(self.storage_full.load(Ordering::Relaxed))
+        );
         out
     }
 }

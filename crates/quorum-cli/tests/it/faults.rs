@@ -106,6 +106,24 @@ async fn a_full_disk_refuses_with_507_writes_nothing_half_and_recovers() {
             .contains("storage is full"),
         "{body}"
     );
+    // The health check and the metrics say so.
+    let health = |path: &'static str| {
+        let url = format!("{}{path}", server.base);
+        let client = client.clone();
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let (status, body) = health("/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("storage_full"), "{body}");
+    let (_, metrics) = health("/metrics").await;
+    assert!(metrics.contains("\nquorum_storage_full 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nquorum_storage_full_total 1\n"),
+        "{metrics}"
+    );
     // Nothing of the refused import was written; reads go on.
     assert!(stored > 0);
     assert_eq!(stats().await, stored * 2000);
@@ -119,6 +137,10 @@ async fn a_full_disk_refuses_with_507_writes_nothing_half_and_recovers() {
     let response = import(stored as usize, 2000, 200).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(stats().await, (stored + 1) * 2000);
+    let (status, _) = health("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, metrics) = health("/metrics").await;
+    assert!(metrics.contains("\nquorum_storage_full 0\n"), "{metrics}");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }

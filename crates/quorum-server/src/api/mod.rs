@@ -306,11 +306,19 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-/// Liveness.
+/// Health: 200 `ok`, or 503 `storage_full` while the last write found the database's disk full
+/// (until a write succeeds again), so a load balancer or orchestrator can take the server out.
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
-    responses((status = 200, description = "The server is up", body = Health)))]
-async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+    responses((status = 200, description = "The server is up", body = Health),
+        (status = 503, description = "The database's disk is full", body = Health)))]
+async fn healthz<S: Store>(State(state): State<AppState<S>>) -> Response {
+    if state.metrics.storage_full.load(Ordering::Relaxed) {
+        let health = Health {
+            status: "storage_full",
+        };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(health)).into_response();
+    }
+    Json(Health { status: "ok" }).into_response()
 }
 
 /// This document.

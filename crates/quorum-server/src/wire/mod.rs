@@ -51,6 +51,6 @@ impl<'s> ToResponse<'s> for ErrorBody {
 /// The health check.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`.
+    /// `ok`, or `storage_full`.
     pub status: &'static str,
 }
