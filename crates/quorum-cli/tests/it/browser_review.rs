@@ -424,6 +424,34 @@ async fn a_standard_is_run_reported_verified_and_its_report_opens_in_chromium() 
     let rejected = quorum(&["standard", "verify", tampered.to_str().unwrap()]);
     assert!(!rejected.status.success());
     assert!(String::from_utf8_lossy(&rejected.stderr).contains("signature"));
+    // Backed up and restored, the instance signs the same report with the same key.
+    let backup = dir.path().join("backup.sqlite3");
+    let saved = quorum(&[
+        "backup",
+        "--database",
+        &database,
+        "--output",
+        backup.to_str().unwrap(),
+    ]);
+    assert!(saved.status.success(), "{saved:?}");
+    let restored = format!("sqlite://{}/restored.sqlite3", dir.path().display());
+    let back = quorum(&[
+        "restore",
+        "--input",
+        backup.to_str().unwrap(),
+        "--database",
+        &restored,
+    ]);
+    let said = String::from_utf8_lossy(&back.stdout);
+    assert!(back.status.success(), "{said}");
+    let key = json["signature"]["public_key"].as_str().unwrap();
+    assert!(
+        said.contains(&format!(
+            "the report of `{}` verifies, signed by {key}",
+            standard.spec.standard.name
+        )),
+        "{said}"
+    );
 
     let Some(driver) = driver() else { return };
     let client = browser(&driver, 1280, 1000).await;
