@@ -440,6 +440,10 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "QUORUM_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
+    /// Seconds to keep trying, with back-off, to reach a PostgreSQL database that does not
+    /// answer at start (starting with the machine, failing over); 0 tries once.
+    #[arg(long, env = "QUORUM_DATABASE_WAIT", default_value_t = 60)]
+    pub database_wait: u64,
     /// Creates a demo project (pairwise preferences over bundled sample prompts) if absent.
     #[arg(long, env = "QUORUM_DEMO")]
     pub demo: bool,

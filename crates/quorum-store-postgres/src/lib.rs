@@ -94,15 +94,28 @@ impl PgStore {
         Self::open_with(options).await
     }
 
-    /// How many tables the database at `url` holds (in any schema but PostgreSQL's own),
-    /// read without migrating it: whether a restore may go there.
-    pub async fn table_count(url: &str) -> Result<i64> {
+    /// One connection to `url`, made at once (no pool waiting on it): the real reason when
+    /// the database cannot be reached.
+    async fn connect_once(url: &str) -> Result<sqlx::PgConnection> {
         let options = PgConnectOptions::from_str(url)
             .map_err(database_error)?
             .disable_statement_logging();
-        let mut conn = ConnectOptions::connect(&options)
+        ConnectOptions::connect(&options)
             .await
-            .map_err(database_error)?;
+            .map_err(database_error)
+    }
+
+    /// Whether the database at `url` answers; the connection error when it does not.
+    pub async fn reachable(url: &str) -> Result<()> {
+        let conn = Self::connect_once(url).await?;
+        let _ = sqlx::Connection::close(conn).await;
+        Ok(())
+    }
+
+    /// How many tables the database at `url` holds (in any schema but PostgreSQL's own),
+    /// read without migrating it: whether a restore may go there.
+    pub async fn table_count(url: &str) -> Result<i64> {
+        let mut conn = Self::connect_once(url).await?;
         let count = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
         )

@@ -19,9 +19,45 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let address = listener.local_addr()?;
+    wait_for_postgres(&args.database.database, args.database_wait).await?;
     match open_store(&args.database).await? {
         super::AnyStore::Sqlite(store) => serve(store, listener, address, &args).await,
         super::AnyStore::Postgres(store) => serve(store, listener, address, &args).await,
+    }
+}
+
+/// Waits, with back-off, until a PostgreSQL database answers or `wait` seconds have passed;
+/// the error then says why it could not be reached. Other databases go on at once.
+async fn wait_for_postgres(url: &str, wait: u64) -> anyhow::Result<()> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(250);
+    loop {
+        match quorum_store_postgres::PgStore::reachable(url).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                let reason = std::error::Error::source(&error)
+                    .map_or_else(|| error.to_string(), ToString::to_string);
+                let left = std::time::Duration::from_secs(wait).saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    anyhow::bail!(
+                        "cannot reach the database {} ({reason}); tried for {} s (--database-wait)",
+                        redact(url),
+                        started.elapsed().as_secs()
+                    );
+                }
+                tracing::warn!(
+                    database = %redact(url),
+                    error = %reason,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "the database does not answer yet"
+                );
+                tokio::time::sleep(delay.min(left)).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
     }
 }
 

@@ -11,7 +11,9 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Executor;
 
-use crate::serve::{Served, all_raters, call, exported, rater_names, serve, serve_env, setup};
+use crate::serve::{
+    Served, all_raters, call, exported, rater_names, serve, serve_env, serve_with, setup,
+};
 
 fn postgres_url() -> String {
     std::env::var("QUORUM_TEST_POSTGRES")
@@ -488,4 +490,62 @@ async fn two_servers_deliver_each_webhook_event_once() {
     );
     drop([first, second]);
     fresh.drop().await;
+}
+
+/// A PostgreSQL that does not answer yet when the server starts (it starts with the machine,
+/// or is failing over): the server waits with back-off and serves once it answers; with no
+/// time to wait it stops at once, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_waits_for_a_postgres_that_is_not_up_yet() {
+    let database = FreshDatabase::new("quorum_wait").await;
+    let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url()).unwrap();
+    let upstream = format!("{}:{}", options.get_host(), options.get_port());
+    // A port where nothing listens yet; later a forwarder to the real PostgreSQL takes it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{}", database.name);
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_quorum"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database", &url])
+        .args(["--database-wait", "0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("cannot reach the database") && said.contains("refused"),
+        "{said}"
+    );
+
+    let started = std::time::Instant::now();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let server = serve_with(&url, "administrator", &["--database-wait", "30"]);
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    let (status, body) = call(
+        &Client::new(),
+        server.token.as_deref().unwrap(),
+        Method::GET,
+        format!("{}/api/v1/me", server.base),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    drop(server);
+    database.drop().await;
 }
