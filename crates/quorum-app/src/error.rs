@@ -20,6 +20,9 @@ pub enum AppError {
     LeaseExpired,
     #[error("the service is shutting down")]
     Unavailable,
+    /// The database cannot be reached for now; the request may be tried again shortly.
+    #[error("the database cannot be reached; try again shortly")]
+    DatabaseUnreachable,
     /// The server's storage is full: nothing of the request was stored.
     #[error("the server's storage is full")]
     StorageFull,
@@ -44,6 +47,7 @@ impl From<StoreError> for AppError {
             StoreError::LeaseExpired => AppError::LeaseExpired,
             StoreError::Closed => AppError::Unavailable,
             StoreError::StorageFull => AppError::StorageFull,
+            StoreError::Unreachable => AppError::DatabaseUnreachable,
             StoreError::Database(source) => AppError::Internal(source),
         }
     }

@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use quorum_app::AppError;
 use serde_json::Value;
@@ -60,6 +60,14 @@ impl From<AppError> for ApiError {
                 "unavailable",
                 "the service is shutting down",
             ),
+            e @ AppError::DatabaseUnreachable => {
+                tracing::warn!("the database cannot be reached");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unreachable",
+                    e.to_string(),
+                )
+            }
             e @ AppError::StorageFull => {
                 tracing::error!("the database's storage is full");
                 ApiError::new(
@@ -91,6 +99,13 @@ impl IntoResponse for ApiError {
                 details: self.details,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Worth trying again soon: the server is draining or the database is away.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
     }
 }

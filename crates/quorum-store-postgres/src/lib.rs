@@ -35,6 +35,18 @@ pub(crate) fn database_error(error: sqlx::Error) -> StoreError {
     {
         return StoreError::StorageFull;
     }
+    // The connection is gone or cannot be made: class 08 (connection exceptions) and the
+    // server shutting down or starting up (57P01–57P03), or no connection at all.
+    let unreachable = match &error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    };
+    if unreachable {
+        return StoreError::Unreachable;
+    }
     StoreError::Database(Box::new(error))
 }
 
@@ -129,6 +141,9 @@ impl PgStore {
     pub async fn open_with(options: PgConnectOptions) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(32)
+            // While the database is away (restarting, failing over) a request gets its 503
+            // within seconds instead of hanging on the pool.
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options)
             .await
             .map_err(database_error)?;

@@ -44,6 +44,10 @@ pub enum StoreError {
     LeaseExpired,
     #[error("the store is shutting down")]
     Closed,
+    /// The database cannot be reached (down, restarting, failing over): the request did
+    /// nothing it acknowledged, and may be tried again shortly.
+    #[error("the database cannot be reached")]
+    Unreachable,
     /// The database's storage is full: nothing of the write was stored.
     #[error("the server's storage is full")]
     StorageFull,

@@ -15,6 +15,7 @@ mod datasets;
 mod faults;
 mod limits;
 mod models;
+mod outage;
 mod postgres;
 mod python_client;
 mod serve;

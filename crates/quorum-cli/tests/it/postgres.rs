@@ -15,7 +15,7 @@ use crate::serve::{
     Served, all_raters, call, exported, rater_names, serve, serve_env, serve_with, setup,
 };
 
-fn postgres_url() -> String {
+pub(crate) fn postgres_url() -> String {
     std::env::var("QUORUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
@@ -23,7 +23,7 @@ fn postgres_url() -> String {
 /// A database of its own on the machine's PostgreSQL, for one test.
 pub(crate) struct FreshDatabase {
     admin: sqlx::PgPool,
-    name: String,
+    pub(crate) name: String,
     pub(crate) url: String,
 }
 

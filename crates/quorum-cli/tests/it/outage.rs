@@ -1,0 +1,163 @@
+//! PostgreSQL going away under load (a restart, a failover): through a forwarder on loopback
+//! whose connections are cut and which refuses new ones for a while, raters keep answering.
+//! No request hangs, requests during the outage get 503 with `Retry-After`, and afterwards
+//! every acknowledged answer is stored and no item is over-served.
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+use crate::postgres::{FreshDatabase, postgres_url};
+use crate::serve::{exported, serve, setup};
+
+/// Forwards `port` on loopback to `upstream` until stopped; `stop` also cuts every
+/// connection it carries.
+struct Forwarder {
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Forwarder {
+    async fn start(port: u16, upstream: String) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let inner = Arc::clone(&tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let connection = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                inner.lock().unwrap().push(connection.abort_handle());
+            }
+        });
+        tasks.lock().unwrap().push(accept.abort_handle());
+        Forwarder { tasks }
+    }
+
+    fn stop(self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// What one rater saw: answers acknowledged (item text), 503s, and requests that hung.
+#[derive(Debug, Default)]
+struct Seen {
+    acknowledged: Vec<String>,
+    unavailable: usize,
+    hung: usize,
+}
+
+/// Next and submit until nothing is left; a 503 (with `Retry-After`) is waited out.
+async fn rater(client: Client, base: String, project: i64, token: String) -> Seen {
+    let mut seen = Seen::default();
+    let mut lease: Option<(i64, String)> = None;
+    for _ in 0..2000 {
+        let request = match &lease {
+            None => client.post(format!("{base}/api/v1/projects/{project}/next")),
+            Some((id, _)) => client
+                .post(format!("{base}/api/v1/leases/{id}/response"))
+                .header("Idempotency-Key", format!("lease-{id}"))
+                .json(&json!({"answers": {"label": "a"}})),
+        };
+        let response = match request.bearer_auth(&token).send().await {
+            Ok(response) => response,
+            Err(e) if e.is_timeout() => {
+                seen.hung += 1;
+                continue;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let status = response.status();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(response.headers()["retry-after"], "5");
+            seen.unavailable += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        match lease.take() {
+            None if status == StatusCode::NO_CONTENT => return seen,
+            None => {
+                assert_eq!(status, StatusCode::OK);
+                let body: Value = response.json().await.unwrap();
+                let id = body["lease"]["id"].as_i64().unwrap();
+                let text = body["item"]["fields"]["text"].as_str().unwrap().to_string();
+                lease = Some((id, text));
+            }
+            Some((_, text)) => {
+                // A replay after a lost reply answers 200; either way it is stored once.
+                assert!(status.is_success(), "{status}");
+                seen.acknowledged.push(text);
+            }
+        }
+    }
+    panic!("the rater never finished");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn raters_ride_out_a_postgres_outage_and_nothing_acknowledged_is_lost() {
+    let database = FreshDatabase::new("quorum_outage").await;
+    let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url()).unwrap();
+    let upstream = format!("{}:{}", options.get_host(), options.get_port());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let forwarder = Forwarder::start(port, upstream.clone()).await;
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{}", database.name);
+    let server = serve(&url, "administrator");
+    let admin = server.token.clone().unwrap();
+    let client = Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let (project, tokens) = setup(&client, &server.base, &url, &admin, 150, 4, 2).await;
+    let raters: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            tokio::spawn(rater(
+                client.clone(),
+                server.base.clone(),
+                project,
+                t.clone(),
+            ))
+        })
+        .collect();
+    // The database goes away mid-load, stays away two seconds, and comes back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    forwarder.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _forwarder = Forwarder::start(port, upstream).await;
+    let mut seen = Vec::new();
+    for rater in raters {
+        seen.push(rater.await.unwrap());
+    }
+    assert_eq!(seen.iter().map(|s| s.hung).sum::<usize>(), 0, "{seen:?}");
+    assert!(
+        seen.iter().map(|s| s.unavailable).sum::<usize>() > 0,
+        "the outage was seen: {seen:?}"
+    );
+    let stored = exported(&client, &server.base, &admin, project).await;
+    assert_eq!(stored.len(), 300, "every item answered exactly twice");
+    let mut per_item = std::collections::HashMap::new();
+    for (item, _) in &stored {
+        *per_item.entry(item.clone()).or_insert(0) += 1;
+    }
+    assert!(per_item.values().all(|&n| n == 2));
+    let acknowledged: usize = seen.iter().map(|s| s.acknowledged.len()).sum();
+    assert_eq!(
+        acknowledged, 300,
+        "each stored answer was acknowledged once"
+    );
+    drop(server);
+    database.drop().await;
+}
