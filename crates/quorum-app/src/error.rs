@@ -47,7 +47,10 @@ impl From<StoreError> for AppError {
             StoreError::LeaseExpired => AppError::LeaseExpired,
             StoreError::Closed => AppError::Unavailable,
             StoreError::StorageFull => AppError::StorageFull,
-            StoreError::Unreachable => AppError::DatabaseUnreachable,
+            StoreError::Unreachable(reason) => {
+                tracing::warn!(error = %reason, "the database cannot be reached");
+                AppError::DatabaseUnreachable
+            }
             StoreError::Database(source) => AppError::Internal(source),
         }
     }

@@ -60,14 +60,11 @@ impl From<AppError> for ApiError {
                 "unavailable",
                 "the service is shutting down",
             ),
-            e @ AppError::DatabaseUnreachable => {
-                tracing::warn!("the database cannot be reached");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unreachable",
-                    e.to_string(),
-                )
-            }
+            e @ AppError::DatabaseUnreachable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unreachable",
+                e.to_string(),
+            ),
             e @ AppError::StorageFull => {
                 tracing::error!("the database's storage is full");
                 ApiError::new(

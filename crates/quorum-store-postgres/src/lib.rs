@@ -45,7 +45,7 @@ pub(crate) fn database_error(error: sqlx::Error) -> StoreError {
         _ => false,
     };
     if unreachable {
-        return StoreError::Unreachable;
+        return StoreError::Unreachable(error.to_string());
     }
     StoreError::Database(Box::new(error))
 }

@@ -46,8 +46,8 @@ pub enum StoreError {
     Closed,
     /// The database cannot be reached (down, restarting, failing over): the request did
     /// nothing it acknowledged, and may be tried again shortly.
-    #[error("the database cannot be reached")]
-    Unreachable,
+    #[error("the database cannot be reached: {0}")]
+    Unreachable(String),
     /// The database's storage is full: nothing of the write was stored.
     #[error("the server's storage is full")]
     StorageFull,
