@@ -567,4 +567,39 @@ mod tests {
             assert!(exists(&store, name).await);
         }
     }
+
+    /// `TABLES` (what a restore counts) names every table the migrations make, and no other.
+    #[tokio::test]
+    async fn every_table_is_counted() {
+        let (store, _dir) = store().await;
+        let mut made: Vec<String> = store
+            .readers
+            .run(|c| {
+                let mut statement = c
+                    .prepare(
+                        "SELECT name FROM sqlite_master WHERE type = 'table'
+                         AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'",
+                    )
+                    .map_err(database_error)?;
+                let names = statement
+                    .query_map([], |r| r.get(0))
+                    .map_err(database_error)?
+                    .collect::<std::result::Result<Vec<String>, _>>()
+                    .map_err(database_error)?;
+                Ok(names)
+            })
+            .await
+            .expect("reads");
+        made.sort();
+        let mut counted: Vec<String> = store
+            .row_counts()
+            .await
+            .expect("counts")
+            .into_iter()
+            .map(|(t, _)| t.to_string())
+            .collect();
+        counted.sort();
+        assert_eq!(made, counted);
+        store.close().await;
+    }
 }
