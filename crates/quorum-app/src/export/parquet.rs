@@ -68,15 +68,6 @@ impl Shared {
     }
 }
 
-/// How a question's answers become a column.
-#[derive(Debug, Clone, Copy)]
-enum Column {
-    Text,
-    Integer,
-    Labels,
-    Json,
-}
-
 /// A Parquet file written a row group at a time, its bytes handed out as they are made.
 struct Streamed {
     writer: Option<ArrowWriter<Shared>>,
@@ -125,7 +116,7 @@ impl Streamed {
 /// Responses as a Parquet file being written page by page.
 pub struct ParquetPages {
     file: Streamed,
-    questions: Vec<(String, Column)>,
+    questions: Vec<(String, Cell)>,
 }
 
 impl std::fmt::Debug for ParquetPages {
@@ -140,19 +131,19 @@ fn parquet_error(error: impl std::fmt::Display) -> AppError {
 
 impl ParquetPages {
     pub fn new(schema: &Schema) -> Result<Self, AppError> {
-        let questions: Vec<(String, Column)> = schema
+        let questions: Vec<(String, Cell)> = schema
             .questions
             .iter()
             .map(|q| {
-                let column = match q.kind {
+                let cell = match q.kind {
                     QuestionKind::Label { .. }
                     | QuestionKind::Pairwise { .. }
-                    | QuestionKind::Text { .. } => Column::Text,
-                    QuestionKind::Rating { .. } => Column::Integer,
-                    QuestionKind::MultiLabel { .. } => Column::Labels,
-                    QuestionKind::Ranking { .. } | QuestionKind::Spans { .. } => Column::Json,
+                    | QuestionKind::Text { .. } => Cell::Text,
+                    QuestionKind::Rating { .. } => Cell::Int,
+                    QuestionKind::MultiLabel { .. } => Cell::Labels,
+                    QuestionKind::Ranking { .. } | QuestionKind::Spans { .. } => Cell::Json,
                 };
-                (q.name.clone(), column)
+                (q.name.clone(), cell)
             })
             .collect();
         let mut fields = vec![
@@ -162,15 +153,8 @@ impl ParquetPages {
             Field::new("user", DataType::Utf8, false),
             Field::new("answers", DataType::Utf8, false),
         ];
-        for (name, column) in &questions {
-            let kind = match column {
-                Column::Text | Column::Json => DataType::Utf8,
-                Column::Integer => DataType::Int64,
-                Column::Labels => {
-                    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
-                }
-            };
-            fields.push(Field::new(format!("answer_{name}"), kind, true));
+        for (name, cell) in &questions {
+            fields.push(Field::new(format!("answer_{name}"), cell.data_type(), true));
         }
         fields.push(Field::new("time_spent_ms", DataType::Int64, false));
         fields.push(Field::new(
@@ -205,41 +189,11 @@ impl ParquetPages {
                 rows.iter().map(|r| r.answers.to_string()),
             )),
         ];
-        for (name, column) in &self.questions {
+        for (name, cell) in &self.questions {
             let answers = rows
                 .iter()
                 .map(|r| r.answers.get(name).filter(|v| !v.is_null()));
-            let array: ArrayRef = match column {
-                Column::Text => Arc::new(StringArray::from_iter(
-                    answers.map(|v| v.and_then(Value::as_str).map(str::to_string)),
-                )),
-                Column::Json => Arc::new(StringArray::from_iter(
-                    answers.map(|v| v.map(Value::to_string)),
-                )),
-                Column::Integer => {
-                    let mut builder = Int64Builder::with_capacity(rows.len());
-                    for value in answers {
-                        builder.append_option(value.and_then(Value::as_i64));
-                    }
-                    Arc::new(builder.finish())
-                }
-                Column::Labels => {
-                    let mut builder = ListBuilder::new(StringBuilder::new());
-                    for value in answers {
-                        match value.and_then(Value::as_array) {
-                            Some(labels) => {
-                                for label in labels {
-                                    builder.values().append_option(label.as_str());
-                                }
-                                builder.append(true);
-                            }
-                            None => builder.append(false),
-                        }
-                    }
-                    Arc::new(builder.finish())
-                }
-            };
-            columns.push(array);
+            columns.push(cell.array(answers, rows.len())?);
         }
         columns.push(Arc::new(Int64Array::from_iter_values(
             rows.iter().map(|r| r.time_spent_ms),
@@ -257,14 +211,100 @@ impl ParquetPages {
     }
 }
 
-/// How an aggregate's value becomes a cell.
+/// How JSON values become an Arrow column.
 #[derive(Debug, Clone, Copy)]
 enum Cell {
     Int,
     Float,
+    /// A string as it is; any other value as its JSON text.
     Text,
+    /// Always JSON text (rankings, spans).
+    Json,
+    /// A list of strings (multi-label answers).
+    Labels,
     /// Chat turns: list<struct<role, content>>.
     Messages,
+}
+
+impl Cell {
+    fn data_type(self) -> DataType {
+        match self {
+            Cell::Int => DataType::Int64,
+            Cell::Float => DataType::Float64,
+            Cell::Text | Cell::Json => DataType::Utf8,
+            Cell::Labels => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            Cell::Messages => DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Struct(message_fields().into()),
+                true,
+            ))),
+        }
+    }
+
+    /// `values` (absent or null: a null cell) as an array of `len` rows.
+    fn array<'a>(
+        self,
+        values: impl Iterator<Item = Option<&'a Value>>,
+        len: usize,
+    ) -> Result<ArrayRef, AppError> {
+        Ok(match self {
+            Cell::Int => {
+                let mut builder = Int64Builder::with_capacity(len);
+                for value in values {
+                    builder.append_option(value.and_then(Value::as_i64));
+                }
+                Arc::new(builder.finish())
+            }
+            Cell::Float => {
+                let mut builder = Float64Builder::with_capacity(len);
+                for value in values {
+                    builder.append_option(value.and_then(Value::as_f64));
+                }
+                Arc::new(builder.finish())
+            }
+            Cell::Text => Arc::new(StringArray::from_iter(values.map(|v| v.and_then(text_of)))),
+            Cell::Json => Arc::new(StringArray::from_iter(
+                values.map(|v| v.map(Value::to_string)),
+            )),
+            Cell::Labels => {
+                let mut builder = ListBuilder::new(StringBuilder::new());
+                for value in values {
+                    match value.and_then(Value::as_array) {
+                        Some(labels) => {
+                            for label in labels {
+                                builder.values().append_option(label.as_str());
+                            }
+                            builder.append(true);
+                        }
+                        None => builder.append(false),
+                    }
+                }
+                Arc::new(builder.finish())
+            }
+            Cell::Messages => {
+                let mut builder =
+                    ListBuilder::new(StructBuilder::from_fields(message_fields(), len));
+                for value in values {
+                    let Some(turns) = value.and_then(Value::as_array) else {
+                        builder.append(false);
+                        continue;
+                    };
+                    let turns_builder = builder.values();
+                    for turn in turns {
+                        for (index, key) in ["role", "content"].into_iter().enumerate() {
+                            turns_builder
+                                .field_builder::<StringBuilder>(index)
+                                .ok_or_else(|| parquet_error("a message field is not text"))?
+                                .append_option(turn.get(key).and_then(text_of));
+                        }
+                        turns_builder.append(true);
+                    }
+                    builder.append(true);
+                }
+                Arc::new(builder.finish())
+            }
+        })
+    }
 }
 
 /// The text of a value for a text column: a string as it is, anything else as JSON.
@@ -319,50 +359,6 @@ fn aggregate_columns(aggregate: Aggregate, schema: &Schema) -> Vec<(&'static str
     }
 }
 
-/// One column of `rows` (JSON objects) as an Arrow array.
-fn aggregate_array(rows: &[Value], name: &str, cell: Cell) -> Result<ArrayRef, AppError> {
-    let values = rows.iter().map(|r| r.get(name).filter(|v| !v.is_null()));
-    Ok(match cell {
-        Cell::Int => {
-            let mut builder = Int64Builder::with_capacity(rows.len());
-            for value in values {
-                builder.append_option(value.and_then(Value::as_i64));
-            }
-            Arc::new(builder.finish())
-        }
-        Cell::Float => {
-            let mut builder = Float64Builder::with_capacity(rows.len());
-            for value in values {
-                builder.append_option(value.and_then(Value::as_f64));
-            }
-            Arc::new(builder.finish())
-        }
-        Cell::Text => Arc::new(StringArray::from_iter(values.map(|v| v.and_then(text_of)))),
-        Cell::Messages => {
-            let mut builder =
-                ListBuilder::new(StructBuilder::from_fields(message_fields(), rows.len()));
-            for value in values {
-                let Some(turns) = value.and_then(Value::as_array) else {
-                    builder.append(false);
-                    continue;
-                };
-                let turns_builder = builder.values();
-                for turn in turns {
-                    for (index, key) in ["role", "content"].into_iter().enumerate() {
-                        turns_builder
-                            .field_builder::<StringBuilder>(index)
-                            .ok_or_else(|| parquet_error("a message field is not text"))?
-                            .append_option(turn.get(key).and_then(text_of));
-                    }
-                    turns_builder.append(true);
-                }
-                builder.append(true);
-            }
-            Arc::new(builder.finish())
-        }
-    })
-}
-
 /// An aggregate export as a Parquet file being written a row group at a time.
 pub(super) struct AggregateParquet {
     file: Streamed,
@@ -374,19 +370,7 @@ impl AggregateParquet {
         let columns = aggregate_columns(aggregate, schema);
         let fields: Vec<Field> = columns
             .iter()
-            .map(|(name, cell, nullable)| {
-                let kind = match cell {
-                    Cell::Int => DataType::Int64,
-                    Cell::Float => DataType::Float64,
-                    Cell::Text => DataType::Utf8,
-                    Cell::Messages => DataType::List(Arc::new(Field::new(
-                        "item",
-                        DataType::Struct(message_fields().into()),
-                        true,
-                    ))),
-                };
-                Field::new(*name, kind, *nullable)
-            })
+            .map(|(name, cell, nullable)| Field::new(*name, cell.data_type(), *nullable))
             .collect();
         Ok(Self {
             file: Streamed::new(ArrowSchema::new(fields))?,
@@ -402,7 +386,10 @@ impl AggregateParquet {
         let arrays = self
             .columns
             .iter()
-            .map(|(name, cell, _)| aggregate_array(rows, name, *cell))
+            .map(|(name, cell, _)| {
+                let values = rows.iter().map(|r| r.get(*name).filter(|v| !v.is_null()));
+                cell.array(values, rows.len())
+            })
             .collect::<Result<Vec<_>, _>>()?;
         self.file.row_group(arrays)
     }
