@@ -3,50 +3,13 @@
 //! No request hangs, requests during the outage get 503 with `Retry-After`, and afterwards
 //! every acknowledged answer is stored and no item is over-served.
 
-use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use crate::postgres::{FreshDatabase, postgres_url};
+use crate::postgres::{Forwarder, FreshDatabase, free_port};
 use crate::serve::{exported, serve, setup};
-
-/// Forwards `port` on loopback to `upstream` until stopped; `stop` also cuts every
-/// connection it carries.
-struct Forwarder {
-    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Forwarder {
-    async fn start(port: u16, upstream: String) -> Forwarder {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let inner = Arc::clone(&tasks);
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let connection = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                inner.lock().unwrap().push(connection.abort_handle());
-            }
-        });
-        tasks.lock().unwrap().push(accept.abort_handle());
-        Forwarder { tasks }
-    }
-
-    fn stop(self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
 
 /// What one rater saw: answers acknowledged (item text), 503s, and requests that hung.
 #[derive(Debug, Default)]
@@ -105,14 +68,8 @@ async fn rater(client: Client, base: String, project: i64, token: String) -> See
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn raters_ride_out_a_postgres_outage_and_nothing_acknowledged_is_lost() {
     let database = FreshDatabase::new("quorum_outage").await;
-    let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url()).unwrap();
-    let upstream = format!("{}:{}", options.get_host(), options.get_port());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let forwarder = Forwarder::start(port, upstream.clone()).await;
+    let port = free_port();
+    let forwarder = Forwarder::start(port).await;
     let url = format!("postgres://postgres@127.0.0.1:{port}/{}", database.name);
     let server = serve(&url, "administrator");
     let admin = server.token.clone().unwrap();
@@ -136,7 +93,7 @@ async fn raters_ride_out_a_postgres_outage_and_nothing_acknowledged_is_lost() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     forwarder.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _forwarder = Forwarder::start(port, upstream).await;
+    let _forwarder = Forwarder::start(port).await;
     let mut seen = Vec::new();
     for rater in raters {
         seen.push(rater.await.unwrap());

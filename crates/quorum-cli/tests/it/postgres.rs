@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::{Client, Method, StatusCode};
@@ -18,6 +18,57 @@ use crate::serve::{
 pub(crate) fn postgres_url() -> String {
     std::env::var("QUORUM_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The test PostgreSQL's `host:port`.
+pub(crate) fn postgres_address() -> String {
+    let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url()).unwrap();
+    format!("{}:{}", options.get_host(), options.get_port())
+}
+
+/// A loopback port nothing listens on (yet).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Forwards `port` on loopback to the test PostgreSQL until stopped; `stop` also cuts every
+/// connection it carries.
+pub(crate) struct Forwarder {
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Forwarder {
+    pub(crate) async fn start(port: u16) -> Forwarder {
+        let upstream = postgres_address();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let inner = Arc::clone(&tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let connection = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                inner.lock().unwrap().push(connection.abort_handle());
+            }
+        });
+        tasks.lock().unwrap().push(accept.abort_handle());
+        Forwarder { tasks }
+    }
+
+    pub(crate) fn stop(self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
 }
 
 /// A database of its own on the machine's PostgreSQL, for one test.
@@ -328,7 +379,7 @@ async fn the_quality_loop_holds_across_two_servers_on_postgres() {
 async fn a_model_run_is_finished_by_another_server_when_its_server_dies() {
     let fresh = FreshDatabase::new("quorum_jobs").await;
     // A provider on loopback that takes 100 ms per answer and counts calls per prompt.
-    let calls: Arc<std::sync::Mutex<HashMap<String, usize>>> = Arc::default();
+    let calls: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let total = Arc::new(AtomicUsize::new(0));
     let router = {
         let (calls, total) = (Arc::clone(&calls), Arc::clone(&total));
@@ -498,14 +549,8 @@ async fn two_servers_deliver_each_webhook_event_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_waits_for_a_postgres_that_is_not_up_yet() {
     let database = FreshDatabase::new("quorum_wait").await;
-    let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url()).unwrap();
-    let upstream = format!("{}:{}", options.get_host(), options.get_port());
     // A port where nothing listens yet; later a forwarder to the real PostgreSQL takes it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("postgres://postgres@127.0.0.1:{port}/{}", database.name);
 
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_quorum"))
@@ -523,17 +568,8 @@ async fn a_server_waits_for_a_postgres_that_is_not_up_yet() {
     let started = std::time::Instant::now();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
+        // It forwards for the rest of the test (dropping it stops nothing).
+        let _forwarding = Forwarder::start(port).await;
     });
     let server = serve_with(&url, "administrator", &["--database-wait", "30"]);
     assert!(started.elapsed() >= Duration::from_millis(1500));
