@@ -446,10 +446,7 @@ impl ImportSession {
     /// Every row of a Parquet file (see `parquet_items`).
     pub fn push_parquet(&mut self, body: Vec<u8>) -> Result<(), AppError> {
         let schema = self.schema.clone();
-        for (row, parsed) in parquet::parquet_items(body, &schema)? {
-            self.push(row, parsed);
-        }
-        Ok(())
+        parquet::parquet_items(body, &schema, |(row, parsed)| self.push(row, parsed))
     }
 
     /// One line of a JSON Lines body (blank lines are skipped).

@@ -67,8 +67,13 @@ fn readable(kind: &DataType) -> bool {
     )
 }
 
-/// Every row of a Parquet file as an item (or why it is not one).
-pub fn parquet_items(body: Vec<u8>, schema: &Schema) -> Result<Vec<ParsedRow>, AppError> {
+/// Hands every row of a Parquet file to `push` as an item (or why it is not one), one record
+/// batch at a time.
+pub fn parquet_items(
+    body: Vec<u8>,
+    schema: &Schema,
+    mut push: impl FnMut(ParsedRow),
+) -> Result<(), AppError> {
     let not_parquet = |e: parquet::errors::ParquetError| {
         invalid(
             format!("the body is not a Parquet file: {e}"),
@@ -98,7 +103,7 @@ pub fn parquet_items(body: Vec<u8>, schema: &Schema) -> Result<Vec<ParsedRow>, A
     let headers = csv::StringRecord::from(columns);
     check_columns(&headers, schema, "Parquet")?;
     let reader = builder.build().map_err(not_parquet)?;
-    let mut rows = Vec::new();
+    let mut number = 0;
     for batch in reader {
         let batch: RecordBatch = batch.map_err(|e| {
             invalid(
@@ -112,9 +117,9 @@ pub fn parquet_items(body: Vec<u8>, schema: &Schema) -> Result<Vec<ParsedRow>, A
                 .iter()
                 .map(|column| cell(column.as_ref(), i))
                 .collect();
-            let number = rows.len() as u64 + 1;
-            rows.push((number, csv_row(&headers, &record, schema)));
+            number += 1;
+            push((number, csv_row(&headers, &record, schema)));
         }
     }
-    Ok(rows)
+    Ok(())
 }
