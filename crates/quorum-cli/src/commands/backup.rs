@@ -15,12 +15,8 @@ use anyhow::{Context, bail};
 use quorum_app::standards::Standard;
 use quorum_store::Store;
 
-use super::{AnyStore, open_store, serve::redact};
+use super::{AnyStore, is_postgres, open_store, serve::redact};
 use crate::cli::{BackupArgs, RestoreArgs};
-
-fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
 
 /// `path` with `.partial` added: where a file is written before it is complete.
 fn partial(path: &Path) -> PathBuf {
@@ -54,6 +50,13 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
             output.display()
         );
     }
+    let url = args.database.database.as_str();
+    if !is_postgres(url) && !quorum_store_sqlite::path_of(url).exists() {
+        bail!(
+            "no database at {}",
+            quorum_store_sqlite::path_of(url).display()
+        );
+    }
     let writing = partial(output);
     let _ = std::fs::remove_file(&writing);
     // The backup holds password hashes, gold answers and the signing key: its owner's alone,
@@ -67,8 +70,29 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
             .open(&writing)
             .with_context(|| format!("cannot create {}", writing.display()))?;
     }
-    let url = args.database.database.as_str();
     let started = std::time::Instant::now();
+    let copied = copy_into(&args, &writing).await;
+    if let Err(error) = copied {
+        // A failed backup leaves nothing behind.
+        let _ = std::fs::remove_file(&writing);
+        return Err(error);
+    }
+    std::fs::rename(&writing, output)
+        .with_context(|| format!("cannot rename {} to its final name", writing.display()))?;
+    let size = std::fs::metadata(output)?.len();
+    eprintln!(
+        "backed up {} to {} ({:.1} MB in {:.1} s)",
+        redact(url),
+        output.display(),
+        size as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Writes the database's consistent copy into `writing` (an empty file).
+async fn copy_into(args: &BackupArgs, writing: &Path) -> anyhow::Result<()> {
+    let url = args.database.database.as_str();
     if is_postgres(url) {
         client_tool(
             "pg_dump",
@@ -81,27 +105,13 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         )
         .with_context(|| format!("backing up {}", redact(url)))?;
     } else {
-        let path = quorum_store_sqlite::path_of(url);
-        if !path.exists() {
-            bail!("no database at {}", path.display());
-        }
         let AnyStore::Sqlite(store) = open_store(&args.database).await? else {
             bail!("{url} is not a SQLite database");
         };
-        let copied = store.backup_into(&writing).await;
+        let copied = store.backup_into(writing).await;
         store.close().await;
-        copied.with_context(|| format!("backing up {}", path.display()))?;
+        copied.with_context(|| format!("backing up {}", redact(url)))?;
     }
-    std::fs::rename(&writing, output)
-        .with_context(|| format!("cannot rename {} to its final name", writing.display()))?;
-    let size = std::fs::metadata(output)?.len();
-    eprintln!(
-        "backed up {} to {} ({:.1} MB in {:.1} s)",
-        redact(url),
-        output.display(),
-        size as f64 / 1e6,
-        started.elapsed().as_secs_f64()
-    );
     Ok(())
 }
 

@@ -87,9 +87,14 @@ pub enum AnyStore {
     Postgres(quorum_store_postgres::PgStore),
 }
 
+/// Whether a database URL names PostgreSQL (anything else is a SQLite file).
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 pub async fn open_store(args: &crate::cli::DatabaseArgs) -> anyhow::Result<AnyStore> {
     let url = args.database.as_str();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres(url) {
         let store = quorum_store_postgres::PgStore::open(url)
             .await
             .with_context(|| format!("cannot open the database {}", serve::redact(url)))?;

@@ -29,7 +29,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// Waits, with back-off, until a PostgreSQL database answers or `wait` seconds have passed;
 /// the error then says why it could not be reached. Other databases go on at once.
 async fn wait_for_postgres(url: &str, wait: u64) -> anyhow::Result<()> {
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if !super::is_postgres(url) {
         return Ok(());
     }
     let started = std::time::Instant::now();

@@ -119,6 +119,24 @@ async fn a_postgres_backup_taken_under_load_restores_every_stored_answer() {
     ]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("is a PostgreSQL dump"));
+    // A backup that fails (no such database) says why and leaves no file behind.
+    let missing = format!("{}_gone", &source.url);
+    let failed_file = dir.path().join("failed.pgdump");
+    let failed = quorum(&[
+        "backup",
+        "--database",
+        &missing,
+        "--output",
+        failed_file.to_str().unwrap(),
+    ]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("pg_dump failed"));
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|name| name.starts_with("failed"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     source.drop().await;
     target.drop().await;
 }
