@@ -330,6 +330,16 @@
     busy = true;
     const body = { answers, time_spent_ms: Math.round(performance.now() - started) };
     const result = await api("POST", `/api/v1/leases/${current.lease.id}/response?next=true`, body);
+    const gone = result.status === 404 || (result.body && result.body.error && result.body.error.code === "lease_expired");
+    if (gone) {
+      // The item is no longer held for this rater (the lease expired, or was lost when the
+      // database failed over): say so and go on with the next one.
+      busy = false;
+      await next();
+      status.textContent = "That item was no longer held for you, so your answer was not stored; here is the next one.";
+      status.className = "error";
+      return;
+    }
     if (result.status >= 300) {
       busy = false;
       const details = result.body.error.details || {};

@@ -3,9 +3,8 @@
 //! row with `FOR UPDATE SKIP LOCKED`, so concurrent raters on any server never overshoot the
 //! overlap. Work that loses a deadlock or serialisation race is retried.
 
+mod hosts;
 mod maintenance;
-
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use quorum_store::{Result, Store, StoreError};
@@ -15,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 pub struct PgStore {
     pool: PgPool,
     _maintenance: maintenance::Maintenance,
+    _watcher: Option<hosts::Watcher>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -46,6 +46,15 @@ pub(crate) fn database_error(error: sqlx::Error) -> StoreError {
     };
     if unreachable {
         return StoreError::Unreachable(error.to_string());
+    }
+    // read_only_sql_transaction: the host was the primary and is now a standby.
+    if let sqlx::Error::Database(db) = &error
+        && db.code().as_deref() == Some("25006")
+    {
+        return StoreError::Unreachable(format!(
+            "the host no longer accepts writes ({})",
+            db.message()
+        ));
     }
     StoreError::Database(Box::new(error))
 }
@@ -98,30 +107,29 @@ mod ops;
 
 impl PgStore {
     /// Connects to a `postgres://` URL and applies the migrations (once, whichever server
-    /// starts first: sqlx takes an advisory lock).
+    /// starts first: sqlx takes an advisory lock). The URL may name several hosts (a primary
+    /// and its standbys, libpq's way): the store uses the one that accepts writes and follows
+    /// the primary when it moves (see [`hosts`]).
     pub async fn open(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(database_error)?
-            .disable_statement_logging();
-        Self::open_with(options).await
+        let hosts = hosts::parse(url, true)?;
+        let current = hosts::primary(&hosts, 0).await?;
+        Self::start(hosts, current).await
     }
 
-    /// One connection to `url`, made at once (no pool waiting on it): the real reason when
-    /// the database cannot be reached.
+    /// One connection to the primary of `url`, made at once (no pool waiting on it): the real
+    /// reason when the database cannot be reached.
     async fn connect_once(url: &str) -> Result<sqlx::PgConnection> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(database_error)?
-            .disable_statement_logging();
-        ConnectOptions::connect(&options)
+        let hosts = hosts::parse(url, true)?;
+        let current = hosts::primary(&hosts, 0).await?;
+        ConnectOptions::connect(&hosts[current].options)
             .await
             .map_err(database_error)
     }
 
-    /// Whether the database at `url` answers; the connection error when it does not.
+    /// Whether a host of `url` answers and accepts writes; why not when none does.
     pub async fn reachable(url: &str) -> Result<()> {
-        let conn = Self::connect_once(url).await?;
-        let _ = sqlx::Connection::close(conn).await;
-        Ok(())
+        let hosts = hosts::parse(url, true)?;
+        hosts::primary(&hosts, 0).await.map(drop)
     }
 
     /// How many tables the database at `url` holds (in any schema but PostgreSQL's own),
@@ -139,12 +147,27 @@ impl PgStore {
     }
 
     pub async fn open_with(options: PgConnectOptions) -> Result<Self> {
+        let host = hosts::Host {
+            name: format!("{}:{}", options.get_host(), options.get_port()),
+            options,
+        };
+        Self::start(vec![host], 0).await
+    }
+
+    async fn start(hosts: Vec<hosts::Host>, current: usize) -> Result<Self> {
+        let switched = hosts::Switched::now();
+        let fresh = switched.clone();
         let pool = PgPoolOptions::new()
             .max_connections(32)
             // While the database is away (restarting, failing over) a request gets its 503
             // within seconds instead of hanging on the pool.
             .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect_with(options)
+            // A connection made before the primary moved is closed rather than reused.
+            .before_acquire(move |_, meta| {
+                let current = fresh.current(meta.age);
+                Box::pin(async move { Ok(current) })
+            })
+            .connect_with(hosts[current].options.clone())
             .await
             .map_err(database_error)?;
         sqlx::migrate!("./migrations")
@@ -152,7 +175,13 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Database(Box::new(e)))?;
         let _maintenance = maintenance::Maintenance::start(pool.clone());
-        Ok(Self { pool, _maintenance })
+        let _watcher = (hosts.len() > 1)
+            .then(|| hosts::Watcher::start(pool.clone(), hosts, current, switched));
+        Ok(Self {
+            pool,
+            _maintenance,
+            _watcher,
+        })
     }
 
     /// Vacuums the hot tables whose dead rows have passed the threshold (what the background

@@ -40,6 +40,9 @@ async fn wait_for_postgres(url: &str, wait: u64) -> anyhow::Result<()> {
             Err(error) => {
                 let reason = std::error::Error::source(&error)
                     .map_or_else(|| error.to_string(), ToString::to_string);
+                if !matches!(error, quorum_store::StoreError::Unreachable(_)) {
+                    anyhow::bail!("cannot use the database {}: {reason}", redact(url));
+                }
                 let left = std::time::Duration::from_secs(wait).saturating_sub(started.elapsed());
                 if left.is_zero() {
                     anyhow::bail!(

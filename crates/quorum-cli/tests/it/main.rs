@@ -12,6 +12,7 @@ mod backup;
 mod browser;
 mod browser_review;
 mod datasets;
+mod failover;
 mod faults;
 mod limits;
 mod models;
