@@ -17,6 +17,7 @@ pub mod jobs;
 mod pages;
 mod projects;
 pub mod quality;
+mod replicas;
 pub mod standards;
 pub mod webhooks;
 mod work;
@@ -134,7 +135,14 @@ pub(crate) struct Caches {
 /// The application: a store, a clock, the operator's outbound-call policy and a short-lived
 /// cache. Cheap to clone.
 pub struct App<S> {
+    /// Where this application reads and writes: the primary, or for an analysis a read
+    /// replica ([`App::analytics`]).
     store: Arc<S>,
+    /// The primary, for authorisation checks whatever `store` is.
+    primary: Arc<S>,
+    replicas: Arc<replicas::Replicas<S>>,
+    /// Which replica `store` is, when it is one.
+    replica: Option<usize>,
     clock: Arc<dyn Clock>,
     caches: Arc<Caches>,
     egress: Arc<evaluation::llm::Egress>,
@@ -146,6 +154,9 @@ impl<S> Clone for App<S> {
     fn clone(&self) -> Self {
         Self {
             store: Arc::clone(&self.store),
+            primary: Arc::clone(&self.primary),
+            replicas: Arc::clone(&self.replicas),
+            replica: self.replica,
             clock: Arc::clone(&self.clock),
             caches: Arc::clone(&self.caches),
             egress: Arc::clone(&self.egress),
@@ -178,7 +189,10 @@ impl<S: Store> App<S> {
             ),
         };
         Self {
+            primary: Arc::clone(&store),
             store,
+            replicas: Arc::default(),
+            replica: None,
             clock,
             caches: Arc::new(caches),
             egress: Arc::new(evaluation::llm::Egress::default()),
@@ -229,7 +243,7 @@ impl<S: Store> App<S> {
         if let Some(project) = self.caches.projects.get(&id, now) {
             return Ok(Some(project));
         }
-        let project = self.store.project(id).await?;
+        let project = self.primary.project(id).await?;
         if let Some(p) = &project {
             self.caches.projects.put(id, p.clone(), now);
         }
@@ -246,7 +260,7 @@ impl<S: Store> App<S> {
         if let Some(member) = self.caches.members.get(&(project_id, user_id), now) {
             return Ok(Some(member));
         }
-        let member = self.store.member(project_id, user_id).await?;
+        let member = self.primary.member(project_id, user_id).await?;
         if let Some(m) = &member {
             self.caches
                 .members

@@ -444,6 +444,20 @@ pub struct ServeArgs {
     /// answer at start (starting with the machine, failing over); 0 tries once.
     #[arg(long, env = "QUORUM_DATABASE_WAIT", default_value_t = 60)]
     pub database_wait: u64,
+    /// A PostgreSQL read replica (a streaming standby of `--database`) to read dashboards,
+    /// statistics, consensus, agreement, exports and leaderboards from; repeat for several
+    /// (comma-separated in the environment). The rater loop never uses them.
+    #[arg(
+        long = "read-database",
+        env = "QUORUM_READ_DATABASE",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub read_databases: Vec<String>,
+    /// Seconds a read replica may be behind the primary and still be read from; analyses go
+    /// to the primary while every replica is further behind (or down).
+    #[arg(long, env = "QUORUM_READ_MAX_LAG", default_value_t = 30)]
+    pub read_max_lag: u64,
     /// Creates a demo project (pairwise preferences over bundled sample prompts) if absent.
     #[arg(long, env = "QUORUM_DEMO")]
     pub demo: bool,

@@ -13,7 +13,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 pub struct PgStore {
     pool: PgPool,
-    _maintenance: maintenance::Maintenance,
+    /// The vacuum task (none on a read replica, which cannot vacuum).
+    _maintenance: Option<maintenance::Maintenance>,
     _watcher: Option<hosts::Watcher>,
 }
 
@@ -146,6 +147,27 @@ impl PgStore {
         Ok(count)
     }
 
+    /// A read replica (a streaming standby) for analytics, at a URL naming one host: no
+    /// migrations (the primary's arrive by replication), no vacuuming, and no connection made
+    /// until it is used, so a replica that is down does not keep a server from starting.
+    pub fn open_replica(url: &str) -> Result<Self> {
+        let mut hosts = hosts::parse(url, false)?;
+        if hosts.len() != 1 {
+            return Err(StoreError::Database(
+                "a read database names one host: give each replica its own --read-database".into(),
+            ));
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect_lazy_with(hosts.remove(0).options);
+        Ok(Self {
+            _maintenance: None,
+            pool,
+            _watcher: None,
+        })
+    }
+
     pub async fn open_with(options: PgConnectOptions) -> Result<Self> {
         let host = hosts::Host {
             name: format!("{}:{}", options.get_host(), options.get_port()),
@@ -174,7 +196,7 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(Box::new(e)))?;
-        let _maintenance = maintenance::Maintenance::start(pool.clone());
+        let _maintenance = Some(maintenance::Maintenance::start(pool.clone()));
         let _watcher = (hosts.len() > 1)
             .then(|| hosts::Watcher::start(pool.clone(), hosts, current, switched));
         Ok(Self {
@@ -198,6 +220,20 @@ impl Store for PgStore {
     async fn close(&self) {
         // Every write commits before it is acknowledged; closing waits for connections in use.
         self.pool.close().await;
+    }
+
+    async fn replay_lag_ms(&self) -> Result<Option<i64>> {
+        // Caught up when everything received is replayed; otherwise as old as the last
+        // transaction replayed (pg_last_xact_replay_timestamp is the primary's commit time).
+        sqlx::query_scalar(
+            "SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL
+                 WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+                 ELSE COALESCE((EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) * 1000)::BIGINT, 0)
+             END",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(database_error)
     }
 
     async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>> {

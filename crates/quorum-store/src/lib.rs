@@ -77,6 +77,12 @@ pub trait Store:
     /// The number of rows in each of [`TABLES`], in that order, read in one snapshot (what a
     /// restore reports to be checked against the instance it came from).
     async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>>;
+
+    /// How far behind its primary this database is, in milliseconds, when it is a read
+    /// replica (0 when it has replayed everything it has received); `None` when it is not one.
+    async fn replay_lag_ms(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
 }
 
 /// Every table Quorum keeps, on either backend.

@@ -21,8 +21,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     wait_for_postgres(&args.database.database, args.database_wait).await?;
     match open_store(&args.database).await? {
-        super::AnyStore::Sqlite(store) => serve(store, listener, address, &args).await,
-        super::AnyStore::Postgres(store) => serve(store, listener, address, &args).await,
+        super::AnyStore::Sqlite(store) => {
+            anyhow::ensure!(
+                args.read_databases.is_empty(),
+                "--read-database needs PostgreSQL: a SQLite database has no replicas"
+            );
+            serve(store, Vec::new(), listener, address, &args).await
+        }
+        super::AnyStore::Postgres(store) => {
+            let mut replicas = Vec::new();
+            for url in &args.read_databases {
+                anyhow::ensure!(
+                    super::is_postgres(url),
+                    "--read-database {} is not a postgres:// URL",
+                    redact(url)
+                );
+                let replica = quorum_store_postgres::PgStore::open_replica(url)
+                    .with_context(|| format!("cannot use the read database {}", redact(url)))?;
+                replicas.push((redact(url), Arc::new(replica)));
+            }
+            serve(store, replicas, listener, address, &args).await
+        }
     }
 }
 
@@ -80,12 +99,29 @@ fn init_logging() {
 )]
 async fn serve<S: Store>(
     store: S,
+    replicas: Vec<(String, Arc<S>)>,
     listener: TcpListener,
     address: std::net::SocketAddr,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
     let store = Arc::new(store);
-    let app = args.database.app(Arc::clone(&store))?;
+    let read_from_replicas = !replicas.is_empty();
+    let max_lag_ms = i64::try_from(args.read_max_lag.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let app = args
+        .database
+        .app(Arc::clone(&store))?
+        .with_replicas(replicas, max_lag_ms);
+    // Each replica's lag is asked every second; analyses use the primary until a replica
+    // answers.
+    let probe = read_from_replicas.then(|| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                app.probe_replicas().await;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        })
+    });
     if let Some((admin, password)) = app.bootstrap_admin(args.admin_password.clone()).await? {
         let token = app.create_token_for(&admin, "first start").await?;
         println!("Created the administrator `admin`.");
@@ -135,6 +171,9 @@ async fn serve<S: Store>(
     // them.
     if let Some(runner) = runner {
         runner.stop().await;
+    }
+    if let Some(probe) = probe {
+        probe.abort();
     }
     // In-flight requests have drained; commit what is queued before exiting.
     store.close().await;

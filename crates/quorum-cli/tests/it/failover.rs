@@ -18,7 +18,7 @@ use crate::serve::{exported, rater_names, serve, setup};
 /// The standby's name as the primary knows it (`synchronous_standby_names`).
 const STANDBY: &str = "quorum_standby";
 
-/// A primary and its synchronous standby, as two clusters of the machine's PostgreSQL
+/// A primary and its streaming standby (synchronous or not), as two clusters of the machine's PostgreSQL
 /// (`pg_createcluster`); both are stopped and removed when dropped.
 pub(crate) struct Clusters {
     version: String,
@@ -42,7 +42,7 @@ fn run(program: &str, args: &[&str]) {
 
 impl Clusters {
     /// `None` where clusters cannot be made here (not root, or no `pg_createcluster`).
-    pub(crate) async fn create() -> Option<Clusters> {
+    pub(crate) async fn create(synchronous: bool) -> Option<Clusters> {
         let root = Command::new("id").arg("-u").output().ok()?.stdout == b"0\n";
         let tools = Command::new("pg_lsclusters")
             .stdout(Stdio::null())
@@ -67,7 +67,10 @@ impl Clusters {
         let [primary, standby] = &clusters.names;
         let [primary_port, standby_port] = clusters.ports.map(|p| p.to_string());
         let version = clusters.version.as_str();
-        let sync = format!("synchronous_standby_names={STANDBY}");
+        let sync = format!(
+            "synchronous_standby_names={}",
+            if synchronous { STANDBY } else { "" }
+        );
         run(
             "pg_createcluster",
             &[
@@ -77,8 +80,6 @@ impl Clusters {
                 &primary_port,
                 "-o",
                 &sync,
-                "-o",
-                "synchronous_commit=on",
                 "--",
                 "--auth=trust",
             ],
@@ -138,12 +139,12 @@ impl Clusters {
             .fetch_optional(&mut primary)
             .await
             .unwrap();
-            if state.as_deref() == Some("sync") {
+            if state.as_deref() == Some(if synchronous { "sync" } else { "async" }) {
                 return Some(clusters);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the standby never became synchronous");
+        panic!("the standby never streamed (synchronous: {synchronous})");
     }
 
     fn data(&self, which: usize) -> PathBuf {
@@ -186,7 +187,7 @@ impl Drop for Clusters {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn raters_lose_nothing_when_the_primary_dies_and_the_standby_is_promoted() {
-    let Some(clusters) = Clusters::create().await else {
+    let Some(clusters) = Clusters::create(true).await else {
         crate::support::skip("making PostgreSQL clusters needs root and pg_createcluster");
         return;
     };

@@ -19,6 +19,7 @@ mod models;
 mod outage;
 mod postgres;
 mod python_client;
+mod replicas;
 mod serve;
 mod support;
 mod transfer;

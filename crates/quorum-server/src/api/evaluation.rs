@@ -178,19 +178,20 @@ pub(super) async fn start_judge<S: Store>(
 /// agreement with the human consensus (percent, Cohen's kappa).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/judges", tag = "evaluation",
     params(("id" = i64, Path, description = "The battle project")),
-    responses((status = 200, body = JudgeReports), (status = 401, response = ErrorBody),
+    responses((status = 200, body = JudgeReports, headers(("quorum-replica-lag-ms" = i64, description = "Read from a read replica this many milliseconds behind the primary (absent when the primary answered)"))), (status = 401, response = ErrorBody),
         (status = 403, response = ErrorBody), (status = 404, response = ErrorBody)))]
 pub(super) async fn judge_reports<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
-) -> Result<Json<JudgeReports>, ApiError> {
-    let app = state.app.clone();
+) -> Result<(AppendHeaders<ReplicaLag>, Json<JudgeReports>), ApiError> {
+    let app = state.app.analytics();
+    let lag = replica_lag(&app);
     let judges = state
         .app
         .analysis(async move { app.judge_reports(&caller, id).await })
         .await?;
-    Ok(Json(JudgeReports { judges }))
+    Ok((lag, Json(JudgeReports { judges })))
 }
 
 /// What a board is sliced by.
@@ -244,7 +245,7 @@ fn default_bootstrap() -> usize {
 /// per slice and their divergence.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/leaderboard", tag = "evaluation",
     params(("id" = i64, Path, description = "The battle project"), LeaderboardQuery),
-    responses((status = 200, body = Leaderboard), (status = 401, response = ErrorBody),
+    responses((status = 200, body = Leaderboard, headers(("quorum-replica-lag-ms" = i64, description = "Read from a read replica this many milliseconds behind the primary (absent when the primary answered)"))), (status = 401, response = ErrorBody),
         (status = 403, response = ErrorBody), (status = 404, response = ErrorBody),
         (status = 422, response = ErrorBody)))]
 pub(super) async fn leaderboard<S: Store>(
@@ -252,7 +253,7 @@ pub(super) async fn leaderboard<S: Store>(
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
     Query(query): Query<LeaderboardQuery>,
-) -> Result<Json<Leaderboard>, ApiError> {
+) -> Result<(AppendHeaders<ReplicaLag>, Json<Leaderboard>), ApiError> {
     if query.bootstrap > 10_000 {
         return Err(ApiError::invalid(
             "bootstrap is at most 10000 rounds",
@@ -273,7 +274,8 @@ pub(super) async fn leaderboard<S: Store>(
         threads: quorum_app::analysis_threads(),
     };
     let slice_by = query.slice_by.map(Into::into);
-    let app = state.app.clone();
+    let app = state.app.analytics();
+    let lag = replica_lag(&app);
     let leaderboard = state
         .app
         .analysis(async move {
@@ -281,5 +283,5 @@ pub(super) async fn leaderboard<S: Store>(
                 .await
         })
         .await?;
-    Ok(Json(Leaderboard { leaderboard }))
+    Ok((lag, Json(Leaderboard { leaderboard })))
 }

@@ -18,7 +18,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Query
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures_util::{StreamExt, stream};
@@ -34,6 +34,20 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 use utoipa::ToSchema;
+
+/// The header an analysis read from a read replica carries: how far behind the primary the
+/// replica was, in milliseconds (absent when the primary answered).
+pub const REPLICA_LAG_HEADER: &str = "quorum-replica-lag-ms";
+
+type ReplicaLag = Option<(&'static str, String)>;
+
+/// [`REPLICA_LAG_HEADER`] for an analysis run with `app`.
+fn replica_lag<S: Store>(app: &quorum_app::App<S>) -> AppendHeaders<ReplicaLag> {
+    AppendHeaders(
+        app.replica_lag_ms()
+            .map(|ms| (REPLICA_LAG_HEADER, ms.to_string())),
+    )
+}
 
 use crate::wire::{ErrorBody, Health};
 use crate::{ApiError, AppState, OPENAPI, credentials};

@@ -238,14 +238,18 @@ pub(super) async fn import_items<S: Store>(
 
 /// Items by state, responses, active leases, raters (reviewers and managers).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/stats", tag = "projects", params(("id" = i64, Path, description = "The project")),
-    responses((status = 200, body = StatsEnvelope), (status = 401, response = ErrorBody),
+    responses((status = 200, body = StatsEnvelope, headers(("quorum-replica-lag-ms" = i64, description = "Read from a read replica this many milliseconds behind the primary (absent when the primary answered)"))), (status = 401, response = ErrorBody),
         (status = 403, response = ErrorBody), (status = 404, response = ErrorBody)))]
 pub(super) async fn stats<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
-) -> Result<Json<StatsEnvelope>, ApiError> {
-    Ok(Json(state.app.stats(&caller, id).await?.into()))
+) -> Result<(AppendHeaders<ReplicaLag>, Json<StatsEnvelope>), ApiError> {
+    let app = state.app.analytics();
+    Ok((
+        replica_lag(&app),
+        Json(app.stats(&caller, id).await?.into()),
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -291,7 +295,7 @@ fn default_format() -> String {
 /// `file=parquet` (`prompt` and `messages` as list<struct<role, content>>; the README's Arrow
 /// schema).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/export", tag = "export", params(("id" = i64, Path, description = "The project"), ExportQuery),
-    responses((status = 200, description = "JSON Lines, CSV or Parquet (responses streamed)",
+    responses((status = 200, description = "JSON Lines, CSV or Parquet (responses streamed)", headers(("quorum-replica-lag-ms" = i64, description = "Read from a read replica this many milliseconds behind the primary (absent when the primary answered)")),
             content((String = "application/x-ndjson"), (String = "text/csv"),
                 (Vec<u8> = "application/vnd.apache.parquet"))),
         (status = 401, response = ErrorBody), (status = 403, response = ErrorBody),
@@ -303,9 +307,11 @@ pub(super) async fn export<S: Store>(
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let export = Export::parse(&query.format, query.file.as_deref())?;
+    let app = state.app.analytics();
+    let lag = replica_lag(&app);
     let body = match export {
         Export::Responses(format) => {
-            let (pages, _) = state.app.export_responses(&caller, id, format).await?;
+            let (pages, _) = app.export_responses(&caller, id, format).await?;
             let pages = stream::unfold(pages, |mut pages| async move {
                 match pages.next_page().await {
                     Ok(Some(text)) => Some((Ok::<Bytes, std::io::Error>(Bytes::from(text)), pages)),
@@ -318,7 +324,6 @@ pub(super) async fn export<S: Store>(
         Export::Aggregate(aggregate, file) => {
             // These read and aggregate the whole project (an analysis); then the rows are
             // written out a page at a time.
-            let app = state.app.clone();
             let pages = state
                 .app
                 .analysis(async move {
@@ -330,7 +335,7 @@ pub(super) async fn export<S: Store>(
             Body::from_stream(pages)
         }
     };
-    let mut response = Response::new(body);
+    let mut response = (lag, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(export.content_type()),
@@ -377,7 +382,7 @@ fn default_license() -> String {
 /// `data.parquet`).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/card", tag = "export",
     params(("id" = i64, Path, description = "The project"), CardQuery),
-    responses((status = 200, description = "The card", content((String = "text/markdown"))),
+    responses((status = 200, description = "The card", content((String = "text/markdown")), headers(("quorum-replica-lag-ms" = i64, description = "Read from a read replica this many milliseconds behind the primary (absent when the primary answered)"))),
         (status = 401, response = ErrorBody), (status = 403, response = ErrorBody),
         (status = 404, response = ErrorBody), (status = 422, response = ErrorBody)))]
 pub(super) async fn card<S: Store>(
@@ -387,7 +392,8 @@ pub(super) async fn card<S: Store>(
     Query(query): Query<CardQuery>,
 ) -> Result<Response, ApiError> {
     let export = Export::parse(&query.format, query.file.as_deref())?;
-    let app = state.app.clone();
+    let app = state.app.analytics();
+    let lag = replica_lag(&app);
     let card = state
         .app
         .analysis(async move {
@@ -396,6 +402,7 @@ pub(super) async fn card<S: Store>(
         })
         .await?;
     Ok((
+        lag,
         [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
         card,
     )

@@ -45,7 +45,7 @@ fn label_method(name: Option<&str>) -> Result<Method, ApiError> {
 /// confidence and the number of responses.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/consensus", tag = "quality",
     params(("id" = i64, Path, description = "The project"), ConsensusQuery),
-    responses((status = 200, body = ConsensusList), (status = 401, response = ErrorBody),
+    responses((status = 200, body = ConsensusList, headers(("quorum-replica-lag-ms" = i64, description = "Read from a read replica this many milliseconds behind the primary (absent when the primary answered)"))), (status = 401, response = ErrorBody),
         (status = 403, response = ErrorBody), (status = 404, response = ErrorBody),
         (status = 422, response = ErrorBody)))]
 pub(super) async fn consensus<S: Store>(
@@ -53,14 +53,15 @@ pub(super) async fn consensus<S: Store>(
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
     Query(query): Query<ConsensusQuery>,
-) -> Result<Json<ConsensusList>, ApiError> {
+) -> Result<(AppendHeaders<ReplicaLag>, Json<ConsensusList>), ApiError> {
     let method = label_method(query.method.as_deref())?;
-    let app = state.app.clone();
+    let app = state.app.analytics();
+    let lag = replica_lag(&app);
     let consensus = state
         .app
         .analysis(async move { app.consensus(&caller, id, method).await })
         .await?;
-    Ok(Json(ConsensusList { consensus }))
+    Ok((lag, Json(ConsensusList { consensus })))
 }
 
 /// Agreement per question (reviewers and managers).
@@ -71,19 +72,20 @@ pub(super) async fn consensus<S: Store>(
 /// pair with at least 5 items in common.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/agreement", tag = "quality",
     params(("id" = i64, Path, description = "The project")),
-    responses((status = 200, body = AgreementList), (status = 401, response = ErrorBody),
+    responses((status = 200, body = AgreementList, headers(("quorum-replica-lag-ms" = i64, description = "Read from a read replica this many milliseconds behind the primary (absent when the primary answered)"))), (status = 401, response = ErrorBody),
         (status = 403, response = ErrorBody), (status = 404, response = ErrorBody)))]
 pub(super) async fn agreement<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
-) -> Result<Json<AgreementList>, ApiError> {
-    let app = state.app.clone();
+) -> Result<(AppendHeaders<ReplicaLag>, Json<AgreementList>), ApiError> {
+    let app = state.app.analytics();
+    let lag = replica_lag(&app);
     let agreement = state
         .app
         .analysis(async move { app.agreement(&caller, id).await })
         .await?;
-    Ok(Json(AgreementList { agreement }))
+    Ok((lag, Json(AgreementList { agreement })))
 }
 
 /// How far each rater can be trusted (reviewers and managers).
@@ -94,19 +96,20 @@ pub(super) async fn agreement<S: Store>(
 /// first label question, and their standing (`paused` reason, `qualified`).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/raters", tag = "quality",
     params(("id" = i64, Path, description = "The project")),
-    responses((status = 200, body = RaterList), (status = 401, response = ErrorBody),
+    responses((status = 200, body = RaterList, headers(("quorum-replica-lag-ms" = i64, description = "Read from a read replica this many milliseconds behind the primary (absent when the primary answered)"))), (status = 401, response = ErrorBody),
         (status = 403, response = ErrorBody), (status = 404, response = ErrorBody)))]
 pub(super) async fn rater_reliability<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
-) -> Result<Json<RaterList>, ApiError> {
-    let app = state.app.clone();
+) -> Result<(AppendHeaders<ReplicaLag>, Json<RaterList>), ApiError> {
+    let app = state.app.analytics();
+    let lag = replica_lag(&app);
     let raters = state
         .app
         .analysis(async move { app.rater_reliability(&caller, id).await })
         .await?;
-    Ok(Json(RaterList { raters }))
+    Ok((lag, Json(RaterList { raters })))
 }
 
 /// Replace the project's quality rules: gold mixing, feedback, qualification, auto-pause,

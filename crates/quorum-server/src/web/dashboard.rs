@@ -32,6 +32,8 @@ pub(super) struct RaterLine {
 #[template(path = "project.html")]
 pub(super) struct DashboardPage {
     user: Option<String>,
+    /// How stale the figures are, when read from a replica.
+    replica: Option<String>,
     csrf: String,
     project_id: i64,
     name: String,
@@ -67,7 +69,8 @@ pub(super) async fn dashboard<S: Store>(
         Ok(found) => found,
         Err(error) => return app_error(error, &who),
     };
-    let (app, caller) = (state.app.clone(), who.caller.clone());
+    let (app, caller) = (state.app.analytics(), who.caller.clone());
+    let replica = crate::replica_note(&app);
     let data = match state
         .app
         .analysis(async move { app.dashboard(&caller, id).await })
@@ -204,6 +207,7 @@ pub(super) async fn dashboard<S: Store>(
     render(
         &DashboardPage {
             user: Some(who.caller.user.name.clone()),
+            replica,
             csrf: who.csrf.clone(),
             project_id: id,
             name: project.name.clone(),

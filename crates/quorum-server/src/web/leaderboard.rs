@@ -33,6 +33,8 @@ pub(super) struct DivergenceLine {
 #[template(path = "leaderboard.html")]
 pub(super) struct LeaderboardPage {
     user: Option<String>,
+    /// How stale the figures are, when read from a replica.
+    replica: Option<String>,
     csrf: String,
     name: String,
     rounds: usize,
@@ -76,7 +78,8 @@ pub(super) async fn leaderboard<S: Store>(
         threads: quorum_app::analysis_threads(),
     };
     let caller = who.caller.clone();
-    let app = state.app.clone();
+    let app = state.app.analytics();
+    let replica = crate::replica_note(&app);
     let boards = async move {
         app.project_leaderboard(&caller, id, slice_by, options)
             .await
@@ -159,6 +162,7 @@ pub(super) async fn leaderboard<S: Store>(
     render(
         &LeaderboardPage {
             user: Some(who.caller.user.name.clone()),
+            replica,
             csrf: who.csrf.clone(),
             name: project.name,
             rounds,
