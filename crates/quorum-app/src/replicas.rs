@@ -97,6 +97,19 @@ impl<S: Store> App<S> {
         app
     }
 
+    /// Each read replica (by its URL without password) and its lag when last asked, in
+    /// milliseconds; `None` when it did not answer.
+    pub fn replica_lags(&self) -> Vec<(String, Option<i64>)> {
+        self.replicas
+            .list
+            .iter()
+            .map(|r| {
+                let lag = r.lag_ms.load(Ordering::Relaxed);
+                (r.name.clone(), (lag != DOWN).then_some(lag))
+            })
+            .collect()
+    }
+
     /// How far behind the primary this application's data is, when it reads from a replica
     /// (the lag last measured, in milliseconds).
     pub fn replica_lag_ms(&self) -> Option<i64> {

@@ -87,6 +87,17 @@ async fn stats_become(
     panic!("the stats stayed at {last:?}, not {responses} (from a replica: {from_replica})");
 }
 
+async fn metrics(client: &Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// The session cookie of `name`, signed in through the login form.
 async fn session(base: &str, name: &str, password: &str) -> String {
     let client = Client::builder()
@@ -141,6 +152,13 @@ async fn analyses_are_read_from_a_replica_that_says_how_far_behind_it_is() {
     answer(&client, &base, project, &tokens[0], 5).await;
     let lag = stats_become(&client, &base, project, &admin, 5, true).await;
     assert!(lag.is_some_and(|ms| ms >= 0), "{lag:?}");
+    let gauge = format!("quorum_replica_lag_seconds{{replica=\"{standby_url}\"}}");
+    let exposition = metrics(&client, &base).await;
+    let line = exposition.lines().find(|l| l.starts_with(&gauge)).unwrap();
+    assert!(
+        line[gauge.len()..].trim().parse::<f64>().unwrap() >= 0.0,
+        "{line}"
+    );
 
     // Every analysis route says it was read from the replica.
     for path in [
@@ -216,6 +234,11 @@ async fn analyses_are_read_from_a_replica_that_says_how_far_behind_it_is() {
     clusters.ctl(1, &["stop", "-m", "immediate"]);
     answer(&client, &base, project, &tokens[0], 2).await;
     stats_become(&client, &base, project, &admin, 10, false).await;
+    assert!(
+        metrics(&client, &base)
+            .await
+            .contains(&format!("{gauge} -1"))
+    );
     drop(server);
     drop(clusters);
 }

@@ -433,3 +433,40 @@ async fn sigterm_drains_and_exits_cleanly() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The operations guide's configuration reference names every option of `quorum serve` and
+/// its environment variable.
+#[test]
+fn every_serve_option_is_in_the_operations_guide() {
+    let help = Command::new(env!("CARGO_BIN_EXE_quorum"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md"),
+    )
+    .unwrap();
+    // Options start their line; variables are shown as `[env: NAME=…]`.
+    let options = help
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("--"))
+        .map(|rest| format!("--{}", rest.split([' ', ',']).next().unwrap()));
+    let variables = help
+        .split("[env: ")
+        .skip(1)
+        .map(|rest| rest.split(['=', ']']).next().unwrap().to_string());
+    let mut named = 0;
+    for name in options.chain(variables).filter(|n| n != "--help") {
+        named += 1;
+        assert!(
+            guide.contains(&format!("`{name}`")),
+            "docs/operations.md does not name `{name}`"
+        );
+    }
+    assert!(
+        named > 30,
+        "{named} options and variables found in:\n{help}"
+    );
+}

@@ -363,9 +363,17 @@ async fn metrics<S: Store>(
             ));
         }
     }
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response())
+    let mut text = state.metrics.render();
+    let replicas = state.app.replica_lags();
+    if !replicas.is_empty() {
+        text.push_str("# HELP quorum_replica_lag_seconds How far behind the primary each read replica was when last asked (-1: it did not answer).\n# TYPE quorum_replica_lag_seconds gauge\n");
+        for (name, lag) in replicas {
+            let seconds = lag.map_or(-1.0, |ms| ms as f64 / 1000.0);
+            let name = name.replace('\\', "\\\\").replace('"', "\\\"");
+            text.push_str(&format!(
+                "quorum_replica_lag_seconds{{replica=\"{name}\"}} {seconds}\n"
+            ));
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
