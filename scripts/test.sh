@@ -20,6 +20,16 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
     fi
 fi
 
+# The reverse-proxy tests run the operations guide's nginx and Caddy configurations (the
+# packages' services are not started: RUNLEVEL=1).
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] || ! command -v caddy >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        $SUDO env RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx caddy >/dev/null \
+            || { $SUDO apt-get update -q >/dev/null && $SUDO env RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx caddy >/dev/null; }
+    fi
+fi
+
 # The Python client's test makes a virtual environment (python3 with venv and ensurepip).
 if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::Client;
 use sqlx::{Connection, Executor};
 
-use crate::outage::rater;
+use crate::outage::{rater, until_stored};
 use crate::postgres::free_port;
 use crate::serve::{exported, rater_names, serve, setup};
 
@@ -219,8 +219,9 @@ async fn raters_lose_nothing_when_the_primary_dies_and_the_standby_is_promoted()
             tokio::spawn(rater(client.clone(), base, project, token.clone()))
         })
         .collect();
-    // The primary dies mid-load; a second later the standby is promoted.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The primary dies mid-load (a fifth of the answers in); a second later the standby is
+    // promoted.
+    until_stored(&client, &servers[0].base, &admin, project, 80).await;
     clusters.ctl(0, &["stop", "-m", "immediate"]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     clusters.ctl(1, &["promote"]);

@@ -18,6 +18,7 @@ mod limits;
 mod models;
 mod outage;
 mod postgres;
+mod proxies;
 mod python_client;
 mod replicas;
 mod serve;

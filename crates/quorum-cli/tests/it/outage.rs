@@ -70,6 +70,27 @@ pub(crate) async fn rater(client: Client, base: String, project: i64, token: Str
     panic!("the rater never finished");
 }
 
+/// Waits until the project holds at least `n` answers: an outage is only a test while raters
+/// are mid-way.
+pub(crate) async fn until_stored(client: &Client, base: &str, admin: &str, project: i64, n: i64) {
+    for _ in 0..1000 {
+        let stats: Value = client
+            .get(format!("{base}/api/v1/projects/{project}/stats"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if stats["stats"]["responses"].as_i64().unwrap() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the raters never stored {n} answers");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn raters_ride_out_a_postgres_outage_and_nothing_acknowledged_is_lost() {
     let database = FreshDatabase::new("quorum_outage").await;
@@ -94,8 +115,9 @@ async fn raters_ride_out_a_postgres_outage_and_nothing_acknowledged_is_lost() {
             ))
         })
         .collect();
-    // The database goes away mid-load, stays away two seconds, and comes back.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The database goes away mid-load (a fifth of the answers in), stays away two seconds,
+    // and comes back.
+    until_stored(&client, &server.base, &admin, project, 60).await;
     forwarder.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _forwarder = Forwarder::start(port).await;
