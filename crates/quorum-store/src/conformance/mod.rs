@@ -28,6 +28,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             users_and_tokens, projects_and_members, import_creates_then_updates_by_external_id,
             next_follows_priority_overlap_and_never_repeats, expired_leases_free_their_slot,
+            a_clock_that_jumps_never_over_serves_nor_loses_an_answer,
             submissions_are_idempotent_and_checked, skipped_items_are_not_offered_again,
             locale_routing, export_pages_and_stats, concurrent_raters_never_overshoot,
             models_generations_and_battles, settled_items_take_no_more_answers,

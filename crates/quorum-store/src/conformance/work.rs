@@ -105,6 +105,82 @@ pub async fn expired_leases_free_their_slot<S: Store>(store: S) {
     );
 }
 
+/// The server's clock jumps (an NTP correction, a virtual machine resumed, two servers whose
+/// clocks disagree): a lease is judged by the time each request brings, and what decides who
+/// may answer is the lease's state in the database, so nothing is over-served and no
+/// acknowledged answer is lost, whichever way the clock moved.
+pub async fn a_clock_that_jumps_never_over_serves_nor_loses_an_answer<S: Store>(store: S) {
+    let hour = 60 * MINUTE;
+    let owner = user(&store, "owner").await;
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
+    let p = project(&store, owner, 1, LocalePolicy::Any).await;
+    store
+        .import_items(
+            p,
+            batch![item("first", 1, None), item("second", 0, None)],
+            0,
+        )
+        .await
+        .unwrap();
+    // a's lease is granted at 10:00, then the clock jumps back an hour: the lease is still
+    // a's, nobody else gets its item, and a's answer, timed before the lease, is stored.
+    let (lease_a, first) = store
+        .next_lease(next(p, a, 1, 10 * hour))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.external_id.as_deref(), Some("first"));
+    let (again, _) = store
+        .next_lease(next(p, a, 1, 9 * hour))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, lease_a.id);
+    let (lease_b, second) = store
+        .next_lease(next(p, b, 1, 9 * hour))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.external_id.as_deref(), Some("second"));
+    let answered = store
+        .submit(submission(lease_a.id, a, 1, 9 * hour))
+        .await
+        .unwrap();
+    assert!(
+        matches!(answered, SubmitOutcome::Created(_)),
+        "{answered:?}"
+    );
+    // Now the clock jumps two hours ahead: by it b's lease has expired, and a takes the item.
+    let (lease_a2, taken) = store
+        .next_lease(next(p, a, 1, 11 * hour))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.external_id.as_deref(), Some("second"));
+    store
+        .submit(submission(lease_a2.id, a, 1, 11 * hour))
+        .await
+        .unwrap();
+    // b answers with the clock back where it was, when the lease still looked live: the slot
+    // is taken, so the answer is refused rather than stored over the overlap.
+    let late = store
+        .submit(submission(lease_b.id, b, 1, 9 * hour + 1))
+        .await;
+    assert!(matches!(late, Err(StoreError::LeaseExpired)), "{late:?}");
+    let stats = store.stats(p, 1, 9 * hour).await.unwrap();
+    assert_eq!(
+        (stats.items_complete, stats.responses, stats.active_leases),
+        (2, 2, 0)
+    );
+    assert!(
+        store
+            .next_lease(next(p, b, 1, 9 * hour))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 pub async fn submissions_are_idempotent_and_checked<S: Store>(store: S) {
     let owner = user(&store, "owner").await;
     let (a, b) = (user(&store, "a").await, user(&store, "b").await);
