@@ -222,6 +222,15 @@ impl Store for PgStore {
         self.pool.close().await;
     }
 
+    async fn outbox_backlog(&self) -> Result<(i64, Option<i64>)> {
+        sqlx::query_as(
+            "SELECT COUNT(*), MIN(next_attempt_at) FROM webhook_deliveries WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(database_error)
+    }
+
     async fn replay_lag_ms(&self) -> Result<Option<i64>> {
         // Caught up when everything received is replayed; otherwise as old as the last
         // transaction replayed (pg_last_xact_replay_timestamp is the primary's commit time).

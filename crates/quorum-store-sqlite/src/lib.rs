@@ -378,6 +378,19 @@ impl Store for SqliteStore {
             })
             .await
     }
+
+    async fn outbox_backlog(&self) -> Result<(i64, Option<i64>)> {
+        self.readers
+            .run(|conn| {
+                conn.query_row(
+                    "SELECT COUNT(*), MIN(next_attempt_at) FROM webhook_deliveries WHERE state = 'pending'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(database_error)
+            })
+            .await
+    }
 }
 
 /// The file a `sqlite://path` URL (or a plain path) names.

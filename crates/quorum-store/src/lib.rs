@@ -57,6 +57,15 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Leases this process has marked expired (a rater who took an item and neither answered nor
+/// skipped it in time), on any store: the `quorum_leases_expired_total` counter.
+pub static LEASES_EXPIRED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts `n` leases marked expired.
+pub fn count_expired(n: u64) {
+    LEASES_EXPIRED.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 #[async_trait]
 pub trait Store:
     Accounts
@@ -77,6 +86,10 @@ pub trait Store:
     /// The number of rows in each of [`TABLES`], in that order, read in one snapshot (what a
     /// restore reports to be checked against the instance it came from).
     async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>>;
+
+    /// Webhook deliveries waiting to be made (the outbox), and when the oldest of them fell
+    /// due (Unix milliseconds), if any.
+    async fn outbox_backlog(&self) -> Result<(i64, Option<i64>)>;
 
     /// How far behind its primary this database is, in milliseconds, when it is a read
     /// replica (0 when it has replayed everything it has received); `None` when it is not one.

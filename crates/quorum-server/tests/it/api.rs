@@ -433,6 +433,13 @@ async fn oversized_bodies_unknown_routes_health_and_metrics() {
             "quorum_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} 1"
         )
     );
+    for line in [
+        "quorum_outbox_pending 0",
+        "quorum_outbox_oldest_due_seconds 0",
+        "# TYPE quorum_leases_expired_total counter",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 }
 
 /// The (method, path) pairs `api.rs` routes, read from its source: each `.route("PATH", …)`

@@ -80,6 +80,7 @@ pub(crate) async fn expire(conn: &mut PgConnection, lease_id: i64, overlap: i32)
     .map_err(database_error)?;
     if let Some(item) = item {
         count(conn, item, overlap, 0, -1).await?;
+        quorum_store::count_expired(1);
     }
     Ok(())
 }
@@ -116,7 +117,8 @@ pub async fn next_lease(
              UPDATE items SET active_leases = active_leases - freed.n,
                               open = (NOT settled AND responses + active_leases - freed.n < $4)
              FROM freed WHERE items.id = freed.item_id)
-         SELECT live.* FROM (SELECT set_config('synchronous_commit', 'off', true)) AS config
+         SELECT live.*, (SELECT COUNT(*) FROM expired) AS expired_now
+         FROM (SELECT set_config('synchronous_commit', 'off', true)) AS config
          LEFT JOIN LATERAL (
              SELECT * FROM leases
              WHERE user_id = $2 AND project_id = $1 AND state = 'active' AND expires_at > $3 LIMIT 1
@@ -129,6 +131,7 @@ pub async fn next_lease(
     .fetch_one(pool)
     .await
     .map_err(database_error)?;
+    quorum_store::count_expired(get::<i64>(&row, "expired_now")?.unsigned_abs());
     if get::<Option<i64>>(&row, "id")?.is_some() {
         let lease = lease_from(&row)?;
         let item = item(pool, lease.item_id)

@@ -60,6 +60,7 @@ pub(crate) fn expire(conn: &Connection, lease_id: i64, overlap: i32) -> Result<(
     )?;
     if let Some(item) = item {
         count(conn, item, overlap, 0, -1)?;
+        quorum_store::count_expired(1);
     }
     Ok(())
 }

@@ -61,6 +61,7 @@ pub async fn expired_leases_free_their_slot<S: Store>(store: S) {
         .unwrap();
     let (lease_a, _) = store.next_lease(next(p, a, 1, 0)).await.unwrap().unwrap();
     assert_eq!(lease_a.expires_at, 60_000);
+    let expired_before = crate::LEASES_EXPIRED.load(std::sync::atomic::Ordering::Relaxed);
     // While a's lease lives, b gets the other item; after it expires, b gets "only".
     let (lease_b, other) = store
         .next_lease(next(p, b, 1, MINUTE / 2))
@@ -79,6 +80,8 @@ pub async fn expired_leases_free_their_slot<S: Store>(store: S) {
         store.lease(lease_a.id).await.unwrap().unwrap().state,
         LeaseState::Expired
     );
+    // Counted for `quorum_leases_expired_total` (other tests may count theirs meanwhile).
+    assert!(crate::LEASES_EXPIRED.load(std::sync::atomic::Ordering::Relaxed) > expired_before);
     store
         .submit(submission(lease_b2.id, b, 1, 2 * MINUTE + 1))
         .await
