@@ -26,6 +26,9 @@ pub enum AppError {
     /// The server's storage is full: nothing of the request was stored.
     #[error("the server's storage is full")]
     StorageFull,
+    /// The server's storage has turned read-only: nothing of the request was stored.
+    #[error("the server's storage has become read-only")]
+    StorageReadOnly,
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -47,6 +50,7 @@ impl From<StoreError> for AppError {
             StoreError::LeaseExpired => AppError::LeaseExpired,
             StoreError::Closed => AppError::Unavailable,
             StoreError::StorageFull => AppError::StorageFull,
+            StoreError::StorageReadOnly => AppError::StorageReadOnly,
             StoreError::Unreachable(reason) => {
                 tracing::warn!(error = %reason, "the database cannot be reached");
                 AppError::DatabaseUnreachable

@@ -75,6 +75,16 @@ impl From<AppError> for ApiError {
                     ),
                 )
             }
+            e @ AppError::StorageReadOnly => {
+                tracing::error!("the database's filesystem has turned read-only");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_read_only",
+                    format!(
+                        "{e}: nothing of this request was stored; an operator must repair the server's disk"
+                    ),
+                )
+            }
             AppError::Internal(source) => {
                 tracing::error!(error = %source, "internal error");
                 ApiError::new(
@@ -87,6 +97,10 @@ impl From<AppError> for ApiError {
     }
 }
 
+/// An error response's code, kept on the response for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
@@ -97,6 +111,8 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
+        // For the metrics: which error this was.
+        response.extensions_mut().insert(ErrorCode(self.code));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             // Worth trying again soon: the server is draining or the database is away.
             response

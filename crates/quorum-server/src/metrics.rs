@@ -31,15 +31,30 @@ pub struct Metrics {
     /// Whether the last write this server tried found the disk full: set by a 507, cleared by
     /// the next write that succeeds.
     pub storage_full: AtomicBool,
+    /// Writes refused because the database's filesystem is read-only (503).
+    pub storage_read_only_refusals: AtomicU64,
+    /// Whether the last write this server tried found the filesystem read-only.
+    pub storage_read_only: AtomicBool,
 }
 
 impl Metrics {
-    pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        if status == 507 {
-            self.storage_full_refusals.fetch_add(1, Ordering::Relaxed);
-            self.storage_full.store(true, Ordering::Relaxed);
-        } else if (200..300).contains(&status) && !matches!(method, "GET" | "HEAD" | "OPTIONS") {
-            self.storage_full.store(false, Ordering::Relaxed);
+    /// Counts a request; `code` is its error code, if it failed with one.
+    pub fn record(&self, method: &str, route: &str, status: u16, code: Option<&str>, seconds: f64) {
+        match code {
+            Some("storage_full") => {
+                self.storage_full_refusals.fetch_add(1, Ordering::Relaxed);
+                self.storage_full.store(true, Ordering::Relaxed);
+            }
+            Some("storage_read_only") => {
+                self.storage_read_only_refusals
+                    .fetch_add(1, Ordering::Relaxed);
+                self.storage_read_only.store(true, Ordering::Relaxed);
+            }
+            _ if (200..300).contains(&status) && !matches!(method, "GET" | "HEAD" | "OPTIONS") => {
+                self.storage_full.store(false, Ordering::Relaxed);
+                self.storage_read_only.store(false, Ordering::Relaxed);
+            }
+            _ => {}
         }
         if let Ok(mut requests) = self.requests.lock() {
             *requests
@@ -122,6 +137,11 @@ impl Metrics {
                 "Writes refused because the database's disk is full (507).",
                 &self.storage_full_refusals,
             ),
+            (
+                "quorum_storage_read_only_total",
+                "Writes refused because the database's filesystem is read-only (503).",
+                &self.storage_read_only_refusals,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -133,6 +153,11 @@ impl Metrics {
             out,
             "# HELP quorum_storage_full 1 while the last write found the database's disk full.\n# TYPE quorum_storage_full gauge\nquorum_storage_full {}",
             u8::from(self.storage_full.load(Ordering::Relaxed))
+        );
+        let _ = writeln!(
+            out,
+            "# HELP quorum_storage_read_only 1 while the last write found the database's filesystem read-only.\n# TYPE quorum_storage_read_only gauge\nquorum_storage_read_only {}",
+            u8::from(self.storage_read_only.load(Ordering::Relaxed))
         );
         out
     }

@@ -12,6 +12,7 @@
 //! statement to a worker thread and back costs two context switches per statement, which
 //! measured as the bottleneck of the rater loop. sqlx only applies the migrations.
 
+mod fault;
 mod ops;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use fault::{Fault, fault_of, read_only};
 use quorum_store::{Result, Store, StoreError};
 use rusqlite::Connection;
 use sqlx::ConnectOptions;
@@ -50,15 +52,10 @@ pub(crate) fn database_error(error: rusqlite::Error) -> StoreError {
             message.as_deref().unwrap_or("unique constraint")
         ));
     }
-    if is_full(&error) {
-        return StoreError::StorageFull;
+    match fault_of(&error, None) {
+        Some(fault) => fault.error(),
+        None => StoreError::Database(Box::new(error)),
     }
-    StoreError::Database(Box::new(error))
-}
-
-/// Whether SQLite gave up because the disk (or its size limit) is full.
-fn is_full(error: &rusqlite::Error) -> bool {
-    matches!(error, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 fn connect(path: &Path) -> Result<Connection> {
@@ -204,11 +201,13 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 /// answers that it never ran) and returns whether it succeeded and how to answer its caller.
 pub(crate) type Command = Box<dyn FnOnce(Option<&Connection>) -> (Ran, Pending) + Send>;
 
-/// How a command went: whether it succeeded, and whether it failed on a full disk.
+/// How a command went: whether it succeeded, and whether it met a storage fault.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ran {
     ok: bool,
-    full: bool,
+    fault: Option<Fault>,
+    /// It failed with an error from the database itself (not a refusal such as a conflict).
+    unexpected: bool,
 }
 
 /// A result waiting for its transaction to commit before it is sent.
@@ -218,16 +217,16 @@ type Pending = Box<dyn FnOnce(Option<&Failed>) + Send>;
 #[derive(Debug)]
 struct Failed {
     message: String,
-    /// The storage is full (the callers hear so, rather than of an internal error).
-    full: bool,
+    /// A storage fault (the callers hear so, rather than of an internal error).
+    fault: Option<Fault>,
 }
 
 impl Failed {
-    /// `what` failed with `error`.
-    fn of(what: &str, error: &rusqlite::Error) -> Failed {
+    /// `what` failed with `error`, on the database in `dir`.
+    fn of(what: &str, error: &rusqlite::Error, dir: Option<&Path>) -> Failed {
         Failed {
             message: format!("{what}: {error}"),
-            full: is_full(error),
+            fault: fault_of(error, dir),
         }
     }
 }
@@ -235,12 +234,15 @@ impl Failed {
 fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T>) -> (Ran, Pending) {
     let ran = Ran {
         ok: result.is_ok(),
-        full: matches!(result, Err(StoreError::StorageFull)),
+        fault: Fault::of_result(&result),
+        unexpected: matches!(result, Err(StoreError::Database(_))),
     };
     let finish = move |failed: Option<&Failed>| {
         let result = match failed {
             None => result,
-            Some(Failed { full: true, .. }) => Err(StoreError::StorageFull),
+            Some(Failed {
+                fault: Some(fault), ..
+            }) => Err(fault.error()),
             Some(Failed { message, .. }) => Err(StoreError::Database(message.clone().into())),
         };
         let _ = reply.send(result);
@@ -249,6 +251,11 @@ fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T>) -> (Ran, Pendi
 }
 
 fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
+    let dir = conn
+        .path()
+        .and_then(|p| Path::new(p).parent())
+        .map(Path::to_path_buf);
+    let dir = dir.as_deref();
     let mut batch: Vec<Command> = Vec::with_capacity(MAX_BATCH);
     loop {
         // Commands left over from a batch cut short by a panic go first.
@@ -265,7 +272,7 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
             }
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let failed = Failed::of("cannot begin a transaction", &e);
+            let failed = Failed::of("cannot begin a transaction", &e, dir);
             for command in batch.drain(..) {
                 command(None).1(Some(&failed));
             }
@@ -280,23 +287,42 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
             // A bug in one command must not stop every later write until a restart.
             let ran =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| command(Some(&conn))));
-            let Ok((Ran { ok, full }, finish)) = ran else {
+            let Ok((
+                Ran {
+                    ok,
+                    fault,
+                    unexpected,
+                },
+                finish,
+            )) = ran
+            else {
                 tracing::error!("a write command panicked; its batch is rolled back");
                 panicked = true;
                 break;
             };
-            if conn.is_autocommit() {
-                // SQLite rolled the whole transaction back (a full disk, an I/O error): what
-                // the batch did so far is gone, so each of its callers is told; the commands
-                // not yet run go into the next batch.
+            // A write that failed on a filesystem turned read-only: nothing of the batch can
+            // be committed either.
+            let fault = fault
+                .or_else(|| (unexpected && dir.is_some_and(read_only)).then_some(Fault::ReadOnly));
+            if conn.is_autocommit() || fault == Some(Fault::ReadOnly) {
+                // SQLite rolled the whole transaction back (a full disk, an I/O error), or it
+                // cannot commit: what the batch did so far is gone, so each of its callers is
+                // told; the commands not yet run go into the next batch.
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
                 waiting.push(finish);
                 lost = Some(Failed {
-                    message: if full {
-                        "the disk is full; SQLite rolled the transaction back".into()
-                    } else {
-                        "SQLite rolled the transaction back".into()
+                    message: match fault {
+                        Some(Fault::Full) => {
+                            "the disk is full; SQLite rolled the transaction back".into()
+                        }
+                        Some(Fault::ReadOnly) => {
+                            "the filesystem is read-only; the transaction was rolled back".into()
+                        }
+                        None => "SQLite rolled the transaction back".into(),
                     },
-                    full,
+                    fault,
                 });
                 break;
             }
@@ -326,7 +352,7 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
                 message:
                     "another write in the same transaction failed unexpectedly; nothing was stored"
                         .into(),
-                full: false,
+                fault: None,
             };
             for finish in waiting {
                 finish(Some(&failed));
@@ -339,7 +365,7 @@ fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Command>) {
             Err(e) => {
                 tracing::error!(error = %e, "commit failed");
                 let _ = conn.execute_batch("ROLLBACK");
-                Some(Failed::of("commit failed", &e))
+                Some(Failed::of("commit failed", &e, dir))
             }
         };
         for finish in waiting {

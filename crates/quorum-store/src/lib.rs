@@ -51,6 +51,10 @@ pub enum StoreError {
     /// The database's storage is full: nothing of the write was stored.
     #[error("the server's storage is full")]
     StorageFull,
+    /// The database's filesystem has turned read-only (the kernel does so on a disk error):
+    /// nothing of the write was stored, and nothing will be until an operator repairs it.
+    #[error("the server's storage has become read-only")]
+    StorageReadOnly,
     #[error("database error")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -144,3 +144,205 @@ async fn a_full_disk_refuses_with_507_writes_nothing_half_and_recovers() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+/// An ext4 filesystem on a loop device (root only), mounted `errors=remount-ro`; unmounted
+/// and removed when dropped.
+struct Ext4 {
+    dir: tempfile::TempDir,
+    image: std::path::PathBuf,
+}
+
+impl Ext4 {
+    fn mount() -> Option<Ext4> {
+        let image = std::env::temp_dir().join(format!("quorum-ro-{}.img", std::process::id()));
+        let made = Command::new("truncate")
+            .args(["-s", "64M"])
+            .arg(&image)
+            .status()
+            .ok()?
+            .success()
+            && Command::new("mkfs.ext4")
+                .arg("-q")
+                .arg(&image)
+                .status()
+                .ok()?
+                .success();
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = made
+            && Command::new("mount")
+                .args(["-o", "loop,errors=remount-ro"])
+                .arg(&image)
+                .arg(dir.path())
+                .status()
+                .ok()?
+                .success();
+        mounted.then_some(Ext4 { dir, image })
+    }
+
+    /// What the kernel does on a real disk error: ext4 aborts its journal and the filesystem
+    /// turns read-only under the running server (`trigger_fs_error`, ext4's own test hook).
+    fn fail(&self) {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+        let path = self.dir.path().to_str().unwrap();
+        let device = mounts
+            .lines()
+            .find(|l| l.split(' ').nth(1) == Some(path))
+            .and_then(|l| l.split(' ').next())
+            .unwrap();
+        let name = device.trim_start_matches("/dev/");
+        std::fs::write(format!("/sys/fs/ext4/{name}/trigger_fs_error"), "test\n").unwrap();
+    }
+}
+
+impl Ext4 {
+    /// What an operator does: unmount, check and repair the filesystem, mount it again.
+    fn repair(&self) {
+        let dir = self.dir.path();
+        assert!(Command::new("umount").arg(dir).status().unwrap().success());
+        // e2fsck exits 1 when it corrected errors.
+        let checked = Command::new("e2fsck")
+            .arg("-fy")
+            .arg(&self.image)
+            .output()
+            .unwrap();
+        assert!(matches!(checked.status.code(), Some(0 | 1)), "{checked:?}");
+        let mounted = Command::new("mount")
+            .args(["-o", "loop,errors=remount-ro"])
+            .arg(&self.image)
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(mounted.success());
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filesystem_turned_read_only_refuses_writes_clearly_and_keeps_every_acknowledged_answer()
+{
+    let Some(disk) = Ext4::mount() else {
+        crate::support::skip("mounting an ext4 image on a loop device needs root");
+        return;
+    };
+    let database = format!("sqlite://{}/q.sqlite3", disk.dir.path().display());
+    let mut server = serve(&database, "administrator");
+    let admin = server.token.clone().unwrap();
+    let client = Client::new();
+    let (project, tokens) =
+        crate::serve::setup(&client, &server.base, &database, &admin, 20, 1, 1).await;
+    let answer = || async {
+        let next = client
+            .post(format!("{}/api/v1/projects/{project}/next", server.base))
+            .bearer_auth(&tokens[0])
+            .send()
+            .await
+            .unwrap();
+        if next.status() != StatusCode::OK {
+            return (next.status(), next.json::<Value>().await.unwrap());
+        }
+        let lease = next.json::<Value>().await.unwrap()["lease"]["id"]
+            .as_i64()
+            .unwrap();
+        let stored = client
+            .post(format!("{}/api/v1/leases/{lease}/response", server.base))
+            .bearer_auth(&tokens[0])
+            .json(&json!({"answers": {"label": "a"}}))
+            .send()
+            .await
+            .unwrap();
+        (
+            stored.status(),
+            stored.json::<Value>().await.unwrap_or_default(),
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(answer().await.0, StatusCode::CREATED);
+    }
+    disk.fail();
+    // The answer is refused by name, with Retry-After, and not acknowledged.
+    let (status, body) = answer().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "storage_read_only", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("read-only"),
+        "{body}"
+    );
+    let lines = "{\"external_id\": \"late\", \"fields\": {\"text\": \"late\"}}\n";
+    let import = client
+        .post(format!("{}/api/v1/projects/{project}/items", server.base))
+        .bearer_auth(&admin)
+        .body(lines)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(import.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(import.headers()["retry-after"], "5");
+    // The health check and the metrics say so; reads go on, with every acknowledged answer.
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(health.text().await.unwrap().contains("storage_read_only"));
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("\nquorum_storage_read_only 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nquorum_storage_read_only_total 2\n"),
+        "{metrics}"
+    );
+    let stats = || async {
+        call(
+            &client,
+            &admin,
+            reqwest::Method::GET,
+            format!("{}/api/v1/projects/{project}/stats", server.base),
+            None,
+        )
+        .await
+    };
+    let (status, body) = stats().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["stats"]["responses"].as_i64(),
+            body["stats"]["items"].as_i64()
+        ),
+        (Some(5), Some(20))
+    );
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    // Repaired (fsck, mounted again) the database holds exactly the acknowledged answers.
+    disk.repair();
+    let mut server = serve(&database, "administrator");
+    let (status, body) = call(
+        &client,
+        &admin,
+        reqwest::Method::GET,
+        format!("{}/api/v1/projects/{project}/stats", server.base),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stats"]["responses"], 5);
+    assert_eq!(body["stats"]["items"], 20);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}

@@ -253,6 +253,10 @@ async fn observe<S: Store>(
         method,
         &route,
         response.status().as_u16(),
+        response
+            .extensions()
+            .get::<crate::error::ErrorCode>()
+            .map(|c| c.0),
         started.elapsed().as_secs_f64(),
     );
     response
@@ -320,17 +324,20 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-/// Health: 200 `ok`, or 503 `storage_full` while the last write found the database's disk full
-/// (until a write succeeds again), so a load balancer or orchestrator can take the server out.
+/// Health: 200 `ok`, or 503 `storage_full` while the last write found the database's disk full,
+/// `storage_read_only` while it found its filesystem read-only (each until a write succeeds
+/// again), so a load balancer or orchestrator can take the server out.
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, description = "The server is up", body = Health),
-        (status = 503, description = "The database's disk is full", body = Health)))]
+        (status = 503, description = "The database's disk is full or read-only", body = Health)))]
 async fn healthz<S: Store>(State(state): State<AppState<S>>) -> Response {
-    if state.metrics.storage_full.load(Ordering::Relaxed) {
-        let health = Health {
-            status: "storage_full",
-        };
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(health)).into_response();
+    for (fault, status) in [
+        (&state.metrics.storage_read_only, "storage_read_only"),
+        (&state.metrics.storage_full, "storage_full"),
+    ] {
+        if fault.load(Ordering::Relaxed) {
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status })).into_response();
+        }
     }
     Json(Health { status: "ok" }).into_response()
 }
