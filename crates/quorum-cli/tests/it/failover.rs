@@ -317,3 +317,72 @@ async fn a_rater_whose_lease_was_lost_is_told_and_given_the_next_item() {
     drop(server);
     database.drop().await;
 }
+
+/// PostgreSQL restarted under load (`pg_ctlcluster restart`, which ends every session and
+/// flushes everything before stopping): the servers connect again, no request hangs, and every
+/// acknowledged answer — and every lease — survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn raters_ride_out_a_postgres_restart_under_load() {
+    let Some(clusters) = Clusters::create(false).await else {
+        crate::support::skip("making PostgreSQL clusters needs root and pg_createcluster");
+        return;
+    };
+    let mut primary = sqlx::PgConnection::connect(&clusters.url(0, "postgres"))
+        .await
+        .unwrap();
+    primary.execute("CREATE DATABASE quorum").await.unwrap();
+    primary.close().await.unwrap();
+    let url = clusters.url(0, "quorum");
+    let server = serve(&url, "administrator");
+    let admin = server.token.clone().unwrap();
+    let client = Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let (project, tokens) = setup(&client, &server.base, &url, &admin, 200, 4, 2).await;
+    let raters: Vec<_> = tokens
+        .iter()
+        .map(|token| {
+            tokio::spawn(rater(
+                client.clone(),
+                server.base.clone(),
+                project,
+                token.clone(),
+            ))
+        })
+        .collect();
+    until_stored(&client, &server.base, &admin, project, 80).await;
+    clusters.ctl(0, &["restart"]);
+    let mut seen = Vec::new();
+    for rater in raters {
+        seen.push(rater.await.unwrap());
+    }
+    eprintln!(
+        "restart: {} requests got 503",
+        seen.iter().map(|s| s.unavailable).sum::<usize>()
+    );
+    assert_eq!(seen.iter().map(|s| s.hung).sum::<usize>(), 0, "{seen:?}");
+    assert_eq!(
+        seen.iter().map(|s| s.lost_leases).sum::<usize>(),
+        0,
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().map(|s| s.unavailable).sum::<usize>() > 0,
+        "the restart was seen: {seen:?}"
+    );
+    let stored = exported(&client, &server.base, &admin, project).await;
+    assert_eq!(stored.len(), 400, "every item answered exactly twice");
+    let names = rater_names(&tokens);
+    for (token, seen) in tokens.iter().zip(&seen) {
+        for text in &seen.acknowledged {
+            let pair = (text.clone(), names[token].clone());
+            assert!(
+                stored.contains(&pair),
+                "{pair:?} was acknowledged but is not stored"
+            );
+        }
+    }
+    drop(server);
+    drop(clusters);
+}
