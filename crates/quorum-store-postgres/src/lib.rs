@@ -222,6 +222,15 @@ impl Store for PgStore {
         self.pool.close().await;
     }
 
+    async fn ping(&self) -> Result<()> {
+        // A readiness probe answers within two seconds, whatever the pool's acquire timeout.
+        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        match tokio::time::timeout(std::time::Duration::from_secs(2), ping).await {
+            Ok(result) => result.map(drop).map_err(database_error),
+            Err(_) => Err(StoreError::Unreachable("no answer within 2 s".into())),
+        }
+    }
+
     async fn outbox_backlog(&self) -> Result<(i64, Option<i64>)> {
         sqlx::query_as(
             "SELECT COUNT(*), MIN(next_attempt_at) FROM webhook_deliveries WHERE state = 'pending'",

@@ -405,6 +405,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn ping(&self) -> Result<()> {
+        self.readers
+            .run(|conn| {
+                conn.query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(database_error)
+            })
+            .await
+    }
+
     async fn outbox_backlog(&self) -> Result<(i64, Option<i64>)> {
         self.readers
             .run(|conn| {

@@ -91,6 +91,9 @@ pub trait Store:
     /// restore reports to be checked against the instance it came from).
     async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>>;
 
+    /// Whether the database answers a trivial query (the readiness check).
+    async fn ping(&self) -> Result<()>;
+
     /// Webhook deliveries waiting to be made (the outbox), and when the oldest of them fell
     /// due (Unix milliseconds), if any.
     async fn outbox_backlog(&self) -> Result<(i64, Option<i64>)>;

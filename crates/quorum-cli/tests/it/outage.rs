@@ -119,6 +119,20 @@ async fn raters_ride_out_a_postgres_outage_and_nothing_acknowledged_is_lost() {
     // and comes back.
     until_stored(&client, &server.base, &admin, project, 60).await;
     forwarder.stop();
+    // The readiness check says so while it lasts.
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        health
+            .text()
+            .await
+            .unwrap()
+            .contains("database_unreachable")
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _forwarder = Forwarder::start(port).await;
     let mut seen = Vec::new();
@@ -135,6 +149,12 @@ async fn raters_ride_out_a_postgres_outage_and_nothing_acknowledged_is_lost() {
         seen.iter().map(|s| s.unavailable).sum::<usize>() > 0,
         "the outage was seen: {seen:?}"
     );
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
     let stored = exported(&client, &server.base, &admin, project).await;
     assert_eq!(stored.len(), 300, "every item answered exactly twice");
     let mut per_item = std::collections::HashMap::new();

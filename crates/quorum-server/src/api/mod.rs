@@ -326,18 +326,23 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 
 /// Health: 200 `ok`, or 503 `storage_full` while the last write found the database's disk full,
 /// `storage_read_only` while it found its filesystem read-only (each until a write succeeds
-/// again), so a load balancer or orchestrator can take the server out.
+/// again), `database_unreachable` while the database does not answer (asked on each call, at
+/// most 2 s), so a load balancer or orchestrator can take the server out.
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, description = "The server is up", body = Health),
-        (status = 503, description = "The database's disk is full or read-only", body = Health)))]
+        (status = 503, description = "The database's disk is full or read-only, or it does not answer", body = Health)))]
 async fn healthz<S: Store>(State(state): State<AppState<S>>) -> Response {
+    let unavailable = |status| (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status }));
     for (fault, status) in [
         (&state.metrics.storage_read_only, "storage_read_only"),
         (&state.metrics.storage_full, "storage_full"),
     ] {
         if fault.load(Ordering::Relaxed) {
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status })).into_response();
+            return unavailable(status).into_response();
         }
+    }
+    if let Err(quorum_store::StoreError::Unreachable(_)) = state.app.store().ping().await {
+        return unavailable("database_unreachable").into_response();
     }
     Json(Health { status: "ok" }).into_response()
 }
