@@ -13,7 +13,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quorum-target}"
 cargo build --release -q -p quorum-cli
 Q="$CARGO_TARGET_DIR/release/quorum"
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+# A failed run still stops its server (else the next run would find the port taken).
+trap '[ -n "${TIME_PID:-}" ] && pkill -TERM -P "$TIME_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 PORT="${PORT:-18181}"
 case "${BACKEND:-sqlite}" in
     sqlite) DATABASE="sqlite://$WORK/bench.sqlite3" ;;

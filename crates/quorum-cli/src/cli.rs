@@ -572,7 +572,7 @@ pub struct BenchArgs {
     /// An administrator's API token.
     #[arg(long, env = "QUORUM_TOKEN", hide_env_values = true)]
     pub token: String,
-    /// Items imported into the benchmark project (one request, timed).
+    /// Items imported into the benchmark project (timed; requests of up to two million items).
     #[arg(long, default_value_t = 20_000)]
     pub items: usize,
     /// Concurrent raters in the rater loop (0 skips the loop).
