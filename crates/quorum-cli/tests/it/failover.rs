@@ -165,6 +165,18 @@ impl Clusters {
         run("pg_ctlcluster", &args);
     }
 
+    /// Makes `name` on the primary (the standby gets it by replication).
+    pub(crate) async fn create_database(&self, name: &str) {
+        let mut primary = sqlx::PgConnection::connect(&self.url(0, "postgres"))
+            .await
+            .unwrap();
+        primary
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        primary.close().await.unwrap();
+    }
+
     pub(crate) fn url(&self, which: usize, database: &str) -> String {
         format!(
             "postgres://postgres@127.0.0.1:{}/{database}",
@@ -191,11 +203,7 @@ async fn raters_lose_nothing_when_the_primary_dies_and_the_standby_is_promoted()
         crate::support::skip("making PostgreSQL clusters needs root and pg_createcluster");
         return;
     };
-    let mut primary = sqlx::PgConnection::connect(&clusters.url(0, "postgres"))
-        .await
-        .unwrap();
-    primary.execute("CREATE DATABASE quorum").await.unwrap();
-    primary.close().await.unwrap();
+    clusters.create_database("quorum").await;
     let [first_port, second_port] = clusters.ports;
     let url = format!(
         "postgres://postgres@127.0.0.1:{first_port},127.0.0.1:{second_port}/quorum?target_session_attrs=read-write"
@@ -327,11 +335,7 @@ async fn raters_ride_out_a_postgres_restart_under_load() {
         crate::support::skip("making PostgreSQL clusters needs root and pg_createcluster");
         return;
     };
-    let mut primary = sqlx::PgConnection::connect(&clusters.url(0, "postgres"))
-        .await
-        .unwrap();
-    primary.execute("CREATE DATABASE quorum").await.unwrap();
-    primary.close().await.unwrap();
+    clusters.create_database("quorum").await;
     let url = clusters.url(0, "quorum");
     let server = serve(&url, "administrator");
     let admin = server.token.clone().unwrap();

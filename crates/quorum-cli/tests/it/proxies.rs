@@ -13,7 +13,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
 use crate::postgres::free_port;
-use crate::serve::{Served, serve_with};
+use crate::serve::{Served, serve_with, sign_in};
 
 /// A proxy process, killed when dropped.
 struct Proxy(Child);
@@ -102,33 +102,6 @@ async fn listening(port: u16) {
     panic!("nothing listens on {port}");
 }
 
-/// Signs in through the login form; the status and the session cookie's attributes.
-async fn sign_in(client: &Client, base: &str, password: &str) -> (StatusCode, Option<String>) {
-    let form = client.get(format!("{base}/login")).send().await.unwrap();
-    assert_eq!(form.status(), StatusCode::OK);
-    let login_cookie = form.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(login_cookie.contains("Secure"), "{login_cookie}");
-    let page = form.text().await.unwrap();
-    let csrf = page.split("name=\"login_csrf\" value=\"").nth(1).unwrap();
-    let csrf = csrf.split('"').next().unwrap();
-    let response = client
-        .post(format!("{base}/login"))
-        .header("cookie", login_cookie.split(';').next().unwrap())
-        .form(&[
-            ("name", "admin"),
-            ("password", password),
-            ("login_csrf", csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().to_string());
-    (response.status(), cookie)
-}
-
 /// Everything a deployment needs from its proxy, checked through it.
 async fn through_the_proxy(served: &Served, root: &Path, http_port: u16, https_port: u16) {
     let base = format!("https://localhost:{https_port}");
@@ -158,12 +131,12 @@ async fn through_the_proxy(served: &Served, root: &Path, http_port: u16, https_p
     // The client's address reaches Quorum: failures from one client lock that client out of
     // the name, not a client elsewhere.
     for _ in 0..6 {
-        let (status, _) = sign_in(&here, &base, "wrong password").await;
+        let (status, _) = sign_in(&here, &base, "admin", "wrong password").await;
         assert!(!status.is_redirection(), "{status}");
     }
-    let (status, _) = sign_in(&here, &base, "administrator").await;
+    let (status, _) = sign_in(&here, &base, "admin", "administrator").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    let (status, cookie) = sign_in(&elsewhere, &base, "administrator").await;
+    let (status, cookie) = sign_in(&elsewhere, &base, "admin", "administrator").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let cookie = cookie.unwrap();
     assert!(

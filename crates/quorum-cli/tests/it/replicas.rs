@@ -98,48 +98,13 @@ async fn metrics(client: &Client, base: &str) -> String {
         .unwrap()
 }
 
-/// The session cookie of `name`, signed in through the login form.
-async fn session(base: &str, name: &str, password: &str) -> String {
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let form = client.get(format!("{base}/login")).send().await.unwrap();
-    let cookie = |r: &reqwest::Response| {
-        r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    let login_cookie = cookie(&form);
-    let page = form.text().await.unwrap();
-    let csrf = page.split("name=\"login_csrf\" value=\"").nth(1).unwrap();
-    let csrf = csrf.split('"').next().unwrap();
-    let signed_in = client
-        .post(format!("{base}/login"))
-        .header("cookie", login_cookie)
-        .form(&[("name", name), ("password", password), ("login_csrf", csrf)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
-    cookie(&signed_in)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn analyses_are_read_from_a_replica_that_says_how_far_behind_it_is() {
     let Some(clusters) = Clusters::create(false).await else {
         crate::support::skip("making PostgreSQL clusters needs root and pg_createcluster");
         return;
     };
-    let mut primary = sqlx::PgConnection::connect(&clusters.url(0, "postgres"))
-        .await
-        .unwrap();
-    primary.execute("CREATE DATABASE quorum").await.unwrap();
-    primary.close().await.unwrap();
+    clusters.create_database("quorum").await;
     let (primary_url, standby_url) = (clusters.url(0, "quorum"), clusters.url(1, "quorum"));
     let server = serve_with(
         &primary_url,
@@ -179,7 +144,14 @@ async fn analyses_are_read_from_a_replica_that_says_how_far_behind_it_is() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         assert!(response.headers().contains_key(LAG), "{path}");
     }
-    let cookie = session(&base, "admin", "administrator").await;
+    let no_redirects = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (status, cookie) =
+        crate::serve::sign_in(&no_redirects, &base, "admin", "administrator").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.unwrap().split(';').next().unwrap().to_string();
     let page = client
         .get(format!("{base}/projects/{project}"))
         .header("cookie", &cookie)

@@ -470,3 +470,31 @@ fn every_serve_option_is_in_the_operations_guide() {
         "{named} options and variables found in:\n{help}"
     );
 }
+
+/// Signs `name` in through the login form (with a client that does not follow redirects):
+/// the status, and the session cookie's `Set-Cookie` (value and attributes) if one came.
+pub(crate) async fn sign_in(
+    client: &Client,
+    base: &str,
+    name: &str,
+    password: &str,
+) -> (StatusCode, Option<String>) {
+    let form = client.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let login_cookie = form.headers()["set-cookie"].to_str().unwrap().to_string();
+    let page = form.text().await.unwrap();
+    let csrf = page.split("name=\"login_csrf\" value=\"").nth(1).unwrap();
+    let csrf = csrf.split('"').next().unwrap();
+    let response = client
+        .post(format!("{base}/login"))
+        .header("cookie", login_cookie.split(';').next().unwrap())
+        .form(&[("name", name), ("password", password), ("login_csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string());
+    (response.status(), cookie)
+}
