@@ -55,7 +55,10 @@ impl Clusters {
             .ok()?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .max_by_key(|v| v.parse::<u32>().unwrap_or(0))?;
-        let id = std::process::id();
+        // Tests run at once in one process: each pair of clusters has names of its own.
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}_{made}", std::process::id());
         let clusters = Clusters {
             version,
             names: [
@@ -355,6 +358,18 @@ async fn raters_ride_out_a_postgres_restart_under_load() {
             ))
         })
         .collect();
+    let started = || async {
+        let mut conn = sqlx::PgConnection::connect(&clusters.url(0, "postgres"))
+            .await
+            .unwrap();
+        let at: String = sqlx::query_scalar("SELECT pg_postmaster_start_time()::TEXT")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        at
+    };
+    let before = started().await;
     until_stored(&client, &server.base, &admin, project, 80).await;
     clusters.ctl(0, &["restart"]);
     let mut seen = Vec::new();
@@ -371,10 +386,9 @@ async fn raters_ride_out_a_postgres_restart_under_load() {
         0,
         "{seen:?}"
     );
-    assert!(
-        seen.iter().map(|s| s.unavailable).sum::<usize>() > 0,
-        "the restart was seen: {seen:?}"
-    );
+    // Requests caught by the restart get a 503; the pool's check of idle connections often
+    // absorbs it whole. Either way PostgreSQL did restart mid-load.
+    assert_ne!(started().await, before, "PostgreSQL restarted");
     let stored = exported(&client, &server.base, &admin, project).await;
     assert_eq!(stored.len(), 400, "every item answered exactly twice");
     let names = rater_names(&tokens);
