@@ -11,9 +11,9 @@ use std::time::Duration;
 use reqwest::Client;
 use sqlx::{Connection, Executor};
 
-use crate::outage::{rater, until_stored};
+use crate::outage::{finished, nothing_lost, spawn_raters, until_stored};
 use crate::postgres::free_port;
-use crate::serve::{exported, rater_names, serve, setup};
+use crate::serve::{exported, serve, setup};
 
 /// The standby's name as the primary knows it (`synchronous_standby_names`).
 const STANDBY: &str = "quorum_standby";
@@ -222,25 +222,15 @@ async fn raters_lose_nothing_when_the_primary_dies_and_the_standby_is_promoted()
         .build()
         .unwrap();
     let (project, tokens) = setup(&client, &servers[0].base, &url, &admin, 200, 6, 2).await;
-    let raters: Vec<_> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, token)| {
-            let base = servers[i % 2].base.clone();
-            tokio::spawn(rater(client.clone(), base, project, token.clone()))
-        })
-        .collect();
+    let bases = servers.each_ref().map(|s| s.base.clone());
+    let raters = spawn_raters(&client, &bases, project, &tokens);
     // The primary dies mid-load (a fifth of the answers in); a second later the standby is
     // promoted.
     until_stored(&client, &servers[0].base, &admin, project, 80).await;
     clusters.ctl(0, &["stop", "-m", "immediate"]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     clusters.ctl(1, &["promote"]);
-    let mut seen = Vec::new();
-    for rater in raters {
-        seen.push(rater.await.unwrap());
-    }
-    assert_eq!(seen.iter().map(|s| s.hung).sum::<usize>(), 0, "{seen:?}");
+    let seen = finished(raters).await;
     assert!(
         seen.iter().map(|s| s.unavailable).sum::<usize>() > 0,
         "the failover was seen: {seen:?}"
@@ -251,27 +241,7 @@ async fn raters_lose_nothing_when_the_primary_dies_and_the_standby_is_promoted()
         seen.iter().map(|s| s.lost_leases).sum::<usize>()
     );
     let stored = exported(&client, &servers[1].base, &admin, project).await;
-    let mut per_item = std::collections::HashMap::new();
-    for (item, _) in &stored {
-        *per_item.entry(item.clone()).or_insert(0) += 1;
-    }
-    assert_eq!(stored.len(), 400, "every item answered exactly twice");
-    assert!(per_item.values().all(|&n| n == 2), "{per_item:?}");
-    let names = rater_names(&tokens);
-    for (token, seen) in tokens.iter().zip(&seen) {
-        for text in &seen.acknowledged {
-            let pair = (text.clone(), names[token].clone());
-            assert!(
-                stored.contains(&pair),
-                "{pair:?} was acknowledged but is not stored"
-            );
-        }
-    }
-    assert_eq!(
-        seen.iter().map(|s| s.acknowledged.len()).sum::<usize>(),
-        400,
-        "each stored answer was acknowledged once"
-    );
+    nothing_lost(&stored, &tokens, &seen, 200, 2);
     drop(servers);
     drop(clusters);
 }
@@ -347,17 +317,12 @@ async fn raters_ride_out_a_postgres_restart_under_load() {
         .build()
         .unwrap();
     let (project, tokens) = setup(&client, &server.base, &url, &admin, 200, 4, 2).await;
-    let raters: Vec<_> = tokens
-        .iter()
-        .map(|token| {
-            tokio::spawn(rater(
-                client.clone(),
-                server.base.clone(),
-                project,
-                token.clone(),
-            ))
-        })
-        .collect();
+    let raters = spawn_raters(
+        &client,
+        std::slice::from_ref(&server.base),
+        project,
+        &tokens,
+    );
     let started = || async {
         let mut conn = sqlx::PgConnection::connect(&clusters.url(0, "postgres"))
             .await
@@ -372,15 +337,11 @@ async fn raters_ride_out_a_postgres_restart_under_load() {
     let before = started().await;
     until_stored(&client, &server.base, &admin, project, 80).await;
     clusters.ctl(0, &["restart"]);
-    let mut seen = Vec::new();
-    for rater in raters {
-        seen.push(rater.await.unwrap());
-    }
+    let seen = finished(raters).await;
     eprintln!(
         "restart: {} requests got 503",
         seen.iter().map(|s| s.unavailable).sum::<usize>()
     );
-    assert_eq!(seen.iter().map(|s| s.hung).sum::<usize>(), 0, "{seen:?}");
     assert_eq!(
         seen.iter().map(|s| s.lost_leases).sum::<usize>(),
         0,
@@ -390,17 +351,7 @@ async fn raters_ride_out_a_postgres_restart_under_load() {
     // absorbs it whole. Either way PostgreSQL did restart mid-load.
     assert_ne!(started().await, before, "PostgreSQL restarted");
     let stored = exported(&client, &server.base, &admin, project).await;
-    assert_eq!(stored.len(), 400, "every item answered exactly twice");
-    let names = rater_names(&tokens);
-    for (token, seen) in tokens.iter().zip(&seen) {
-        for text in &seen.acknowledged {
-            let pair = (text.clone(), names[token].clone());
-            assert!(
-                stored.contains(&pair),
-                "{pair:?} was acknowledged but is not stored"
-            );
-        }
-    }
+    nothing_lost(&stored, &tokens, &seen, 200, 2);
     drop(server);
     drop(clusters);
 }

@@ -3,13 +3,14 @@
 //! No request hangs, requests during the outage get 503 with `Retry-After`, and afterwards
 //! every acknowledged answer is stored and no item is over-served.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
 use crate::postgres::{Forwarder, FreshDatabase, free_port};
-use crate::serve::{exported, serve, setup};
+use crate::serve::{exported, rater_names, serve, setup};
 
 /// What one rater saw: answers acknowledged (item text), 503s, requests that hung, and leases
 /// the database no longer knew when the answer came (404).
@@ -22,7 +23,7 @@ pub(crate) struct Seen {
 }
 
 /// Next and submit until nothing is left; a 503 (with `Retry-After`) is waited out.
-pub(crate) async fn rater(client: Client, base: String, project: i64, token: String) -> Seen {
+async fn rater(client: Client, base: String, project: i64, token: String) -> Seen {
     let mut seen = Seen::default();
     let mut lease: Option<(i64, String)> = None;
     for _ in 0..2000 {
@@ -70,6 +71,66 @@ pub(crate) async fn rater(client: Client, base: String, project: i64, token: Str
     panic!("the rater never finished");
 }
 
+/// One [`rater`] per token, rater `i` answering through `bases[i % bases.len()]`.
+pub(crate) fn spawn_raters(
+    client: &Client,
+    bases: &[String],
+    project: i64,
+    tokens: &[String],
+) -> Vec<tokio::task::JoinHandle<Seen>> {
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let base = bases[i % bases.len()].clone();
+            tokio::spawn(rater(client.clone(), base, project, token.clone()))
+        })
+        .collect()
+}
+
+/// What each rater saw, once all are done; none of their requests may have hung.
+pub(crate) async fn finished(raters: Vec<tokio::task::JoinHandle<Seen>>) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    for rater in raters {
+        seen.push(rater.await.unwrap());
+    }
+    assert_eq!(seen.iter().map(|s| s.hung).sum::<usize>(), 0, "{seen:?}");
+    seen
+}
+
+/// After the fault: `items` items each answered exactly `overlap` times, every answer a rater
+/// was acknowledged stored under their name, and each stored answer acknowledged once.
+pub(crate) fn nothing_lost(
+    stored: &[(String, String)],
+    tokens: &[String],
+    seen: &[Seen],
+    items: usize,
+    overlap: usize,
+) {
+    let mut per_item = HashMap::new();
+    for (item, _) in stored {
+        *per_item.entry(item.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(per_item.len(), items, "every item answered");
+    assert!(per_item.values().all(|&n| n == overlap), "{per_item:?}");
+    let names = rater_names(tokens);
+    for (token, seen) in tokens.iter().zip(seen) {
+        for text in &seen.acknowledged {
+            let pair = (text.clone(), names[token].clone());
+            assert!(
+                stored.contains(&pair),
+                "{pair:?} was acknowledged but is not stored"
+            );
+        }
+    }
+    let acknowledged: usize = seen.iter().map(|s| s.acknowledged.len()).sum();
+    assert_eq!(
+        acknowledged,
+        stored.len(),
+        "each stored answer was acknowledged once"
+    );
+}
+
 /// Waits until the project holds at least `n` answers: an outage is only a test while raters
 /// are mid-way.
 pub(crate) async fn until_stored(client: &Client, base: &str, admin: &str, project: i64, n: i64) {
@@ -104,17 +165,12 @@ async fn raters_ride_out_a_postgres_outage_and_nothing_acknowledged_is_lost() {
         .build()
         .unwrap();
     let (project, tokens) = setup(&client, &server.base, &url, &admin, 150, 4, 2).await;
-    let raters: Vec<_> = tokens
-        .iter()
-        .map(|t| {
-            tokio::spawn(rater(
-                client.clone(),
-                server.base.clone(),
-                project,
-                t.clone(),
-            ))
-        })
-        .collect();
+    let raters = spawn_raters(
+        &client,
+        std::slice::from_ref(&server.base),
+        project,
+        &tokens,
+    );
     // The database goes away mid-load (a fifth of the answers in), stays away two seconds,
     // and comes back.
     until_stored(&client, &server.base, &admin, project, 60).await;
@@ -135,11 +191,7 @@ async fn raters_ride_out_a_postgres_outage_and_nothing_acknowledged_is_lost() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _forwarder = Forwarder::start(port).await;
-    let mut seen = Vec::new();
-    for rater in raters {
-        seen.push(rater.await.unwrap());
-    }
-    assert_eq!(seen.iter().map(|s| s.hung).sum::<usize>(), 0, "{seen:?}");
+    let seen = finished(raters).await;
     assert_eq!(
         seen.iter().map(|s| s.lost_leases).sum::<usize>(),
         0,
@@ -156,17 +208,7 @@ async fn raters_ride_out_a_postgres_outage_and_nothing_acknowledged_is_lost() {
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     let stored = exported(&client, &server.base, &admin, project).await;
-    assert_eq!(stored.len(), 300, "every item answered exactly twice");
-    let mut per_item = std::collections::HashMap::new();
-    for (item, _) in &stored {
-        *per_item.entry(item.clone()).or_insert(0) += 1;
-    }
-    assert!(per_item.values().all(|&n| n == 2));
-    let acknowledged: usize = seen.iter().map(|s| s.acknowledged.len()).sum();
-    assert_eq!(
-        acknowledged, 300,
-        "each stored answer was acknowledged once"
-    );
+    nothing_lost(&stored, &tokens, &seen, 150, 2);
     drop(server);
     database.drop().await;
 }
