@@ -106,16 +106,6 @@ impl<S> Clone for AppState<S> {
 }
 
 /// The whole HTTP application, with default settings.
-/// On a page of figures read from a replica: how far behind the primary they may be.
-fn replica_note<S: Store>(app: &App<S>) -> Option<String> {
-    app.replica_lag_ms().map(|ms| {
-        format!(
-            "Figures from a read replica, {:.1} s behind the primary when last measured.",
-            ms as f64 / 1000.0
-        )
-    })
-}
-
 pub fn router<S: Store>(app: App<S>) -> Router {
     router_with(app, HttpSettings::default())
 }

@@ -73,7 +73,7 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self) -> String {
+    pub fn render(&self, database: &DatabaseFigures) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP quorum_http_requests_total HTTP requests by method, route and status.\n",
@@ -143,22 +143,92 @@ impl Metrics {
                 &self.storage_read_only_refusals,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Ordering::Relaxed)
+            metric(
+                &mut out,
+                name,
+                "counter",
+                help,
+                value.load(Ordering::Relaxed),
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP quorum_storage_full 1 while the last write found the database's disk full.\n# TYPE quorum_storage_full gauge\nquorum_storage_full {}",
-            u8::from(self.storage_full.load(Ordering::Relaxed))
+        metric(
+            &mut out,
+            "quorum_leases_expired_total",
+            "counter",
+            "Leases this server found expired (items taken and neither answered nor skipped in time).",
+            database.leases_expired,
         );
-        let _ = writeln!(
-            out,
-            "# HELP quorum_storage_read_only 1 while the last write found the database's filesystem read-only.\n# TYPE quorum_storage_read_only gauge\nquorum_storage_read_only {}",
-            u8::from(self.storage_read_only.load(Ordering::Relaxed))
-        );
+        for (name, help, value) in [
+            (
+                "quorum_storage_full",
+                "1 while the last write found the database's disk full.",
+                &self.storage_full,
+            ),
+            (
+                "quorum_storage_read_only",
+                "1 while the last write found the database's filesystem read-only.",
+                &self.storage_read_only,
+            ),
+        ] {
+            metric(
+                &mut out,
+                name,
+                "gauge",
+                help,
+                u8::from(value.load(Ordering::Relaxed)),
+            );
+        }
+        if let Some((pending, oldest_due_seconds)) = database.outbox {
+            metric(
+                &mut out,
+                "quorum_outbox_pending",
+                "gauge",
+                "Webhook deliveries waiting to be made.",
+                pending,
+            );
+            metric(
+                &mut out,
+                "quorum_outbox_oldest_due_seconds",
+                "gauge",
+                "How long the oldest waiting delivery has been due.",
+                oldest_due_seconds,
+            );
+        }
+        if !database.replicas.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP quorum_replica_lag_seconds How far behind the primary each read replica was when last asked (-1: it did not answer).\n# TYPE quorum_replica_lag_seconds gauge"
+            );
+            for (name, lag) in &database.replicas {
+                let seconds = lag.map_or(-1.0, |ms| ms as f64 / 1000.0);
+                let name = name.replace('\\', "\\\\").replace('"', "\\\"");
+                let _ = writeln!(
+                    out,
+                    "quorum_replica_lag_seconds{{replica=\"{name}\"}} {seconds}"
+                );
+            }
+        }
         out
     }
+}
+
+/// What `/metrics` reads beside this server's own counts: from the database and the
+/// application.
+#[derive(Debug, Default)]
+pub struct DatabaseFigures {
+    /// Leases marked expired by this process.
+    pub leases_expired: u64,
+    /// Webhook deliveries waiting, and how long the oldest has been due (seconds), when the
+    /// database answered.
+    pub outbox: Option<(i64, f64)>,
+    /// Each read replica and its lag in milliseconds (`None`: it did not answer).
+    pub replicas: Vec<(String, Option<i64>)>,
+}
+
+/// One metric without labels, with its help and type lines.
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }

@@ -375,28 +375,25 @@ async fn metrics<S: Store>(
             ));
         }
     }
-    let mut text = state.metrics.render();
-    text.push_str(&format!(
-        "# HELP quorum_leases_expired_total Leases this server found expired (items taken and neither answered nor skipped in time).\n# TYPE quorum_leases_expired_total counter\nquorum_leases_expired_total {}\n",
-        quorum_store::LEASES_EXPIRED.load(Ordering::Relaxed)
-    ));
     // The outbox is read from the primary: it is what this server's runner delivers from.
-    if let Ok((pending, oldest_due)) = state.app.store().outbox_backlog().await {
-        let age = oldest_due.map_or(0.0, |due| (state.app.now() - due).max(0) as f64 / 1000.0);
-        text.push_str(&format!(
-            "# HELP quorum_outbox_pending Webhook deliveries waiting to be made.\n# TYPE quorum_outbox_pending gauge\nquorum_outbox_pending {pending}\n# HELP quorum_outbox_oldest_due_seconds How long the oldest waiting delivery has been due.\n# TYPE quorum_outbox_oldest_due_seconds gauge\nquorum_outbox_oldest_due_seconds {age}\n"
-        ));
-    }
-    let replicas = state.app.replica_lags();
-    if !replicas.is_empty() {
-        text.push_str("# HELP quorum_replica_lag_seconds How far behind the primary each read replica was when last asked (-1: it did not answer).\n# TYPE quorum_replica_lag_seconds gauge\n");
-        for (name, lag) in replicas {
-            let seconds = lag.map_or(-1.0, |ms| ms as f64 / 1000.0);
-            let name = name.replace('\\', "\\\\").replace('"', "\\\"");
-            text.push_str(&format!(
-                "quorum_replica_lag_seconds{{replica=\"{name}\"}} {seconds}\n"
-            ));
-        }
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+    let outbox = state
+        .app
+        .store()
+        .outbox_backlog()
+        .await
+        .ok()
+        .map(|(pending, oldest_due)| {
+            let age = oldest_due.map_or(0, |due| (state.app.now() - due).max(0));
+            (pending, age as f64 / 1000.0)
+        });
+    let database = crate::metrics::DatabaseFigures {
+        leases_expired: quorum_store::LEASES_EXPIRED.load(Ordering::Relaxed),
+        outbox,
+        replicas: state.app.replica_lags(),
+    };
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&database),
+    )
+        .into_response())
 }

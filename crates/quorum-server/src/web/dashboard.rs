@@ -70,7 +70,7 @@ pub(super) async fn dashboard<S: Store>(
         Err(error) => return app_error(error, &who),
     };
     let (app, caller) = (state.app.analytics(), who.caller.clone());
-    let replica = crate::replica_note(&app);
+    let replica = replica_note(&app);
     let data = match state
         .app
         .analysis(async move { app.dashboard(&caller, id).await })

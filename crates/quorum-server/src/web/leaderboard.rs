@@ -79,7 +79,7 @@ pub(super) async fn leaderboard<S: Store>(
     };
     let caller = who.caller.clone();
     let app = state.app.analytics();
-    let replica = crate::replica_note(&app);
+    let replica = replica_note(&app);
     let boards = async move {
         app.project_leaderboard(&caller, id, slice_by, options)
             .await

@@ -213,6 +213,16 @@ fn script_json(value: &impl serde::Serialize) -> String {
         .replace('<', "\\u003c")
 }
 
+/// On a page of figures read from a replica: how far behind the primary they may be.
+fn replica_note<S: Store>(app: &quorum_app::App<S>) -> Option<String> {
+    app.replica_lag_ms().map(|ms| {
+        format!(
+            "Figures from a read replica, {:.1} s behind the primary when last measured.",
+            ms as f64 / 1000.0
+        )
+    })
+}
+
 fn seconds(ms: i64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
 }

@@ -51,6 +51,6 @@ impl<'s> ToResponse<'s> for ErrorBody {
 /// The health check.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `storage_full`.
+    /// `ok`; or, with 503, `storage_full`, `storage_read_only` or `database_unreachable`.
     pub status: &'static str,
 }
