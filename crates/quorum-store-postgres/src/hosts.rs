@@ -30,6 +30,13 @@ pub(crate) struct Host {
     pub(crate) options: PgConnectOptions,
 }
 
+impl Host {
+    pub(crate) fn new(options: PgConnectOptions) -> Self {
+        let name = format!("{}:{}", options.get_host(), options.get_port());
+        Self { name, options }
+    }
+}
+
 /// Splits a `postgres://` URL naming one or more hosts (comma-separated, each with an
 /// optional port) into one set of connect options per host. `target_session_attrs` may be
 /// absent, `read-write` or `primary` when `writes` (a server always writes to the primary);
@@ -77,8 +84,7 @@ pub(crate) fn parse(url: &str, writes: bool) -> Result<Vec<Host>> {
         let options = PgConnectOptions::from_str(&one)
             .map_err(|e| invalid(format!("host {host:?}: {e}")))?
             .disable_statement_logging();
-        let name = format!("{}:{}", options.get_host(), options.get_port());
-        hosts.push(Host { name, options });
+        hosts.push(Host::new(options));
     }
     Ok(hosts)
 }
@@ -100,6 +106,13 @@ async fn accepts_writes(host: &Host) -> std::result::Result<(), String> {
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
     }
+}
+
+/// The hosts of a server's `url` and which of them is the primary now.
+pub(crate) async fn with_primary(url: &str) -> Result<(Vec<Host>, usize)> {
+    let hosts = parse(url, true)?;
+    let current = primary(&hosts, 0).await?;
+    Ok((hosts, current))
 }
 
 /// The first host (from `start`, wrapping round) that accepts writes; `Unreachable`, saying

@@ -25,39 +25,29 @@ impl std::fmt::Debug for PgStore {
 }
 
 pub(crate) fn database_error(error: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &error
-        && db.is_unique_violation()
-    {
-        return StoreError::Conflict(format!("already exists ({})", db.message()));
-    }
-    // disk_full
-    if let sqlx::Error::Database(db) = &error
-        && db.code().as_deref() == Some("53100")
-    {
-        return StoreError::StorageFull;
-    }
-    // The connection is gone or cannot be made: class 08 (connection exceptions) and the
-    // server shutting down or starting up (57P01–57P03), or no connection at all.
-    let unreachable = match &error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
-        _ => false,
+    let sqlx::Error::Database(db) = &error else {
+        return match error {
+            // No connection at all, or it broke.
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => {
+                StoreError::Unreachable(error.to_string())
+            }
+            _ => StoreError::Database(Box::new(error)),
+        };
     };
-    if unreachable {
-        return StoreError::Unreachable(error.to_string());
-    }
-    // read_only_sql_transaction: the host was the primary and is now a standby.
-    if let sqlx::Error::Database(db) = &error
-        && db.code().as_deref() == Some("25006")
-    {
-        return StoreError::Unreachable(format!(
+    match db.code().as_deref().unwrap_or_default() {
+        "23505" => StoreError::Conflict(format!("already exists ({})", db.message())),
+        "53100" => StoreError::StorageFull, // disk_full
+        // Connection exceptions (class 08), and the server shutting down or starting up.
+        c if c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03") => {
+            StoreError::Unreachable(error.to_string())
+        }
+        // read_only_sql_transaction: the host was the primary and is now a standby.
+        "25006" => StoreError::Unreachable(format!(
             "the host no longer accepts writes ({})",
             db.message()
-        ));
+        )),
+        _ => StoreError::Database(Box::new(error)),
     }
-    StoreError::Database(Box::new(error))
 }
 
 /// Deadlocks and serialisation failures: the transaction did nothing and may simply run again.
@@ -112,16 +102,14 @@ impl PgStore {
     /// and its standbys, libpq's way): the store uses the one that accepts writes and follows
     /// the primary when it moves (see [`hosts`]).
     pub async fn open(url: &str) -> Result<Self> {
-        let hosts = hosts::parse(url, true)?;
-        let current = hosts::primary(&hosts, 0).await?;
+        let (hosts, current) = hosts::with_primary(url).await?;
         Self::start(hosts, current).await
     }
 
     /// One connection to the primary of `url`, made at once (no pool waiting on it): the real
     /// reason when the database cannot be reached.
     async fn connect_once(url: &str) -> Result<sqlx::PgConnection> {
-        let hosts = hosts::parse(url, true)?;
-        let current = hosts::primary(&hosts, 0).await?;
+        let (hosts, current) = hosts::with_primary(url).await?;
         ConnectOptions::connect(&hosts[current].options)
             .await
             .map_err(database_error)
@@ -129,8 +117,7 @@ impl PgStore {
 
     /// Whether a host of `url` answers and accepts writes; why not when none does.
     pub async fn reachable(url: &str) -> Result<()> {
-        let hosts = hosts::parse(url, true)?;
-        hosts::primary(&hosts, 0).await.map(drop)
+        hosts::with_primary(url).await.map(drop)
     }
 
     /// How many tables the database at `url` holds (in any schema but PostgreSQL's own),
@@ -169,11 +156,7 @@ impl PgStore {
     }
 
     pub async fn open_with(options: PgConnectOptions) -> Result<Self> {
-        let host = hosts::Host {
-            name: format!("{}:{}", options.get_host(), options.get_port()),
-            options,
-        };
-        Self::start(vec![host], 0).await
+        Self::start(vec![hosts::Host::new(options)], 0).await
     }
 
     async fn start(hosts: Vec<hosts::Host>, current: usize) -> Result<Self> {
