@@ -5,7 +5,7 @@ use std::process::Command;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use crate::serve::{call, serve};
+use crate::serve::{call, project_stats, serve};
 
 /// A small tmpfs mounted for one test (root only), unmounted when dropped.
 struct SmallDisk {
@@ -72,15 +72,7 @@ async fn a_full_disk_refuses_with_507_writes_nothing_half_and_recovers() {
             .send()
     };
     let stats = || async {
-        call(
-            &client,
-            &admin,
-            reqwest::Method::GET,
-            format!("{}/api/v1/projects/{project}/stats", server.base),
-            None,
-        )
-        .await
-        .1["stats"]["items"]
+        project_stats(&client, &server.base, &admin, project).await["items"]
             .as_i64()
             .unwrap()
     };
@@ -308,23 +300,9 @@ async fn a_filesystem_turned_read_only_refuses_writes_clearly_and_keeps_every_ac
         metrics.contains("\nquorum_storage_read_only_total 2\n"),
         "{metrics}"
     );
-    let stats = || async {
-        call(
-            &client,
-            &admin,
-            reqwest::Method::GET,
-            format!("{}/api/v1/projects/{project}/stats", server.base),
-            None,
-        )
-        .await
-    };
-    let (status, body) = stats().await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let stats = project_stats(&client, &server.base, &admin, project).await;
     assert_eq!(
-        (
-            body["stats"]["responses"].as_i64(),
-            body["stats"]["items"].as_i64()
-        ),
+        (stats["responses"].as_i64(), stats["items"].as_i64()),
         (Some(5), Some(20))
     );
     server.child.kill().unwrap();
@@ -332,17 +310,11 @@ async fn a_filesystem_turned_read_only_refuses_writes_clearly_and_keeps_every_ac
     // Repaired (fsck, mounted again) the database holds exactly the acknowledged answers.
     disk.repair();
     let mut server = serve(&database, "administrator");
-    let (status, body) = call(
-        &client,
-        &admin,
-        reqwest::Method::GET,
-        format!("{}/api/v1/projects/{project}/stats", server.base),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["stats"]["responses"], 5);
-    assert_eq!(body["stats"]["items"], 20);
+    let stats = project_stats(&client, &server.base, &admin, project).await;
+    assert_eq!(
+        (stats["responses"].as_i64(), stats["items"].as_i64()),
+        (Some(5), Some(20))
+    );
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }

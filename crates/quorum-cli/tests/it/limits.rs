@@ -195,15 +195,8 @@ async fn hostile_import_bodies_are_refused_in_bounded_memory_and_linear_time() {
     assert!(body.contains("JSON Lines"), "{body}");
 
     // Nothing was written by any of them.
-    let (_, stats) = call(
-        &client,
-        &token,
-        Method::GET,
-        format!("{}/api/v1/projects/{project}/stats", served.base),
-        None,
-    )
-    .await;
-    assert_eq!(stats["stats"]["items"], 0);
+    let stats = crate::serve::project_stats(&client, &served.base, &token, project).await;
+    assert_eq!(stats["items"], 0);
 }
 
 /// Whether the server has closed `stream` (a read ends or fails) within `within`.

@@ -135,16 +135,8 @@ pub(crate) fn nothing_lost(
 /// are mid-way.
 pub(crate) async fn until_stored(client: &Client, base: &str, admin: &str, project: i64, n: i64) {
     for _ in 0..1000 {
-        let stats: Value = client
-            .get(format!("{base}/api/v1/projects/{project}/stats"))
-            .bearer_auth(admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if stats["stats"]["responses"].as_i64().unwrap() >= n {
+        let stats = crate::serve::project_stats(client, base, admin, project).await;
+        if stats["responses"].as_i64().unwrap() >= n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -175,16 +175,8 @@ async fn through_the_proxy(served: &Served, root: &Path, http_port: u16, https_p
         .unwrap();
     assert_eq!(imported.status(), StatusCode::OK);
     assert_eq!(imported.json::<Value>().await.unwrap()["created"], 30_000);
-    let stats: Value = elsewhere
-        .get(format!("{base}/api/v1/projects/{project}/stats"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(stats["stats"]["items"], 30_000);
+    let stats = crate::serve::project_stats(&elsewhere, &base, &token, project).await;
+    assert_eq!(stats["items"], 30_000);
 }
 
 /// A certificate authority and a certificate for localhost signed by it: (root, cert, key).

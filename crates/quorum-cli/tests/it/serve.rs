@@ -91,6 +91,20 @@ pub(crate) async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// A project's statistics (`/stats`'s `stats` object), which must be answered.
+pub(crate) async fn project_stats(client: &Client, base: &str, token: &str, project: i64) -> Value {
+    let (status, body) = call(
+        client,
+        token,
+        reqwest::Method::GET,
+        format!("{base}/api/v1/projects/{project}/stats"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["stats"].clone()
+}
+
 /// Creates a project with `items` items and `raters` raters; returns (project, rater tokens).
 pub(crate) async fn setup(
     client: &Client,

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use reqwest::Client;
 
-use crate::serve::{call, rater_loop, serve, setup};
+use crate::serve::{project_stats, rater_loop, serve, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
@@ -42,15 +42,8 @@ async fn cli_import_is_all_or_nothing_and_export_streams_what_the_api_stored() {
         stderr.contains("1 rows were rejected; nothing was imported"),
         "{stderr}"
     );
-    let (_, stats) = call(
-        &client,
-        &admin,
-        reqwest::Method::GET,
-        format!("{}/api/v1/projects/{project}/stats", server.base),
-        None,
-    )
-    .await;
-    assert_eq!(stats["stats"]["items"], 0);
+    let stats = project_stats(&client, &server.base, &admin, project).await;
+    assert_eq!(stats["items"], 0);
 
     let good = dir.path().join("items.csv");
     std::fs::write(
