@@ -1,14 +1,17 @@
 //! What the manager dashboard and the rater home show.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use quorum_core::Role;
 use quorum_store::{ProjectStats, RaterActivity, Store};
 use serde::Serialize;
 
+use crate::quality::RaterTally;
 use crate::{App, AppError, Caller};
 
-const HOUR_MS: i64 = 3_600_000;
+/// Rater reliability (gold, reviews, agreement with the Dawid–Skene consensus) reads every
+/// response: the dashboard shows it for projects of up to this many responses.
+pub const LIVE_RELIABILITY: i64 = 1_000_000;
 
 /// A project's progress and its raters' work.
 #[derive(Debug, Clone, Serialize)]
@@ -16,9 +19,12 @@ pub struct Dashboard {
     pub stats: ProjectStats,
     pub raters: Vec<RaterRow>,
     /// Responses per hour (start of the hour in Unix ms, count), oldest first.
-    pub per_hour: Vec<(i64, u64)>,
-    /// Every response's time on item, in milliseconds.
-    pub times_ms: Vec<i64>,
+    pub per_hour: Vec<(i64, i64)>,
+    /// Responses by time on item: (a bucket's middle in ms, count), shortest first.
+    pub time_histogram: Vec<(i64, i64)>,
+    /// Responses stored but not yet in the tally these figures come from.
+    pub uncounted: i64,
+    /// Empty above [`LIVE_RELIABILITY`] responses.
     pub reliability: Vec<crate::quality::RaterReliability>,
     pub agreement: Vec<crate::quality::QuestionAgreement>,
     /// Model runs on the project's prompts (judges' outputs aside).
@@ -47,50 +53,43 @@ pub struct HomeProject {
     pub mine_since: i64,
 }
 
-fn median(values: &mut [i64]) -> Option<i64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_unstable();
-    Some(values[values.len() / 2])
-}
-
 impl<S: Store> App<S> {
-    /// The dashboard of a project (reviewers and managers): progress, activity, reliability and
-    /// agreement, all from one read of the project's responses.
+    /// The dashboard of a project (reviewers and managers): progress, activity and agreement
+    /// from the project's tally (see `quality::Tally`), reliability from every response while
+    /// the project holds at most [`LIVE_RELIABILITY`] of them.
     pub async fn dashboard(&self, caller: &Caller, project_id: i64) -> Result<Dashboard, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
         let stats = self
             .store()
             .stats(project_id, project.overlap, self.now())
             .await?;
-        let activity = self.store().rater_activity(project_id, 0).await?;
-        let rows = self.all_responses(project_id).await?;
-        let mut times_by_rater: HashMap<String, Vec<i64>> = HashMap::new();
-        let mut per_hour: BTreeMap<i64, u64> = BTreeMap::new();
-        let mut times_ms = Vec::with_capacity(rows.len());
-        for row in &rows {
-            *per_hour
-                .entry(row.created_at / HOUR_MS * HOUR_MS)
-                .or_default() += 1;
-            times_ms.push(row.time_spent_ms);
-            times_by_rater
-                .entry(row.user_name.clone())
-                .or_default()
-                .push(row.time_spent_ms);
-        }
-        let schema = &project.schema;
-        let reliability = self.reliability_report(&project, &rows).await?;
-        let agreement = crate::quality::agreement_of(
-            schema,
-            &rows,
-            &self.rater_locales(project_id, &rows).await?,
-        )?;
-        let raters = activity
+        let (tally, uncounted) = self.current_tally(project_id).await?;
+        let roster = self
+            .store()
+            .roster(project_id, tally.raters.keys().copied().collect())
+            .await?;
+        let names: HashMap<i64, String> =
+            roster.iter().map(|a| (a.user_id, a.name.clone())).collect();
+        let counted: i64 = tally.raters.values().map(|r| r.responses).sum();
+        let reliability = if counted + uncounted <= LIVE_RELIABILITY {
+            let rows = self.all_responses(project_id).await?;
+            self.reliability_report(&project, &rows).await?
+        } else {
+            Vec::new()
+        };
+        let agreement = tally.agreement(&project.schema, &names);
+        let raters = roster
             .into_iter()
-            .map(|a| RaterRow {
-                median_time_ms: times_by_rater.get_mut(&a.name).and_then(|t| median(t)),
-                activity: a,
+            .map(|mut activity| {
+                let kept = tally.raters.get(&activity.user_id);
+                if let Some(kept) = kept {
+                    activity.responses = kept.responses;
+                    activity.last_active = Some(kept.last_active);
+                }
+                RaterRow {
+                    median_time_ms: kept.and_then(RaterTally::median_time_ms),
+                    activity,
+                }
             })
             .collect();
         // Judges' outputs are kept as `judge:` generations: they are not models of the project.
@@ -114,8 +113,9 @@ impl<S: Store> App<S> {
         Ok(Dashboard {
             stats,
             raters,
-            per_hour: per_hour.into_iter().collect(),
-            times_ms,
+            per_hour: tally.hours.iter().map(|(&h, &n)| (h, n)).collect(),
+            time_histogram: tally.time_histogram(),
+            uncounted,
             reliability,
             agreement,
             models,
@@ -134,19 +134,16 @@ impl<S: Store> App<S> {
                 .store()
                 .stats(project.id, project.overlap, self.now())
                 .await?;
-            let mine = self
-                .store()
-                .rater_activity(project.id, since)
-                .await?
-                .into_iter()
-                .find(|a| a.user_id == caller.user.id);
+            // The caller's own counts only: one rater's entries of the (user, project) index.
+            let mine = |since| self.store().rater_record(project.id, caller.user.id, since);
+            let (total, recent) = (mine(0).await?, mine(since).await?);
             home.push(HomeProject {
                 id: project.id,
                 name: project.name,
                 role,
                 open_items: stats.items - stats.items_complete,
-                mine_total: mine.as_ref().map_or(0, |m| m.responses),
-                mine_since: mine.map_or(0, |m| m.responses_since),
+                mine_total: total.responses,
+                mine_since: recent.responses,
             });
         }
         Ok(home)

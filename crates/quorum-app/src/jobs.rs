@@ -85,6 +85,7 @@ pub struct JobRunner {
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     sender: Option<tokio::task::JoinHandle<()>>,
+    tallier: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl JobRunner {
@@ -93,7 +94,10 @@ impl JobRunner {
     /// stopping leaves them to be taken over once their claims lapse.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        for task in [self.task.take(), self.sender.take()].into_iter().flatten() {
+        for task in [self.task.take(), self.sender.take(), self.tallier.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = task.await;
         }
     }
@@ -106,7 +110,7 @@ impl Drop for JobRunner {
 }
 
 impl<S: Store> App<S> {
-    /// Starts this server's job runner, and beside it the webhook sender.
+    /// Starts this server's job runner, and beside it the webhook sender and the tallier.
     pub fn start_job_runner(&self, settings: RunnerSettings) -> JobRunner {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let sender = tokio::spawn(self.clone().run_sender(
@@ -114,6 +118,7 @@ impl<S: Store> App<S> {
             settings.deliveries.clone(),
             stop.subscribe(),
         ));
+        let tallier = tokio::spawn(self.clone().run_tallier(settings.poll, stop.subscribe()));
         let app = self.clone();
         let task = tokio::spawn(async move {
             let settings = Arc::new(settings);
@@ -171,6 +176,7 @@ impl<S: Store> App<S> {
             stop,
             task: Some(task),
             sender: Some(sender),
+            tallier: Some(tallier),
         }
     }
 

@@ -294,6 +294,11 @@ impl<S: Store> App<S> {
         &self.store
     }
 
+    /// The primary, whatever `store` is (tallies are folded and read there).
+    pub(crate) fn primary(&self) -> &S {
+        &self.primary
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now()
     }

@@ -194,6 +194,15 @@ impl Metrics {
                 oldest_due_seconds,
             );
         }
+        if let Some(seconds) = database.tally_wait {
+            metric(
+                &mut out,
+                "quorum_tally_oldest_seconds",
+                "gauge",
+                "How long the oldest answer not yet counted in its project's tally has waited.",
+                seconds,
+            );
+        }
         if !database.replicas.is_empty() {
             let _ = writeln!(
                 out,
@@ -221,6 +230,9 @@ pub struct DatabaseFigures {
     /// Webhook deliveries waiting, and how long the oldest has been due (seconds), when the
     /// database answered.
     pub outbox: Option<(i64, f64)>,
+    /// How long the oldest answer not yet in its project's tally has waited (seconds), when
+    /// the database answered.
+    pub tally_wait: Option<f64>,
     /// Each read replica and its lag in milliseconds (`None`: it did not answer).
     pub replicas: Vec<(String, Option<i64>)>,
 }

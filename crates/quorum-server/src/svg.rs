@@ -71,22 +71,28 @@ pub fn bars(values: &[(String, f64)]) -> String {
     svg
 }
 
-/// A histogram of `values` in `bins` equal-width bins from 0 to the 99th percentile (the rest
-/// goes in the last bin, so one slow item does not flatten the chart).
-pub fn histogram(values: &[f64], bins: usize) -> String {
-    if values.is_empty() || bins == 0 {
+/// `bins` equal bars up to the 99th percentile (the rest in the last bar) of values given as
+/// `(value, count)` pairs, smallest value first.
+pub fn histogram(counts: &[(f64, f64)], bins: usize) -> String {
+    let total: f64 = counts.iter().map(|c| c.1).sum();
+    if total <= 0.0 || bins == 0 {
         return empty();
     }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let top = sorted[(sorted.len() - 1) * 99 / 100].max(f64::MIN_POSITIVE);
-    let width = top / bins as f64;
-    let mut counts = vec![0.0; bins];
-    for v in values {
-        let bin = ((v / width) as usize).min(bins - 1);
-        counts[bin] += 1.0;
+    let mut seen = 0.0;
+    let mut top = f64::MIN_POSITIVE;
+    for &(value, n) in counts {
+        seen += n;
+        top = value;
+        if seen >= total * 0.99 {
+            break;
+        }
     }
-    let labelled: Vec<(String, f64)> = counts
+    let width = top.max(f64::MIN_POSITIVE) / bins as f64;
+    let mut bars_of = vec![0.0; bins];
+    for &(value, n) in counts {
+        bars_of[((value / width) as usize).min(bins - 1)] += n;
+    }
+    let labelled: Vec<(String, f64)> = bars_of
         .into_iter()
         .enumerate()
         .map(|(i, c)| (format!("{:.0}", i as f64 * width), c))
@@ -174,7 +180,7 @@ mod tests {
         assert!(svg.contains("&lt;b&gt;&amp;") && !svg.contains("<b>"));
         assert!(svg.contains(&format!("height=\"{:.1}\"", HEIGHT - TOP - BOTTOM)));
         assert!(bars(&[]).contains("no data yet"));
-        let h = histogram(&[1.0, 2.0, 3.0, 100.0], 4);
+        let h = histogram(&[(1.0, 1.0), (2.0, 1.0), (3.0, 1.0), (100.0, 1.0)], 4);
         assert_eq!(h.matches("<rect").count(), 4);
     }
 }

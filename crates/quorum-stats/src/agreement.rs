@@ -117,6 +117,18 @@ fn alpha_of_units(
             }
         }
     }
+    alpha_of_coincidences(&observed, k, level, values)
+}
+
+/// Krippendorff's alpha from the coincidence matrix `observed` (`k × k`, row-major: each
+/// unit's ordered pairs of values, weighted `1/(m_u − 1)`), which sums over units: kept
+/// incrementally, it gives alpha without the answers.
+pub fn alpha_of_coincidences(
+    observed: &[f64],
+    k: usize,
+    level: Level,
+    values: &[f64],
+) -> Result<f64, AgreementError> {
     let marginals: Vec<f64> = (0..k)
         .map(|c| observed[c * k..(c + 1) * k].iter().sum())
         .collect();

@@ -18,6 +18,7 @@ mod jobs;
 mod projects;
 mod quality;
 mod standards;
+mod tallies;
 mod webhooks;
 mod work;
 
@@ -29,6 +30,7 @@ pub use jobs::*;
 pub use projects::*;
 pub use quality::*;
 pub use standards::*;
+pub use tallies::*;
 pub use webhooks::*;
 pub use work::*;
 
@@ -78,6 +80,7 @@ pub trait Store:
     + Quality
     + Evaluation
     + Standards
+    + Tallies
     + Jobs
     + Webhooks
     + Send
@@ -127,4 +130,7 @@ pub const TABLES: &[&str] = &[
     "webhooks",
     "webhook_events",
     "webhook_deliveries",
+    "tally_queue",
+    "tallies",
+    "item_counts",
 ];

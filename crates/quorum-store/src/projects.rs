@@ -243,14 +243,13 @@ pub struct ProjectStats {
     pub raters: i64,
 }
 
-/// What one rater has done in a project.
+/// One rater in a project: who they are, their role and skips (from the store), their answers
+/// (from the project's tally).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RaterActivity {
     pub user_id: i64,
     pub name: String,
     pub responses: i64,
-    /// Responses created at or after the `since` asked for.
-    pub responses_since: i64,
     pub skips: i64,
     /// When their last response was created.
     pub last_active: Option<i64>,
@@ -284,8 +283,9 @@ pub trait Projects {
     /// A project's items with `id > after`, in id order.
     async fn items(&self, project_id: i64, after: i64, limit: i64) -> Result<Vec<StoredItem>>;
     async fn stats(&self, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats>;
-    /// Each member's (and each past responder's) activity in a project, by name.
-    async fn rater_activity(&self, project_id: i64, since: i64) -> Result<Vec<RaterActivity>>;
+    /// The project's members and the given past responders, by name, with their role and
+    /// skips; response counts are left at zero (a tally has them).
+    async fn roster(&self, project_id: i64, responders: Vec<i64>) -> Result<Vec<RaterActivity>>;
 }
 
 #[cfg(test)]

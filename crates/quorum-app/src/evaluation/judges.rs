@@ -284,18 +284,6 @@ impl<S: Store> App<S> {
     ) -> Result<Vec<JudgeReport>, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
         let schema = &project.schema;
-        let battles = self.store().stats(project_id, 1, self.now()).await?.items as usize;
-        // The human consensus of each battle, as the project computes it everywhere.
-        let humans: HashMap<i64, u32> = match schema.pairwise_question() {
-            None => HashMap::new(),
-            Some(question) => self
-                .project_consensus(project_id, schema, Method::MajorityVote)
-                .await?
-                .into_iter()
-                .filter(|c| c.question == question)
-                .filter_map(|c| Some((c.item_id, label(c.answer.as_str()?))))
-                .collect(),
-        };
         // Judge outputs per judge, per item: (verdict as shown first, verdict swapped).
         type Orders = (Option<Option<Verdict>>, Option<Option<Verdict>>);
         let mut judges: BTreeMap<String, HashMap<i64, Orders>> = BTreeMap::new();
@@ -319,6 +307,22 @@ impl<S: Store> App<S> {
                 entry.0 = parsed;
             }
         }
+        if judges.is_empty() {
+            // No judge has run: the human consensus (every response) is not needed.
+            return Ok(Vec::new());
+        }
+        let battles = self.store().stats(project_id, 1, self.now()).await?.items as usize;
+        // The human consensus of each battle, as the project computes it everywhere.
+        let humans: HashMap<i64, u32> = match schema.pairwise_question() {
+            None => HashMap::new(),
+            Some(question) => self
+                .project_consensus(project_id, schema, Method::MajorityVote)
+                .await?
+                .into_iter()
+                .filter(|c| c.question == question)
+                .filter_map(|c| Some((c.item_id, label(c.answer.as_str()?))))
+                .collect(),
+        };
         let mut reports = Vec::new();
         for (judge, items) in judges {
             let (mut judged, mut unparseable, mut both, mut agree) = (0, 0, 0, 0);

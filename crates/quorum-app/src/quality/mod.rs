@@ -24,9 +24,12 @@ pub mod control;
 pub(crate) mod overlap;
 mod reliability;
 pub mod review;
+mod tally;
+mod tallying;
 
 pub use agreement::{GroupAgreement, QuestionAgreement, RaterPair, agreement_of};
 pub use reliability::{RaterReliability, reliability_of};
+pub use tally::{RaterTally, Tally};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -239,16 +242,23 @@ impl<S: Store> App<S> {
         Ok(report)
     }
 
-    /// Agreement per question, overall and per rater locale, within and across locales.
+    /// Agreement per question, overall and per rater locale, within and across locales, from
+    /// the project's tally.
     pub async fn agreement(
         &self,
         caller: &Caller,
         project_id: i64,
     ) -> Result<Vec<QuestionAgreement>, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
-        let schema = &project.schema;
-        let rows = self.all_responses(project_id).await?;
-        agreement_of(schema, &rows, &self.rater_locales(project_id, &rows).await?)
+        let (tally, _) = self.current_tally(project_id).await?;
+        let names: HashMap<i64, String> = self
+            .store()
+            .roster(project_id, tally.raters.keys().copied().collect())
+            .await?
+            .into_iter()
+            .map(|a| (a.user_id, a.name))
+            .collect();
+        Ok(tally.agreement(&project.schema, &names))
     }
 
     /// The gold answers of a project's items, by item.

@@ -23,5 +23,6 @@ mod python_client;
 mod replicas;
 mod serve;
 mod support;
+mod tally;
 mod transfer;
 mod webhooks;

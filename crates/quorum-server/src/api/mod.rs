@@ -386,9 +386,14 @@ async fn metrics<S: Store>(
             let age = oldest_due.map_or(0, |due| (state.app.now() - due).max(0));
             (pending, age as f64 / 1000.0)
         });
+    let tally_wait = state.app.store().tally_oldest().await.ok().map(|oldest| {
+        let age = oldest.map_or(0, |stored| (state.app.now() - stored).max(0));
+        age as f64 / 1000.0
+    });
     let database = crate::metrics::DatabaseFigures {
         leases_expired: quorum_store::LEASES_EXPIRED.load(Ordering::Relaxed),
         outbox,
+        tally_wait,
         replicas: state.app.replica_lags(),
     };
     Ok((

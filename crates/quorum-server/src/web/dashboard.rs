@@ -34,6 +34,10 @@ pub(super) struct DashboardPage {
     user: Option<String>,
     /// How stale the figures are, when read from a replica.
     replica: Option<String>,
+    /// How many answers the tallied figures do not count yet, when any.
+    uncounted: Option<String>,
+    /// Why the rater table has no reliability columns, in a project too large for them.
+    reliability_note: Option<String>,
     csrf: String,
     project_id: i64,
     name: String,
@@ -225,12 +229,24 @@ pub(super) async fn dashboard<S: Store>(
             per_rater: labels(&by_rater),
             time_per_item: crate::svg::histogram(
                 &data
-                    .times_ms
+                    .time_histogram
                     .iter()
-                    .map(|ms| *ms as f64 / 1000.0)
+                    .map(|&(ms, n)| (ms as f64 / 1000.0, n as f64))
                     .collect::<Vec<_>>(),
                 12,
             ),
+            uncounted: (data.uncounted > 0).then(|| {
+                format!(
+                    "{} answers are stored but not yet in the activity and agreement figures below; they are being counted.",
+                    data.uncounted
+                )
+            }),
+            reliability_note: (stats.responses > quorum_app::dashboard::LIVE_RELIABILITY).then(|| {
+                format!(
+                    "Gold accuracy, agreement with the consensus and skill read every answer, so this page leaves them out above {} answers; GET /api/v1/projects/{id}/raters computes them.",
+                    quorum_app::dashboard::LIVE_RELIABILITY
+                )
+            }),
             raters: data
                 .raters
                 .iter()

@@ -436,6 +436,7 @@ async fn oversized_bodies_unknown_routes_health_and_metrics() {
     for line in [
         "quorum_outbox_pending 0",
         "quorum_outbox_oldest_due_seconds 0",
+        "quorum_tally_oldest_seconds 0",
         "# TYPE quorum_leases_expired_total counter",
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");

@@ -24,6 +24,7 @@ mod projects;
 mod quality;
 mod rows;
 mod standards;
+mod tallies;
 mod webhooks;
 mod work;
 

@@ -59,8 +59,23 @@ impl Projects for PgStore {
     async fn stats(&self, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {
         stats(&self.pool, project_id, overlap, now).await
     }
-    async fn rater_activity(&self, project_id: i64, since: i64) -> Result<Vec<RaterActivity>> {
-        rater_activity(&self.pool, project_id, since).await
+    async fn roster(&self, project_id: i64, responders: Vec<i64>) -> Result<Vec<RaterActivity>> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.name, 0::BIGINT AS responses,
+  (SELECT COUNT(*) FROM leases l WHERE l.user_id = u.id AND l.project_id = $1 AND l.state = 'skipped') AS skips,
+  NULL::BIGINT AS last_active,
+  (SELECT m.role FROM members m WHERE m.user_id = u.id AND m.project_id = $1) AS role
+FROM users u
+WHERE u.id IN (SELECT user_id FROM members WHERE project_id = $1
+               UNION SELECT unnest($2::BIGINT[]))
+ORDER BY u.name",
+        )
+        .bind(project_id)
+        .bind(&responders)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        rows.iter().map(rater_activity_from).collect()
     }
 }
 
@@ -278,39 +293,15 @@ pub async fn items(
     rows.iter().map(item_from).collect()
 }
 
-pub async fn rater_activity(
-    pool: &PgPool,
-    project_id: i64,
-    since: i64,
-) -> Result<Vec<RaterActivity>> {
-    let rows = sqlx::query(
-        "SELECT u.id, u.name,
-  (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = $1) AS responses,
-  (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = $1 AND r.created_at >= $2) AS responses_since,
-  (SELECT COUNT(*) FROM leases l WHERE l.user_id = u.id AND l.project_id = $1 AND l.state = 'skipped') AS skips,
-  (SELECT MAX(r.created_at) FROM responses r WHERE r.user_id = u.id AND r.project_id = $1) AS last_active,
-  (SELECT m.role FROM members m WHERE m.user_id = u.id AND m.project_id = $1) AS role
-FROM users u
-WHERE u.id IN (SELECT user_id FROM members WHERE project_id = $1
-               UNION SELECT user_id FROM responses WHERE project_id = $1)
-ORDER BY u.name",
-    )
-    .bind(project_id)
-    .bind(since)
-    .fetch_all(pool)
-    .await
-    .map_err(database_error)?;
-    rows.iter().map(rater_activity_from).collect()
-}
-
 pub async fn stats(pool: &PgPool, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {
     let row = sqlx::query(
-        "SELECT COUNT(*) AS items,
-                COUNT(*) FILTER (WHERE settled OR responses >= $1) AS complete,
-                COUNT(*) FILTER (WHERE NOT settled AND responses > 0 AND responses < $1) AS in_progress,
-                COUNT(*) FILTER (WHERE responses = 0) AS untouched,
-                COALESCE(SUM(responses), 0)::BIGINT AS responses
-         FROM items WHERE project_id = $2",
+        // From the kept counts (see the `item_counts` migration), not from every item.
+        "SELECT COALESCE(SUM(items), 0)::BIGINT AS items,
+                COALESCE(SUM(items) FILTER (WHERE settled OR responses >= $1), 0)::BIGINT AS complete,
+                COALESCE(SUM(items) FILTER (WHERE NOT settled AND responses > 0 AND responses < $1), 0)::BIGINT AS in_progress,
+                COALESCE(SUM(items) FILTER (WHERE responses = 0), 0)::BIGINT AS untouched,
+                COALESCE(SUM(items * responses), 0)::BIGINT AS responses
+         FROM item_counts WHERE project_id = $2",
     )
     .bind(overlap)
     .bind(project_id)
@@ -325,12 +316,15 @@ pub async fn stats(pool: &PgPool, project_id: i64, overlap: i32, now: i64) -> Re
     .fetch_one(pool)
     .await
     .map_err(database_error)?;
-    let raters: i64 =
-        sqlx::query_scalar("SELECT COUNT(DISTINCT user_id) FROM responses WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_one(pool)
-            .await
-            .map_err(database_error)?;
+    let raters: i64 = sqlx::query_scalar(
+        // One probe of the (user, project) index per user, not a walk of every response.
+        "SELECT COUNT(*) FROM users u
+             WHERE EXISTS (SELECT 1 FROM responses r WHERE r.user_id = u.id AND r.project_id = $1)",
+    )
+    .bind(project_id)
+    .fetch_one(pool)
+    .await
+    .map_err(database_error)?;
     Ok(ProjectStats {
         items: get(&row, "items")?,
         items_complete: get(&row, "complete")?,

@@ -197,7 +197,6 @@ pub(crate) fn rater_activity_from(row: &PgRow) -> Result<RaterActivity> {
         user_id: get(row, "id")?,
         name: get(row, "name")?,
         responses: get(row, "responses")?,
-        responses_since: get(row, "responses_since")?,
         skips: get(row, "skips")?,
         last_active: get(row, "last_active")?,
         role: get(row, "role")?,

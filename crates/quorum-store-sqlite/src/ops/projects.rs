@@ -55,9 +55,23 @@ impl Projects for SqliteStore {
             .run(move |c| stats(c, project_id, overlap, now))
             .await
     }
-    async fn rater_activity(&self, project_id: i64, since: i64) -> Result<Vec<RaterActivity>> {
+    async fn roster(&self, project_id: i64, responders: Vec<i64>) -> Result<Vec<RaterActivity>> {
         self.readers
-            .run(move |c| rater_activity(c, project_id, since))
+            .run(move |c| {
+                all(
+                    c,
+                    "SELECT u.id, u.name, 0 AS responses,
+  (SELECT COUNT(*) FROM leases l WHERE l.user_id = u.id AND l.project_id = ?1 AND l.state = 'skipped') AS skips,
+  NULL AS last_active,
+  (SELECT m.role FROM members m WHERE m.user_id = u.id AND m.project_id = ?1) AS role
+FROM users u
+WHERE u.id IN (SELECT user_id FROM members WHERE project_id = ?1
+               UNION SELECT value FROM json_each(?2))
+ORDER BY u.name",
+                    params![project_id, json_text(&responders)],
+                    rater_activity_from,
+                )
+            })
             .await
     }
 }
@@ -230,35 +244,15 @@ pub fn items(
     )
 }
 
-pub fn rater_activity(
-    conn: &Connection,
-    project_id: i64,
-    since: i64,
-) -> Result<Vec<RaterActivity>> {
-    all(
-        conn,
-        "SELECT u.id, u.name,
-  (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = ?1) AS responses,
-  (SELECT COUNT(*) FROM responses r WHERE r.user_id = u.id AND r.project_id = ?1 AND r.created_at >= ?2) AS responses_since,
-  (SELECT COUNT(*) FROM leases l WHERE l.user_id = u.id AND l.project_id = ?1 AND l.state = 'skipped') AS skips,
-  (SELECT MAX(r.created_at) FROM responses r WHERE r.user_id = u.id AND r.project_id = ?1) AS last_active,
-  (SELECT m.role FROM members m WHERE m.user_id = u.id AND m.project_id = ?1) AS role
-FROM users u
-WHERE u.id IN (SELECT user_id FROM members WHERE project_id = ?1
-               UNION SELECT user_id FROM responses WHERE project_id = ?1)
-ORDER BY u.name",
-        [project_id, since],
-        rater_activity_from,
-    )
-}
-
 pub fn stats(conn: &Connection, project_id: i64, overlap: i32, now: i64) -> Result<ProjectStats> {
     let counts = conn
         .prepare_cached(
-            "SELECT COUNT(*), COALESCE(SUM(settled = 1 OR responses >= ?1), 0),
-                    COALESCE(SUM(settled = 0 AND responses > 0 AND responses < ?1), 0),
-                    COALESCE(SUM(responses = 0), 0), COALESCE(SUM(responses), 0)
-             FROM items WHERE project_id = ?2",
+            // From the kept counts (see the `item_counts` migration), not from every item.
+            "SELECT COALESCE(SUM(items), 0),
+                    COALESCE(SUM(items * (settled = 1 OR responses >= ?1)), 0),
+                    COALESCE(SUM(items * (settled = 0 AND responses > 0 AND responses < ?1)), 0),
+                    COALESCE(SUM(items * (responses = 0)), 0), COALESCE(SUM(items * responses), 0)
+             FROM item_counts WHERE project_id = ?2",
         )
         .and_then(|mut s| {
             s.query_row(params![overlap, project_id], |row| {
@@ -280,7 +274,9 @@ pub fn stats(conn: &Connection, project_id: i64, overlap: i32, now: i64) -> Resu
     .unwrap_or(0);
     let raters: i64 = scalar(
         conn,
-        "SELECT COUNT(DISTINCT user_id) FROM responses WHERE project_id = ?1",
+        // One probe of the (user, project) index per user, not a walk of every response.
+        "SELECT COUNT(*) FROM users u
+         WHERE EXISTS (SELECT 1 FROM responses r WHERE r.user_id = u.id AND r.project_id = ?1)",
         [project_id],
     )?
     .unwrap_or(0);

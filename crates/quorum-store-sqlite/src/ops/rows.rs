@@ -280,7 +280,6 @@ pub(crate) fn rater_activity_from(row: &Row<'_>) -> rusqlite::Result<Result<Rate
         user_id: row.get("id")?,
         name: row.get("name")?,
         responses: row.get("responses")?,
-        responses_since: row.get("responses_since")?,
         skips: row.get("skips")?,
         last_active: row.get("last_active")?,
         role: row.get("role")?,

@@ -37,7 +37,8 @@ macro_rules! conformance_tests {
             jobs_are_claimed_once_and_taken_over_when_their_runner_stops,
             concurrent_runners_never_share_a_job, answers_write_their_events_with_them,
             deliveries_are_claimed_once_retried_and_given_up,
-            standing_reviews_completion_and_reports_write_their_events);
+            standing_reviews_completion_and_reports_write_their_events,
+            answers_queue_for_the_tally_and_each_fold_applies_once);
     };
     (@each $make:path; $($name:ident),*) => {
         $(
@@ -166,6 +167,7 @@ mod jobs;
 mod projects;
 mod quality;
 mod standards;
+mod tallies;
 mod webhooks;
 mod work;
 
@@ -175,5 +177,6 @@ pub use jobs::*;
 pub use projects::*;
 pub use quality::*;
 pub use standards::*;
+pub use tallies::*;
 pub use webhooks::*;
 pub use work::*;

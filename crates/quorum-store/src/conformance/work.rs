@@ -252,7 +252,7 @@ pub async fn skipped_items_are_not_offered_again<S: Store>(store: S) {
         })
         .await
         .unwrap();
-    let activity = store.rater_activity(lease.project_id, 0).await.unwrap();
+    let activity = store.roster(lease.project_id, vec![]).await.unwrap();
     let skipper = activity.iter().find(|r| r.user_id == a).unwrap();
     assert!(skipper.skips >= 1, "{activity:?}");
     assert_eq!(skipper.role.as_deref(), Some("annotator"));

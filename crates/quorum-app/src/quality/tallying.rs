@@ -1,0 +1,113 @@
+//! Keeping tallies up to date: folding queued responses (the runner beside the job runner,
+//! and reads that find little waiting), and reading a project's tally; always on the primary
+//! (a read replica's copy may lag behind the queue it reads there).
+
+use std::time::Duration;
+
+use quorum_store::{Store, StoreError};
+
+use super::tally::Tally;
+use crate::{App, AppError};
+
+/// Items per fold.
+const FOLD_ITEMS: i64 = 2_000;
+/// A read folds what waits first when no more than this many responses wait, so a small
+/// project's pages are exact at once; beyond it the read takes the tally as saved and says how
+/// many responses it does not count yet.
+pub(crate) const FOLD_ON_READ: i64 = 20_000;
+
+impl<S: Store> App<S> {
+    /// Folds one batch of a project's queued responses into its tally; how many it folded (0
+    /// when none waited, or when another fold saved first).
+    pub async fn fold_tally(&self, project_id: i64) -> Result<usize, AppError> {
+        let project = self
+            .primary()
+            .project(project_id)
+            .await?
+            .ok_or(StoreError::NotFound("project"))?;
+        let batch = self.primary().tally_batch(project_id, FOLD_ITEMS).await?;
+        if batch.items.is_empty() {
+            return Ok(0);
+        }
+        let mut tally = Tally::parse(batch.data.as_deref())?;
+        for item in &batch.items {
+            for response in &item.responses {
+                if !tally.grouped(response.user_id) {
+                    let locale = self
+                        .primary()
+                        .member(project_id, response.user_id)
+                        .await?
+                        .and_then(|m| m.locales.first().cloned())
+                        .unwrap_or_else(|| "(none)".into());
+                    tally.set_group(response.user_id, &locale);
+                }
+            }
+        }
+        let folded = batch.queued();
+        let (version, schema) = (batch.version, project.schema);
+        let data = tokio::task::spawn_blocking(move || {
+            for item in &batch.items {
+                tally.fold(&schema, item);
+            }
+            tally.to_data()
+        })
+        .await
+        .map_err(|e| AppError::Internal(Box::new(e)))?;
+        let saved = self
+            .primary()
+            .save_tally(project_id, version, data, folded.clone(), self.now())
+            .await?;
+        Ok(if saved { folded.len() } else { 0 })
+    }
+
+    /// Folds every project's queued responses; how many it folded.
+    pub async fn fold_tallies(&self) -> Result<usize, AppError> {
+        let mut folded = 0;
+        for project_id in self.primary().tally_pending().await? {
+            loop {
+                let n = self.fold_tally(project_id).await?;
+                if n == 0 {
+                    break;
+                }
+                folded += n;
+            }
+        }
+        Ok(folded)
+    }
+
+    /// A project's tally, folded up to date first when at most [`FOLD_ON_READ`] responses
+    /// wait; with how many responses it does not count yet.
+    pub(crate) async fn current_tally(&self, project_id: i64) -> Result<(Tally, i64), AppError> {
+        for _ in 0..(FOLD_ON_READ / FOLD_ITEMS + 2) {
+            let waiting = self
+                .primary()
+                .tally_backlog(project_id, FOLD_ON_READ + 1)
+                .await?;
+            if waiting == 0 || waiting > FOLD_ON_READ {
+                break;
+            }
+            self.fold_tally(project_id).await?;
+        }
+        let saved = self.primary().tally(project_id).await?;
+        let waiting = self.primary().tally_backlog(project_id, i64::MAX).await?;
+        Ok((Tally::parse(saved.map(|s| s.1).as_deref())?, waiting))
+    }
+
+    /// Folds queued responses every `poll` until `stopped` says so (every server runs one;
+    /// the tally's version keeps two from folding the same responses twice).
+    pub(crate) async fn run_tallier(
+        self,
+        poll: Duration,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if let Err(error) = self.fold_tallies().await {
+                tracing::warn!(%error, "could not fold answers into a tally");
+            }
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+}
