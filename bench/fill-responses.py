@@ -5,7 +5,7 @@
 
 Each new item is answered ANSWERS times (default 1), by the project's annotators in turn, the
 way the rater loop leaves it — a lease in state `submitted` per answer, the responses, the
-item's counters — each answer the item's "true" option 70% of the time and one drawn at random
+item's counters, open when ANSWERS is below the project's overlap — each answer the item's "true" option 70% of the time and one drawn at random
 otherwise, a time spent from 0.3 to 20 s, and timestamps a few milliseconds apart. Usage:
 
     bench/fill-responses.py DATABASE.sqlite3 PROJECT_ID COUNT [ANSWERS]
@@ -23,7 +23,11 @@ def main() -> None:
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = OFF")
-    (schema,) = db.execute("SELECT schema FROM projects WHERE id = ?", (project,)).fetchone()
+    (schema, overlap) = db.execute(
+        "SELECT schema, overlap FROM projects WHERE id = ?", (project,)
+    ).fetchone()
+    # Below the project's overlap an item stays open: the rater loop can run on the project.
+    still_open = int(per_item < overlap)
     question = json.loads(schema)["questions"][0]
     options = question["options"]
     raters = [
@@ -56,7 +60,7 @@ def main() -> None:
             f"""{numbers}
             INSERT INTO items (id, project_id, external_id, fields, responses, open, created_at)
             SELECT {item_base} + i, ?, 'fill' || i,
-                   '{{"text":"benchmark item number ' || i || '"}}', {per_item}, 0, ? FROM n""",
+                   '{{"text":"benchmark item number ' || i || '"}}', {per_item}, {still_open}, ? FROM n""",
             (project, now),
         )
         db.execute(

@@ -1,7 +1,7 @@
 -- The PostgreSQL twin of bench/fill-responses.py: adds COUNT answered items to a project that
 -- `quorum bench` made (one label question, its raters as members), each answered PER_ITEM
 -- times by the project's annotators in turn — a lease in state `submitted` per answer, the
--- responses, the item's counters — each answer the item's "true" option 70% of the time and
+-- responses, the item's counters, open when PER_ITEM is below the project's overlap — each answer the item's "true" option 70% of the time and
 -- one drawn at random otherwise, a time spent from 0.3 to 20 s. Through plain SQL in one
 -- transaction, so the triggers (tally queue, item counts) run as they do for the server. Usage:
 --
@@ -24,9 +24,12 @@ SELECT count(*) AS options FROM options \gset
 SELECT COALESCE(max(id), 0) AS item_base FROM items \gset
 SELECT COALESCE(max(id), 0) AS lease_base FROM leases \gset
 SELECT (extract(epoch FROM now()) * 1000)::bigint AS now \gset
+-- Below the project's overlap an item stays open: the rater loop can run on the project.
+SELECT CASE WHEN :per_item < overlap THEN 'true' ELSE 'false' END AS still_open
+FROM projects WHERE id = :project \gset
 INSERT INTO items (id, project_id, external_id, fields, responses, open, created_at)
 SELECT :item_base + i, :project, 'fill' || i,
-       '{"text":"benchmark item number ' || i || '"}', :per_item, false, :now
+       '{"text":"benchmark item number ' || i || '"}', :per_item, :still_open, :now
 FROM generate_series(1, :count) i;
 INSERT INTO leases (id, project_id, item_id, user_id, created_at, expires_at, state)
 SELECT :lease_base + (i - 1) * :per_item + j + 1, :project, :item_base + i, r.user_id,

@@ -13,6 +13,8 @@ use crate::{App, AppError, Caller};
 /// response: the dashboard shows it for projects of up to this many responses.
 pub const LIVE_RELIABILITY: i64 = 1_000_000;
 
+pub use crate::quality::FOLD_ON_READ;
+
 /// A project's progress and its raters' work.
 #[derive(Debug, Clone, Serialize)]
 pub struct Dashboard {
@@ -22,7 +24,8 @@ pub struct Dashboard {
     pub per_hour: Vec<(i64, i64)>,
     /// Responses by time on item: (a bucket's middle in ms, count), shortest first.
     pub time_histogram: Vec<(i64, i64)>,
-    /// Responses stored but not yet in the tally these figures come from.
+    /// Responses stored but not yet in the tally these figures come from (above
+    /// [`FOLD_ON_READ`]: more than that many).
     pub uncounted: i64,
     /// Empty above [`LIVE_RELIABILITY`] responses.
     pub reliability: Vec<crate::quality::RaterReliability>,

@@ -596,6 +596,10 @@ pub struct BenchArgs {
     /// Subscribe a loopback receiver to `response.created` and report delivery throughput.
     #[arg(long)]
     pub webhook: bool,
+    /// Run the rater loop on this existing project (new raters join it) instead of creating
+    /// and importing one: the loop on a project already holding millions of items and answers.
+    #[arg(long, conflicts_with = "export_project")]
+    pub project: Option<i64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -30,6 +30,7 @@ mod tallying;
 pub use agreement::{GroupAgreement, QuestionAgreement, RaterPair, agreement_of};
 pub use reliability::{RaterReliability, reliability_of};
 pub use tally::{RaterTally, Tally};
+pub use tallying::FOLD_ON_READ;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -14,7 +14,7 @@ const FOLD_ITEMS: i64 = 2_000;
 /// A read folds what waits first when no more than this many responses wait, so a small
 /// project's pages are exact at once; beyond it the read takes the tally as saved and says how
 /// many responses it does not count yet.
-pub(crate) const FOLD_ON_READ: i64 = 20_000;
+pub const FOLD_ON_READ: i64 = 20_000;
 
 impl<S: Store> App<S> {
     /// Folds one batch of a project's queued responses into its tally; how many it folded (0
@@ -60,36 +60,39 @@ impl<S: Store> App<S> {
         Ok(if saved { folded.len() } else { 0 })
     }
 
-    /// Folds every project's queued responses; how many it folded.
+    /// Folds every project's queued responses; how many it folded. A project that fails is
+    /// logged and left for the next round, so it does not hold the others back.
     pub async fn fold_tallies(&self) -> Result<usize, AppError> {
         let mut folded = 0;
         for project_id in self.primary().tally_pending().await? {
             loop {
-                let n = self.fold_tally(project_id).await?;
-                if n == 0 {
-                    break;
+                match self.fold_tally(project_id).await {
+                    Ok(0) => break,
+                    Ok(n) => folded += n,
+                    Err(error) => {
+                        tracing::warn!(project = project_id, %error, "could not fold answers into the project's tally");
+                        break;
+                    }
                 }
-                folded += n;
             }
         }
         Ok(folded)
     }
 
     /// A project's tally, folded up to date first when at most [`FOLD_ON_READ`] responses
-    /// wait; with how many responses it does not count yet.
+    /// wait; with how many responses it does not count yet (counted up to `FOLD_ON_READ + 1`:
+    /// more means "more than [`FOLD_ON_READ`]", and counting further would cost the read).
     pub(crate) async fn current_tally(&self, project_id: i64) -> Result<(Tally, i64), AppError> {
+        let backlog = || self.primary().tally_backlog(project_id, FOLD_ON_READ + 1);
+        let mut waiting = backlog().await?;
         for _ in 0..(FOLD_ON_READ / FOLD_ITEMS + 2) {
-            let waiting = self
-                .primary()
-                .tally_backlog(project_id, FOLD_ON_READ + 1)
-                .await?;
             if waiting == 0 || waiting > FOLD_ON_READ {
                 break;
             }
             self.fold_tally(project_id).await?;
+            waiting = backlog().await?;
         }
         let saved = self.primary().tally(project_id).await?;
-        let waiting = self.primary().tally_backlog(project_id, i64::MAX).await?;
         Ok((Tally::parse(saved.map(|s| s.1).as_deref())?, waiting))
     }
 

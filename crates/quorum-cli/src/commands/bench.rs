@@ -43,19 +43,41 @@ async fn post(client: &Client, url: String, token: &str, body: Value) -> anyhow:
 /// Items per import request.
 const IMPORT_REQUEST_ITEMS: usize = 2_000_000;
 
-#[expect(clippy::print_stdout, reason = "the benchmark report")]
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let client = Client::builder().pool_max_idle_per_host(1024).build()?;
     let base = args.url.trim_end_matches('/').to_string();
     if let Some(project) = args.export_project {
         return export(&client, &base, &args.token, project, &args.export_format).await;
     }
+    let project = match args.project {
+        Some(project) => project,
+        None => create_and_import(&client, &base, &args).await?,
+    };
+    let receiver = match args.webhook {
+        true => Some(subscribe(&client, &base, &args.token, project).await?),
+        false => None,
+    };
+    if args.raters > 0 {
+        let answered = rater_loop(&client, &base, &args, project).await?;
+        if let Some(arrivals) = receiver {
+            deliveries(&arrivals, answered).await?;
+        }
+    }
+    if args.export {
+        export(&client, &base, &args.token, project, &args.export_format).await?;
+    }
+    Ok(())
+}
+
+/// Creates the benchmark project and imports its items (timed); its id.
+#[expect(clippy::print_stdout, reason = "the benchmark report")]
+async fn create_and_import(client: &Client, base: &str, args: &BenchArgs) -> anyhow::Result<i64> {
     let schema = json!({
         "fields": [{"name": "text", "kind": "text"}],
         "questions": [{"name": "label", "kind": "label", "options": ["positive", "negative", "neutral"], "required": true}]
     });
     let project = post(
-        &client,
+        client,
         format!("{base}/api/v1/projects"),
         &args.token,
         json!({"name": "bench", "schema": schema, "overlap": args.overlap}),
@@ -97,20 +119,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.items as f64 / seconds
     );
 
-    let receiver = match args.webhook {
-        true => Some(subscribe(&client, &base, &args.token, project).await?),
-        false => None,
-    };
-    if args.raters > 0 {
-        let answered = rater_loop(&client, &base, &args, project).await?;
-        if let Some(arrivals) = receiver {
-            deliveries(&arrivals, answered).await?;
-        }
-    }
-    if args.export {
-        export(&client, &base, &args.token, project, &args.export_format).await?;
-    }
-    Ok(())
+    Ok(project)
 }
 
 #[expect(clippy::print_stdout, reason = "the benchmark report")]

@@ -236,9 +236,13 @@ pub(super) async fn dashboard<S: Store>(
                 12,
             ),
             uncounted: (data.uncounted > 0).then(|| {
+                let how_many = if data.uncounted > quorum_app::dashboard::FOLD_ON_READ {
+                    format!("More than {}", quorum_app::dashboard::FOLD_ON_READ)
+                } else {
+                    data.uncounted.to_string()
+                };
                 format!(
-                    "{} answers are stored but not yet in the activity and agreement figures below; they are being counted.",
-                    data.uncounted
+                    "{how_many} answers are stored but not yet in the activity and agreement figures below; they are being counted."
                 )
             }),
             reliability_note: (stats.responses > quorum_app::dashboard::LIVE_RELIABILITY).then(|| {
