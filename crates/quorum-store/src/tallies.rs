@@ -41,22 +41,26 @@ pub struct TallyBatch {
     pub version: i64,
     pub data: Option<String>,
     pub items: Vec<TallyItem>,
+    /// Queued responses of the batch's items that no longer exist (nothing to fold; they
+    /// only leave the queue).
+    pub gone: Vec<i64>,
 }
 
 impl TallyBatch {
-    /// The queued responses this batch folds.
+    /// The queued responses this batch takes off the queue.
     pub fn queued(&self) -> Vec<i64> {
         self.items
             .iter()
             .flat_map(|i| i.queued.iter().copied())
+            .chain(self.gone.iter().copied())
             .collect()
     }
 }
 
 #[async_trait]
 pub trait Tallies {
-    /// In one snapshot: the project's tally, and the items of (about) the `limit` oldest queued
-    /// responses with all their responses and all their queued ones.
+    /// In one snapshot: the project's tally, and the first `limit` items (by id) with queued
+    /// responses, with all their responses and which of them are queued.
     async fn tally_batch(&self, project_id: i64, limit: i64) -> Result<TallyBatch>;
     /// Saves the tally as `version + 1` and takes `folded` off the queue, in one transaction,
     /// only if the saved version is still `version`; `false` (and nothing written) otherwise.

@@ -26,7 +26,7 @@ impl<S: Store> App<S> {
             .await?
             .ok_or(StoreError::NotFound("project"))?;
         let batch = self.primary().tally_batch(project_id, FOLD_ITEMS).await?;
-        if batch.items.is_empty() {
+        if batch.items.is_empty() && batch.gone.is_empty() {
             return Ok(0);
         }
         let mut tally = Tally::parse(batch.data.as_deref())?;

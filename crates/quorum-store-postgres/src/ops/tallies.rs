@@ -84,6 +84,7 @@ async fn tally_batch(conn: &mut PgConnection, project_id: i64, limit: i64) -> Re
         version: saved.as_ref().map_or(0, |s| s.0),
         data: saved.map(|s| s.1),
         items: Vec::new(),
+        gone: Vec::new(),
     };
     // The first `limit` items with queued responses, by id: the batch is every queued item up
     // to the last of them.
@@ -138,6 +139,16 @@ async fn tally_batch(conn: &mut PgConnection, project_id: i64, limit: i64) -> Re
         }
         item.responses.push(response);
     }
+    batch.gone = sqlx::query_scalar(
+        "SELECT response_id FROM tally_queue q
+         WHERE project_id = $1 AND item_id <= $2
+           AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.id = q.response_id)",
+    )
+    .bind(project_id)
+    .bind(last)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(database_error)?;
     Ok(batch)
 }
 

@@ -97,6 +97,7 @@ pub fn tally_batch(conn: &Connection, project_id: i64, limit: i64) -> Result<Tal
         version: saved.as_ref().map_or(0, |s| s.0),
         data: saved.map(|s| s.1),
         items: Vec::new(),
+        gone: Vec::new(),
     };
     // The first `limit` items with queued responses, by id: the batch is every queued item up
     // to the last of them.
@@ -138,6 +139,14 @@ pub fn tally_batch(conn: &Connection, project_id: i64, limit: i64) -> Result<Tal
         }
         item.responses.push(response);
     }
+    batch.gone = all(
+        conn,
+        "SELECT response_id FROM tally_queue q
+         WHERE project_id = ?1 AND item_id <= ?2
+           AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.id = q.response_id)",
+        [project_id, last],
+        |row| Ok(Ok(row.get(0)?)),
+    )?;
     Ok(batch)
 }
 
@@ -189,4 +198,53 @@ pub fn save_tally(
         [json_text(&folded)],
     )?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use quorum_store::Tallies;
+
+    use super::*;
+
+    /// A queued response that no longer exists (its row removed under the queue) leaves the
+    /// queue with the next fold instead of holding the queue up for good.
+    #[tokio::test]
+    async fn a_queued_response_that_is_gone_leaves_the_queue() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("q.sqlite3");
+        let store = SqliteStore::open(path.to_str().expect("UTF-8"))
+            .await
+            .expect("opens");
+        store
+            .write(|c| {
+                c.execute_batch(
+                    "INSERT INTO users (id, name, password_hash, created_at) VALUES (1, 'a', '', 0);
+                     INSERT INTO projects (id, name, instructions, schema, overlap, lease_seconds,
+                                           locale_policy, quality, created_at)
+                     VALUES (1, 'p', '', '{}', 1, 60, 'any', '{}', 0);
+                     INSERT INTO items (id, project_id, fields, created_at) VALUES (1, 1, '{}', 0);
+                     INSERT INTO items (id, project_id, fields, created_at) VALUES (2, 1, '{}', 0);
+                     INSERT INTO leases (id, project_id, item_id, user_id, created_at, expires_at, state)
+                     VALUES (1, 1, 1, 1, 0, 1, 'submitted'), (2, 1, 2, 1, 0, 1, 'submitted');
+                     INSERT INTO responses (id, project_id, item_id, user_id, lease_id, answers, created_at)
+                     VALUES (1, 1, 1, 1, 1, '{}', 5), (2, 1, 2, 1, 2, '{}', 6);
+                     DELETE FROM responses WHERE id = 1;",
+                )
+                .map_err(database_error)
+            })
+            .await
+            .expect("written");
+        let batch = store.tally_batch(1, 10).await.expect("read");
+        assert_eq!(batch.gone, vec![1]);
+        assert_eq!(batch.items.len(), 1, "item 2 and its response");
+        assert_eq!(batch.queued(), vec![2, 1]);
+        assert!(
+            store
+                .save_tally(1, 0, "{}".into(), batch.queued(), 7)
+                .await
+                .expect("saved")
+        );
+        assert_eq!(store.tally_backlog(1, 10).await.expect("read"), 0);
+        assert_eq!(store.tally_oldest().await.expect("read"), None);
+    }
 }
