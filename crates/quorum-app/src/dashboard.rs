@@ -73,8 +73,7 @@ impl<S: Store> App<S> {
             .await?;
         let names: HashMap<i64, String> =
             roster.iter().map(|a| (a.user_id, a.name.clone())).collect();
-        let counted: i64 = tally.raters.values().map(|r| r.responses).sum();
-        let reliability = if counted + uncounted <= LIVE_RELIABILITY {
+        let reliability = if stats.responses <= LIVE_RELIABILITY {
             let rows = self.all_responses(project_id).await?;
             self.reliability_report(&project, &rows).await?
         } else {

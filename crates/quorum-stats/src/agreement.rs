@@ -294,6 +294,27 @@ pub struct PairAgreement {
     pub kappa: Option<f64>,
 }
 
+/// Cohen's kappa from one pair's `k × k` table (row: the first worker's label, column: the
+/// second's): the tasks in common, the share they agree on, and kappa (`None` when the chance
+/// agreement is 1).
+pub fn cohen_of_table(table: &[u64], k: usize) -> (usize, f64, Option<f64>) {
+    let n: u64 = table.iter().sum();
+    if n == 0 {
+        return (0, 0.0, None);
+    }
+    let total = n as f64;
+    let observed: f64 = (0..k).map(|c| table[c * k + c] as f64).sum::<f64>() / total;
+    let expected: f64 = (0..k)
+        .map(|c| {
+            let row: u64 = table[c * k..(c + 1) * k].iter().sum();
+            let column: u64 = (0..k).map(|r| table[r * k + c]).sum();
+            row as f64 * column as f64 / (total * total)
+        })
+        .sum();
+    let kappa = (expected < 1.0).then(|| (observed - expected) / (1.0 - expected));
+    (n as usize, observed, kappa)
+}
+
 /// Cohen's kappa for every pair of workers with at least `min_common` tasks in common, sorted
 /// by worker pair.
 pub fn cohen_kappa_pairs(answers: &Answers, min_common: usize) -> Vec<PairAgreement> {
@@ -322,29 +343,13 @@ pub fn cohen_kappa_pairs(answers: &Answers, min_common: usize) -> Vec<PairAgreem
     let mut result: Vec<PairAgreement> = tables
         .into_iter()
         .filter_map(|((worker_a, worker_b), table)| {
-            let n: u32 = table.iter().sum();
-            if (n as usize) < min_common.max(1) {
-                return None;
-            }
-            let n = n as f64;
-            let observed: f64 = (0..k).map(|c| table[c * k + c] as f64).sum::<f64>() / n;
-            let expected: f64 = (0..k)
-                .map(|c| {
-                    let row: u32 = table[c * k..(c + 1) * k].iter().sum();
-                    let column: u32 = (0..k).map(|r| table[r * k + c]).sum();
-                    row as f64 * column as f64 / (n * n)
-                })
-                .sum();
-            let kappa = if expected < 1.0 {
-                Some((observed - expected) / (1.0 - expected))
-            } else {
-                None
-            };
-            Some(PairAgreement {
+            let table: Vec<u64> = table.into_iter().map(u64::from).collect();
+            let (n, percent, kappa) = cohen_of_table(&table, k);
+            (n >= min_common.max(1)).then_some(PairAgreement {
                 worker_a,
                 worker_b,
-                common_tasks: n as usize,
-                percent: observed,
+                common_tasks: n,
+                percent,
                 kappa,
             })
         })

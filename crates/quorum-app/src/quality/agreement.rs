@@ -49,6 +49,15 @@ pub struct RaterPair {
     pub cohen_kappa: Option<f64>,
 }
 
+/// How a report names a level of measurement.
+pub(crate) fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Interval => "interval",
+        Level::Ordinal => "ordinal",
+        Level::Nominal => "nominal",
+    }
+}
+
 /// Agreement of `rows` under `schema`, raters grouped by `locale_of` (pure: no store).
 pub fn agreement_of(
     schema: &Schema,
@@ -205,12 +214,7 @@ pub fn agreement_of(
         }
         reports.push(QuestionAgreement {
             question: question.name.clone(),
-            level: match level {
-                Level::Interval => "interval",
-                Level::Ordinal => "ordinal",
-                Level::Nominal => "nominal",
-            }
-            .into(),
+            level: level_name(level).into(),
             groups,
             within_locale: (same_n > 0).then(|| same / same_n as f64),
             across_locales: (cross_n > 0).then(|| cross / cross_n as f64),

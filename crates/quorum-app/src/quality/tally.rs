@@ -30,7 +30,7 @@ pub const BLOCKS: i64 = 64;
 const STEPS: f64 = 8.0;
 const HOUR_MS: i64 = 3_600_000;
 /// Rater pairs need this many items in common for Cohen's kappa.
-const MIN_COMMON: i64 = 5;
+const MIN_COMMON: usize = 5;
 
 /// Integer counts by key; a count that returns to zero is dropped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -368,12 +368,7 @@ impl Tally {
             };
             reports.push(QuestionAgreement {
                 question: question.name.clone(),
-                level: match level {
-                    Level::Interval => "interval",
-                    Level::Ordinal => "ordinal",
-                    Level::Nominal => "nominal",
-                }
-                .into(),
+                level: super::agreement::level_name(level).into(),
                 groups,
                 within_locale: share(true),
                 across_locales: share(false),
@@ -469,35 +464,22 @@ fn fleiss(q: &QuestionTally, k: usize, blocks: Option<&BTreeMap<u32, Vec<f64>>>)
 
 /// Cohen's kappa per pair of raters with at least [`MIN_COMMON`] items in common.
 fn cohen(q: &QuestionTally, k: usize, name_of: &HashMap<i64, String>) -> Vec<RaterPair> {
-    let mut tables: BTreeMap<(i64, i64), Vec<i64>> = BTreeMap::new();
+    let mut tables: BTreeMap<(i64, i64), Vec<u64>> = BTreeMap::new();
     for (&(a, b, c, e), &n) in &q.tables.0 {
-        tables.entry((a, b)).or_insert_with(|| vec![0; k * k])[c as usize * k + e as usize] += n;
+        tables.entry((a, b)).or_insert_with(|| vec![0; k * k])[c as usize * k + e as usize] +=
+            n.max(0) as u64;
     }
     let name = |u: i64| name_of.get(&u).cloned().unwrap_or_default();
     tables
         .into_iter()
         .filter_map(|((a, b), table)| {
-            let n: i64 = table.iter().sum();
-            if n < MIN_COMMON {
-                return None;
-            }
-            let n = n as f64;
-            let observed = (0..k).map(|c| table[c * k + c] as f64).sum::<f64>() / n;
-            let expected: f64 = (0..k)
-                .map(|c| {
-                    let row: i64 = table[c * k..(c + 1) * k].iter().sum();
-                    let column: i64 = (0..k).map(|r| table[r * k + c]).sum();
-                    row as f64 * column as f64 / (n * n)
-                })
-                .sum();
-            Some(RaterPair {
+            let (common, percent, kappa) = agreement::cohen_of_table(&table, k);
+            (common >= MIN_COMMON).then(|| RaterPair {
                 a: name(a),
                 b: name(b),
-                common_items: n as usize,
-                percent_agreement: observed,
-                cohen_kappa: (expected < 1.0)
-                    .then(|| (observed - expected) / (1.0 - expected))
-                    .filter(|kappa| kappa.is_finite()),
+                common_items: common,
+                percent_agreement: percent,
+                cohen_kappa: kappa.filter(|kappa| kappa.is_finite()),
             })
         })
         .collect()
