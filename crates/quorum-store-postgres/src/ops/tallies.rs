@@ -86,32 +86,30 @@ async fn tally_batch(conn: &mut PgConnection, project_id: i64, limit: i64) -> Re
         items: Vec::new(),
         gone: Vec::new(),
     };
-    // The first `limit` items with queued responses, by id: the batch is every queued item up
-    // to the last of them.
-    let last: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(item_id) FROM (SELECT DISTINCT item_id FROM tally_queue
-                                   WHERE project_id = $1 ORDER BY item_id LIMIT $2) q",
+    // The first `limit` items with queued responses, by id, named one by one: joined through
+    // a range instead, the planner reads every lease and response of the table.
+    let items: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT item_id FROM tally_queue WHERE project_id = $1 ORDER BY item_id LIMIT $2",
     )
     .bind(project_id)
     .bind(limit)
-    .fetch_one(&mut *conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(database_error)?;
-    let Some(last) = last else {
+    if items.is_empty() {
         return Ok(batch);
-    };
+    }
     let rows = sqlx::query(
         "SELECT q.item_id, i.gold IS NOT NULL AS gold, r.id, r.user_id, r.answers,
                 r.time_spent_ms, r.created_at, r.gold_correct,
                 EXISTS (SELECT 1 FROM tally_queue t WHERE t.response_id = r.id) AS queued
-         FROM (SELECT DISTINCT item_id FROM tally_queue WHERE project_id = $1 AND item_id <= $2) q
+         FROM unnest($1::BIGINT[]) AS q(item_id)
          JOIN items i ON i.id = q.item_id
          JOIN leases l ON l.item_id = q.item_id
          JOIN responses r ON r.lease_id = l.id
          ORDER BY q.item_id, r.id",
     )
-    .bind(project_id)
-    .bind(last)
+    .bind(&items)
     .fetch_all(&mut *conn)
     .await
     .map_err(database_error)?;
@@ -141,11 +139,11 @@ async fn tally_batch(conn: &mut PgConnection, project_id: i64, limit: i64) -> Re
     }
     batch.gone = sqlx::query_scalar(
         "SELECT response_id FROM tally_queue q
-         WHERE project_id = $1 AND item_id <= $2
+         WHERE project_id = $1 AND item_id = ANY($2)
            AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.id = q.response_id)",
     )
     .bind(project_id)
-    .bind(last)
+    .bind(&items)
     .fetch_all(&mut *conn)
     .await
     .map_err(database_error)?;
