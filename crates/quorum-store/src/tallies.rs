@@ -20,8 +20,6 @@ pub struct TallyResponse {
     pub answers: Value,
     pub time_spent_ms: i64,
     pub created_at: i64,
-    /// Whether its item's gold answer matched it (`None`: not scored).
-    pub gold_correct: Option<bool>,
 }
 
 /// An item with queued responses: every response it has in the snapshot, oldest first, and
@@ -29,7 +27,6 @@ pub struct TallyResponse {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TallyItem {
     pub item_id: i64,
-    pub gold: bool,
     pub responses: Vec<TallyResponse>,
     pub queued: Vec<i64>,
 }

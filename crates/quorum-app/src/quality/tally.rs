@@ -78,8 +78,6 @@ pub struct RaterTally {
     pub last_active: i64,
     /// Time-on-item histogram (bucket → answers).
     times: BTreeMap<i32, i64>,
-    pub gold_answered: i64,
-    pub gold_correct: i64,
 }
 
 impl RaterTally {
@@ -192,12 +190,6 @@ impl Tally {
             rater.responses += 1;
             rater.last_active = rater.last_active.max(r.created_at);
             *rater.times.entry(bucket(r.time_spent_ms)).or_default() += 1;
-            if item.gold
-                && let Some(correct) = r.gold_correct
-            {
-                rater.gold_answered += 1;
-                rater.gold_correct += i64::from(correct);
-            }
             *self
                 .hours
                 .entry(r.created_at / HOUR_MS * HOUR_MS)

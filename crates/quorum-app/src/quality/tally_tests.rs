@@ -53,7 +53,6 @@ fn responses(seed: u64) -> Vec<(i64, TallyResponse)> {
                     answers: Value::Object(answers),
                     time_spent_ms: 500 + rng.below(20_000) as i64,
                     created_at: id * 60_000,
-                    gold_correct: None,
                 },
             ));
         }
@@ -89,7 +88,6 @@ fn tally_of(arrived: &[(i64, TallyResponse)], size: usize) -> Tally {
                 &schema(),
                 &TallyItem {
                     item_id: item,
-                    gold: false,
                     responses,
                     queued,
                 },

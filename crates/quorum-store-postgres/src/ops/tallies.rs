@@ -100,11 +100,9 @@ async fn tally_batch(conn: &mut PgConnection, project_id: i64, limit: i64) -> Re
         return Ok(batch);
     }
     let rows = sqlx::query(
-        "SELECT q.item_id, i.gold IS NOT NULL AS gold, r.id, r.user_id, r.answers,
-                r.time_spent_ms, r.created_at, r.gold_correct,
+        "SELECT q.item_id, r.id, r.user_id, r.answers, r.time_spent_ms, r.created_at,
                 EXISTS (SELECT 1 FROM tally_queue t WHERE t.response_id = r.id) AS queued
          FROM unnest($1::BIGINT[]) AS q(item_id)
-         JOIN items i ON i.id = q.item_id
          JOIN leases l ON l.item_id = q.item_id
          JOIN responses r ON r.lease_id = l.id
          ORDER BY q.item_id, r.id",
@@ -118,7 +116,6 @@ async fn tally_batch(conn: &mut PgConnection, project_id: i64, limit: i64) -> Re
         if batch.items.last().map(|i| i.item_id) != Some(item_id) {
             batch.items.push(TallyItem {
                 item_id,
-                gold: get(row, "gold")?,
                 responses: Vec::new(),
                 queued: Vec::new(),
             });
@@ -129,7 +126,6 @@ async fn tally_batch(conn: &mut PgConnection, project_id: i64, limit: i64) -> Re
             answers: parse_json(&get::<String>(row, "answers")?)?,
             time_spent_ms: get(row, "time_spent_ms")?,
             created_at: get(row, "created_at")?,
-            gold_correct: get(row, "gold_correct")?,
         };
         let item = batch.items.last_mut().expect("pushed above");
         if get(row, "queued")? {

@@ -113,22 +113,19 @@ pub fn tally_batch(conn: &Connection, project_id: i64, limit: i64) -> Result<Tal
     };
     let rows = all(
         conn,
-        "SELECT q.item_id, i.gold IS NOT NULL, r.id, r.user_id, r.answers, r.time_spent_ms,
-                r.created_at, r.gold_correct,
+        "SELECT q.item_id, r.id, r.user_id, r.answers, r.time_spent_ms, r.created_at,
                 EXISTS (SELECT 1 FROM tally_queue t WHERE t.response_id = r.id)
          FROM (SELECT DISTINCT item_id FROM tally_queue WHERE project_id = ?1 AND item_id <= ?2) q
-         JOIN items i ON i.id = q.item_id
          JOIN leases l ON l.item_id = q.item_id
          JOIN responses r ON r.lease_id = l.id
          ORDER BY q.item_id, r.id",
         [project_id, last],
         queued_response_from,
     )?;
-    for (item_id, gold, queued, response) in rows {
+    for (item_id, queued, response) in rows {
         if batch.items.last().map(|i| i.item_id) != Some(item_id) {
             batch.items.push(TallyItem {
                 item_id,
-                gold,
                 responses: Vec::new(),
                 queued: Vec::new(),
             });
@@ -150,23 +147,22 @@ pub fn tally_batch(conn: &Connection, project_id: i64, limit: i64) -> Result<Tal
     Ok(batch)
 }
 
-type QueuedRow = (i64, bool, bool, TallyResponse);
+type QueuedRow = (i64, bool, TallyResponse);
 
-/// Item id, whether it is gold, whether the response is queued, and the response.
+/// Item id, whether the response is queued, and the response.
 fn queued_response_from(row: &Row<'_>) -> rusqlite::Result<Result<QueuedRow>> {
-    let answers = match parse_json(&row.get::<_, String>(4)?) {
+    let answers = match parse_json(&row.get::<_, String>(3)?) {
         Ok(answers) => answers,
         Err(e) => return Ok(Err(e)),
     };
     let response = TallyResponse {
-        id: row.get(2)?,
-        user_id: row.get(3)?,
+        id: row.get(1)?,
+        user_id: row.get(2)?,
         answers,
-        time_spent_ms: row.get(5)?,
-        created_at: row.get(6)?,
-        gold_correct: row.get(7)?,
+        time_spent_ms: row.get(4)?,
+        created_at: row.get(5)?,
     };
-    Ok(Ok((row.get(0)?, row.get(1)?, row.get(8)?, response)))
+    Ok(Ok((row.get(0)?, row.get(6)?, response)))
 }
 
 pub fn save_tally(
