@@ -332,7 +332,26 @@ pub(crate) async fn exported(
     admin: &str,
     project: i64,
 ) -> Vec<(String, String)> {
-    let text = client
+    export_rows(client, base, admin, project)
+        .await
+        .iter()
+        .map(|row| {
+            (
+                format!("item {}", row["external_id"].as_str().unwrap()),
+                row["user"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every row of the project's JSON Lines export.
+pub(crate) async fn export_rows(
+    client: &Client,
+    base: &str,
+    admin: &str,
+    project: i64,
+) -> Vec<Value> {
+    client
         .get(format!("{base}/api/v1/projects/{project}/export"))
         .bearer_auth(admin)
         .send()
@@ -340,15 +359,9 @@ pub(crate) async fn exported(
         .unwrap()
         .text()
         .await
-        .unwrap();
-    text.lines()
-        .map(|line| {
-            let row: Value = serde_json::from_str(line).unwrap();
-            (
-                format!("item {}", row["external_id"].as_str().unwrap()),
-                row["user"].as_str().unwrap().to_string(),
-            )
-        })
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
         .collect()
 }
 

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use reqwest::{Client, Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::postgres::FreshDatabase;
-use crate::serve::{call, project_stats, serve, setup};
+use crate::serve::{call, export_rows, project_stats, serve, setup};
 
 /// Six raters answer 80 items (overlap 3) through two servers, with labels that disagree
 /// often; with no read asking for it, both talliers fold the answers until the queue is
@@ -88,18 +88,8 @@ async fn two_servers_fold_answers_into_the_tally_in_the_background() {
     assert!(version >= 1);
 
     // What the export holds: per item, who said what.
-    let export = client
-        .get(format!("{}/api/v1/projects/{project}/export", bases[1]))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     let mut by_item: HashMap<String, Vec<String>> = HashMap::new();
-    for line in export.lines() {
-        let row: Value = serde_json::from_str(line).unwrap();
+    for row in export_rows(&client, &bases[1], &admin, project).await {
         by_item
             .entry(row["external_id"].as_str().unwrap().to_string())
             .or_default()
