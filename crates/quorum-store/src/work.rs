@@ -216,6 +216,15 @@ pub trait Work {
         after: i64,
         limit: i64,
     ) -> Result<Vec<ExportRow>>;
+    /// The responses to the next `items` items of a project by id after `after_item`, in item
+    /// then response order, and the last of those items' ids (`None` once no item is left): a
+    /// whole project read item by item, a page at a time.
+    async fn responses_by_item(
+        &self,
+        project_id: i64,
+        after_item: i64,
+        items: i64,
+    ) -> Result<(Vec<ExportRow>, Option<i64>)>;
 }
 
 #[cfg(test)]

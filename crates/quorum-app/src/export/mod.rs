@@ -207,19 +207,19 @@ impl<S: Store> App<S> {
         aggregate: Aggregate,
     ) -> Result<AggregateRows, AppError> {
         Ok(match aggregate {
-            Aggregate::Dpo => Box::new(self.dpo_pairs(caller, project_id).await?.into_iter()),
-            Aggregate::Sft => Box::new(
-                self.sft_conversations(caller, project_id)
-                    .await?
-                    .into_iter(),
-            ),
+            Aggregate::Dpo => AggregateRows::of(self.dpo_pairs(caller, project_id).await?),
+            Aggregate::Sft => AggregateRows::of(self.sft_conversations(caller, project_id).await?),
             Aggregate::Consensus => {
-                self.authorize_export(caller, project_id).await?;
+                let project = self.authorize_export(caller, project_id).await?;
                 let method = quorum_stats::classification::Method::DawidSkene;
-                let consensus = self.consensus(caller, project_id, method).await?;
-                // Each row becomes JSON only as it is written: ten million of them at once
-                // would be gigabytes.
-                Box::new(consensus.into_iter().map(|c| json!(c)))
+                // Read from the spill and turned into JSON only as each page is written.
+                let consensus = self
+                    .consensus_run(project_id, &project.schema, method)
+                    .await?;
+                AggregateRows {
+                    len: consensus.len(),
+                    rows: Box::new(consensus.rows().map(|c| c.map(|c| json!(c)))),
+                }
             }
         })
     }
@@ -250,7 +250,36 @@ impl<S: Store> App<S> {
 }
 
 /// An aggregate export's rows, each a JSON object, made as they are taken.
-pub type AggregateRows = Box<dyn ExactSizeIterator<Item = Value> + Send>;
+pub struct AggregateRows {
+    len: usize,
+    rows: Box<dyn Iterator<Item = Result<Value, AppError>> + Send>,
+}
+
+impl std::fmt::Debug for AggregateRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AggregateRows")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AggregateRows {
+    fn of(rows: Vec<Value>) -> Self {
+        Self {
+            len: rows.len(),
+            rows: Box::new(rows.into_iter().map(Ok)),
+        }
+    }
+
+    /// How many rows there are.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
 
 /// An aggregate export being written: its rows are computed, their bytes come a page at a
 /// time.
@@ -263,7 +292,7 @@ pub struct AggregatePages {
 impl std::fmt::Debug for AggregatePages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AggregatePages")
-            .field("rows_left", &self.rows.len())
+            .field("rows", &self.rows.len())
             .finish_non_exhaustive()
     }
 }
@@ -277,7 +306,12 @@ impl AggregatePages {
         if self.done {
             return Ok(None);
         }
-        let rows: Vec<Value> = self.rows.by_ref().take(AGGREGATE_PAGE).collect();
+        let rows: Vec<Value> = self
+            .rows
+            .rows
+            .by_ref()
+            .take(AGGREGATE_PAGE)
+            .collect::<Result<_, _>>()?;
         if rows.is_empty() {
             self.done = true;
             return match &mut self.parquet {

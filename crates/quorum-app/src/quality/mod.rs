@@ -20,29 +20,32 @@
 //! locales, so a manager sees whether countries disagree with each other more than within.
 
 mod agreement;
+mod consensus;
 pub mod control;
 pub(crate) mod overlap;
 mod reliability;
 pub mod review;
+mod spill;
 mod tally;
 mod tallying;
 
 pub use agreement::{GroupAgreement, QuestionAgreement, RaterPair, agreement_of};
+pub use consensus::consensus_of;
 pub use reliability::{RaterReliability, reliability_of};
 pub use tally::{RaterTally, Tally};
 pub use tallying::FOLD_ON_READ;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use quorum_core::Role;
-use quorum_core::schema::{QuestionKind, Schema};
+use quorum_core::schema::QuestionKind;
 use quorum_stats::DuplicatePolicy;
 
 use quorum_stats::answers::{Answer, Answers};
-use quorum_stats::classification::{self, Method, Settings};
+use quorum_stats::classification::Method;
 use quorum_store::{ExportRow, Store, Verdict};
 
 use crate::{App, AppError, Caller};
@@ -96,10 +99,6 @@ impl<K: std::hash::Hash + Eq + Clone> Ids<K> {
         id
     }
 
-    pub(crate) fn get(&self, key: &K) -> Option<u32> {
-        self.ids.get(key).copied()
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
@@ -113,7 +112,6 @@ impl<K: std::hash::Hash + Eq + Clone> Ids<K> {
 /// One categorical question's answers as the engine's dense index: items and raters in
 /// first-seen order, labels as positions in `options` (other values left out).
 pub(crate) struct Indexed {
-    pub(crate) items: Ids<i64>,
     pub(crate) raters: Ids<i64>,
     pub(crate) answers: Answers,
     /// Answers per rater, by rater id.
@@ -158,7 +156,6 @@ pub(crate) fn index_question<'a>(
     )
     .map_err(|e| AppError::Internal(Box::new(e)))?;
     Ok(Some(Indexed {
-        items,
         raters,
         answers,
         counts,
@@ -297,139 +294,6 @@ impl<S: Store> App<S> {
     }
 }
 
-/// The consensus of `rows` under `schema` (pure: no store).
-pub fn consensus_of(
-    schema: &Schema,
-    rows: &[ExportRow],
-    method: Method,
-) -> Result<Vec<ItemConsensus>, AppError> {
-    let external: HashMap<i64, Option<String>> = rows
-        .iter()
-        .map(|r| (r.item_id, r.external_id.clone()))
-        .collect();
-    let mut out = Vec::new();
-    for question in &schema.questions {
-        let name = question.name.as_str();
-        let mut by_item: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
-        for row in rows {
-            if let Some(value) = row.answers.get(name) {
-                by_item.entry(row.item_id).or_default().push(value);
-            }
-        }
-        let mut push = |item_id: i64, answer: Value, confidence: f64, method, responses| {
-            out.push(ItemConsensus {
-                item_id,
-                external_id: external[&item_id].clone(),
-                question: name.to_string(),
-                answer,
-                confidence,
-                method,
-                responses,
-            });
-        };
-        match &question.kind {
-            QuestionKind::Label { options } => {
-                let Some(indexed) = index_question(rows, name, options)? else {
-                    continue;
-                };
-                let result =
-                    classification::aggregate(method, &indexed.answers, &Settings::default())
-                        .map_err(|e| AppError::invalid(e.to_string()))?;
-                for (&item_id, votes) in &by_item {
-                    let Some(task) = indexed.items.get(&item_id) else {
-                        continue;
-                    };
-                    let label = result.labels[task as usize] as usize;
-                    let confidence = result.probabilities[task as usize * options.len() + label];
-                    push(
-                        item_id,
-                        json!(options[label]),
-                        confidence,
-                        method.short_name(),
-                        votes.len(),
-                    );
-                }
-            }
-            QuestionKind::Pairwise { .. } => {
-                for (&item_id, votes) in &by_item {
-                    let count = |v: &str| votes.iter().filter(|x| x.as_str() == Some(v)).count();
-                    let (a, b, tie, bad) =
-                        (count("a"), count("b"), count("tie"), count("both_bad"));
-                    let n = a + b + tie + bad;
-                    if n == 0 {
-                        continue;
-                    }
-                    if bad > a && bad > b && bad > tie {
-                        push(
-                            item_id,
-                            json!("both_bad"),
-                            bad as f64 / n as f64,
-                            "bradley_terry",
-                            n,
-                        );
-                        continue;
-                    }
-                    let p = (a as f64 + 0.5 * (tie + bad) as f64) / n as f64;
-                    let answer = if p > 0.5 {
-                        "a"
-                    } else if p < 0.5 {
-                        "b"
-                    } else {
-                        "tie"
-                    };
-                    push(item_id, json!(answer), p.max(1.0 - p), "bradley_terry", n);
-                }
-            }
-            QuestionKind::Rating { .. } => {
-                for (&item_id, votes) in &by_item {
-                    let mut values: Vec<f64> = votes.iter().filter_map(|v| v.as_f64()).collect();
-                    if values.is_empty() {
-                        continue;
-                    }
-                    let m = median(&mut values);
-                    let near = values.iter().filter(|v| (**v - m).abs() <= 1.0).count();
-                    push(
-                        item_id,
-                        json!(m),
-                        near as f64 / values.len() as f64,
-                        "median",
-                        values.len(),
-                    );
-                }
-            }
-            QuestionKind::MultiLabel { options } => {
-                for (&item_id, votes) in &by_item {
-                    let n = votes.len();
-                    let mut chosen = Vec::new();
-                    let mut agreement = 0.0;
-                    for option in options {
-                        let with = votes
-                            .iter()
-                            .filter(|v| {
-                                v.as_array()
-                                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(option)))
-                            })
-                            .count();
-                        if 2 * with > n {
-                            chosen.push(option.clone());
-                        }
-                        agreement += with.max(n - with) as f64 / n as f64;
-                    }
-                    push(
-                        item_id,
-                        json!(chosen),
-                        agreement / options.len().max(1) as f64,
-                        "majority_per_option",
-                        n,
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
 /// The rows a consensus counts: none on gold items, none a reviewer rejected or corrected.
 pub(crate) fn counted(
     rows: impl IntoIterator<Item = ExportRow>,
@@ -473,6 +337,8 @@ fn same_answer(answer: &Value, gold: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quorum_core::schema::Schema;
+    use serde_json::json;
 
     fn row(item: i64, user: i64, answers: Value) -> ExportRow {
         ExportRow {

@@ -14,7 +14,7 @@ use quorum_store::{ExportRow, Review, Store, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::quality::{ItemConsensus, consensus_of, counted};
+use crate::quality::ItemConsensus;
 use crate::{App, AppError, Caller};
 
 /// One response as a reviewer sees it, with any verdict it already has.
@@ -85,71 +85,9 @@ impl<S: Store> App<S> {
         schema: &Schema,
         method: Method,
     ) -> Result<Vec<ItemConsensus>, AppError> {
-        let reviews = self.store().reviews(project_id).await?;
-        let verdicts: HashMap<i64, Verdict> =
-            reviews.iter().map(|r| (r.response_id, r.verdict)).collect();
-        let corrected: HashSet<i64> = reviews
-            .iter()
-            .filter(|r| r.verdict == Verdict::Correct)
-            .map(|r| r.item_id)
-            .collect();
-        // Each response says whether its item is gold and what its external id is: the items
-        // themselves (ten million of them, with their fields, are gigabytes) are not read.
-        let mut external: HashMap<i64, Option<String>> = HashMap::new();
-        let mut rows = Vec::new();
-        self.for_each_response(project_id, |row| {
-            if corrected.contains(&row.item_id) {
-                external.insert(row.item_id, row.external_id.clone());
-            }
-            if !row.gold {
-                rows.push(row);
-            }
-        })
-        .await?;
-        let rows = counted(rows, |_| false, &verdicts);
-        let mut out = consensus_of(schema, &rows, method)?;
-        // The latest correction of each item decides it.
-        let mut adjudicated: HashMap<i64, &Review> = HashMap::new();
-        for review in reviews.iter().filter(|r| r.verdict == Verdict::Correct) {
-            let slot = adjudicated.entry(review.item_id).or_insert(review);
-            if (review.created_at, review.response_id) > (slot.created_at, slot.response_id) {
-                *slot = review;
-            }
-        }
-        if adjudicated.is_empty() {
-            return Ok(out);
-        }
-        out.retain(|c| !adjudicated.contains_key(&c.item_id));
-        let mut responses: HashMap<i64, usize> = HashMap::new();
-        for row in &rows {
-            *responses.entry(row.item_id).or_default() += 1;
-        }
-        for (item_id, review) in adjudicated {
-            let Some(answers) = review.answers.as_ref().and_then(Value::as_object) else {
-                continue;
-            };
-            for question in &schema.questions {
-                if let Some(answer) = answers.get(&question.name) {
-                    out.push(ItemConsensus {
-                        item_id,
-                        external_id: external.get(&item_id).cloned().flatten(),
-                        question: question.name.clone(),
-                        answer: answer.clone(),
-                        confidence: 1.0,
-                        method: "adjudicated",
-                        responses: responses.get(&item_id).copied().unwrap_or(0),
-                    });
-                }
-            }
-        }
-        let order: HashMap<&str, usize> = schema
-            .questions
-            .iter()
-            .enumerate()
-            .map(|(i, q)| (q.name.as_str(), i))
-            .collect();
-        out.sort_by_key(|c| (order.get(c.question.as_str()).copied(), c.item_id));
-        Ok(out)
+        self.consensus_run(project_id, schema, method)
+            .await?
+            .collect()
     }
 
     /// Items waiting for review, oldest first: done collecting, not gold, with a response no

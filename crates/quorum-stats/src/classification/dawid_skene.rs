@@ -12,7 +12,7 @@ use crate::answers::Answers;
 const EPS: f64 = 1e-10;
 
 /// Which error model the M-step fits.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum ErrorModel {
     /// A full K×K confusion matrix per worker.
     Full,
@@ -37,6 +37,7 @@ pub fn one_coin_dawid_skene(
     fit(answers, max_iterations, tolerance, ErrorModel::OneCoin)
 }
 
+#[derive(Debug)]
 struct State {
     k: usize,
     /// Class priors, floored at EPS.
@@ -55,21 +56,62 @@ struct Sufficient {
 }
 
 impl Sufficient {
-    fn new(answers: &Answers) -> Self {
-        let k = answers.n_labels();
+    fn new(n_workers: usize, k: usize) -> Self {
         Self {
-            counts: vec![0.0; answers.n_workers() * k * k],
+            counts: vec![0.0; n_workers * k * k],
             class_totals: vec![0.0; k],
+        }
+    }
+
+    /// Adds one task's posterior `p` for its answers' rows.
+    #[inline(always)]
+    fn add(&mut self, rows: &[u32], p: &[f64]) {
+        let k = p.len();
+        for (total, q) in self.class_totals.iter_mut().zip(p) {
+            *total += q;
+        }
+        for &row in rows {
+            for (c, q) in self.counts[row as usize * k..][..k].iter_mut().zip(p) {
+                *c += q;
+            }
         }
     }
 }
 
-/// The per-answer indices the passes read: `worker * K + label`, and each worker's answer count.
-struct Layout {
-    rows: Vec<u32>,
+/// What the M-step needs besides the sums: which (worker, observed label) rows occur, each
+/// worker's answer count and how many tasks have answers.
+struct Counts {
     used: Vec<bool>,
     answers_per_worker: Vec<f64>,
     answered_tasks: usize,
+}
+
+impl Counts {
+    fn new(n_workers: usize, k: usize) -> Self {
+        Self {
+            used: vec![false; n_workers * k],
+            answers_per_worker: vec![0.0; n_workers],
+            answered_tasks: 0,
+        }
+    }
+
+    /// Counts one task's rows.
+    fn add(&mut self, rows: &[u32], k: usize) {
+        if rows.is_empty() {
+            return;
+        }
+        self.answered_tasks += 1;
+        for &r in rows {
+            self.used[r as usize] = true;
+            self.answers_per_worker[r as usize / k] += 1.0;
+        }
+    }
+}
+
+/// The per-answer indices the passes read: `worker * K + label`.
+struct Layout {
+    rows: Vec<u32>,
+    counts: Counts,
 }
 
 impl Layout {
@@ -81,22 +123,11 @@ impl Layout {
             .zip(answers.labels())
             .map(|(&w, &l)| w * k as u32 + l)
             .collect();
-        let mut used = vec![false; answers.n_workers() * k];
-        rows.iter().for_each(|&r| used[r as usize] = true);
-        let answers_per_worker = answers
-            .worker_counts()
-            .into_iter()
-            .map(|c| c as f64)
-            .collect();
-        let answered_tasks = (0..answers.n_tasks())
-            .filter(|&t| !answers.task_range(t).is_empty())
-            .count();
-        Self {
-            rows,
-            used,
-            answers_per_worker,
-            answered_tasks,
+        let mut counts = Counts::new(answers.n_workers(), k);
+        for t in 0..answers.n_tasks() {
+            counts.add(&rows[answers.task_range(t)], k);
         }
+        Self { rows, counts }
     }
 }
 
@@ -114,13 +145,13 @@ fn fit(
     // the same log sums. The stopping test for iteration i − 1 therefore happens during
     // iteration i, with p_{i−1} and state_{i−1} kept aside until it passes.
     let mut accepted = majority_vote(answers).probabilities;
-    let mut sufficient = Sufficient::new(answers);
+    let mut sufficient = Sufficient::new(answers.n_workers(), k);
     with_label_count!(
         k,
         K,
         accumulate::<K>(answers, &layout, &accepted, &mut sufficient)
     );
-    let mut state = m_step(&layout, &sufficient, model, k);
+    let mut state = m_step(&layout.counts, &sufficient, model, k);
     let mut candidate = vec![0.0; accepted.len()];
     let mut table = vec![0.0; 2 * state.errors.len()];
     let mut accepted_entropy = 0.0;
@@ -129,7 +160,7 @@ fn fit(
     let mut converged = false;
     for i in 1..=max_iterations {
         fill_table(&state, &mut table);
-        let mut next_sufficient = Sufficient::new(answers);
+        let mut next_sufficient = Sufficient::new(answers.n_workers(), k);
         let (joint, entropy) = with_label_count!(
             k,
             K,
@@ -155,12 +186,27 @@ fn fit(
         iterations = i;
         accepted_entropy = entropy;
         std::mem::swap(&mut accepted, &mut candidate);
-        state = m_step(&layout, &next_sufficient, model, k);
+        state = m_step(&layout.counts, &next_sufficient, model, k);
     }
     let probabilities = accepted;
     let labels = argmax_rows(&probabilities, k);
-    let n_workers = answers.n_workers();
-    let (worker_skill, confusion) = match model {
+    let (worker_skill, confusion) = skills(&state, model, answers.n_workers());
+    Classification {
+        n_labels: k,
+        probabilities,
+        labels,
+        worker_skill,
+        confusion,
+        iterations,
+        converged,
+    }
+}
+
+/// Each worker's skill under `state` and, for the full model, the confusion matrices
+/// `[w][truth][observed]`.
+fn skills(state: &State, model: ErrorModel, n_workers: usize) -> (Vec<f64>, Option<Vec<f64>>) {
+    let k = state.k;
+    match model {
         ErrorModel::OneCoin => (state.accuracy.clone(), None),
         ErrorModel::Full => {
             let mut confusion = vec![0.0; n_workers * k * k];
@@ -178,15 +224,6 @@ fn fit(
             }
             (skill, Some(confusion))
         }
-    };
-    Classification {
-        n_labels: k,
-        probabilities,
-        labels,
-        worker_skill,
-        confusion,
-        iterations,
-        converged,
     }
 }
 
@@ -238,22 +275,14 @@ fn accumulate<const K: usize>(
         if range.is_empty() {
             continue;
         }
-        let p = &p[..k];
-        for (total, q) in into.class_totals.iter_mut().zip(p) {
-            *total += q;
-        }
-        for &row in &layout.rows[range] {
-            for (c, q) in into.counts[row as usize * k..][..k].iter_mut().zip(p) {
-                *c += q;
-            }
-        }
+        into.add(&layout.rows[range], &p[..k]);
     }
 }
 
 /// The M-step from summed posteriors. Full model: each error column normalised over the rows
 /// the worker used, after flooring them at EPS. One-coin: a worker's accuracy is the mean
 /// posterior of the labels they gave.
-fn m_step(layout: &Layout, sufficient: &Sufficient, model: ErrorModel, k: usize) -> State {
+fn m_step(layout: &Counts, sufficient: &Sufficient, model: ErrorModel, k: usize) -> State {
     let n_workers = layout.answers_per_worker.len();
     let priors = sufficient
         .class_totals
@@ -367,11 +396,8 @@ fn pass<const K: usize>(
     next: &mut [f64],
     sufficient: &mut Sufficient,
 ) -> (f64, f64) {
-    const RESCALE_BELOW: f64 = 1e-200;
-    const RESCALE_BY: f64 = 1e200;
     let k = if K == 0 { state.k } else { K };
     let log_priors: Vec<f64> = state.priors.iter().map(|p| p.ln()).collect();
-    let log_floor = EPS.ln();
     let mut joint = 0.0;
     let mut entropy = 0.0;
     let mut logs = vec![0.0; k];
@@ -385,47 +411,263 @@ fn pass<const K: usize>(
             row.copy_from_slice(&state.priors);
             continue;
         }
-        let extra_priors = (range.len() - 1) as f64;
         let rows = &layout.rows[range];
         let (row, logs) = (&mut row[..k], &mut logs[..k]);
-        row.copy_from_slice(&state.priors);
-        logs.copy_from_slice(&log_priors);
-        let mut rescalings = 0i32;
-        for &r in rows {
-            let (e, le) = table[r as usize * 2 * k..][..2 * k].split_at(k);
-            let mut largest = 0.0f64;
-            for j in 0..k {
-                row[j] *= e[j];
-                logs[j] += le[j];
-                largest = largest.max(row[j]);
+        let (sum, log_normaliser) = unnormalised::<K>(rows, state, &log_priors, table, row, logs);
+        add_joint_term(&mut joint, rows, old, logs, &log_priors);
+        normalise(row, logs, sum, log_normaliser, &mut entropy);
+        sufficient.add(rows, row);
+    }
+    (joint, entropy)
+}
+
+/// One task's E-step under `state`, left unnormalised: `row` gets prior × Π errors (rescaled
+/// before it can underflow) and `logs` log prior + Σ log errors. Returns the sum of `row` and
+/// the log of the normaliser that turns `row` into probabilities.
+#[inline(always)]
+fn unnormalised<const K: usize>(
+    rows: &[u32],
+    state: &State,
+    log_priors: &[f64],
+    table: &[f64],
+    row: &mut [f64],
+    logs: &mut [f64],
+) -> (f64, f64) {
+    const RESCALE_BELOW: f64 = 1e-200;
+    const RESCALE_BY: f64 = 1e200;
+    let k = if K == 0 { state.k } else { K };
+    let (row, logs) = (&mut row[..k], &mut logs[..k]);
+    row.copy_from_slice(&state.priors);
+    logs.copy_from_slice(log_priors);
+    let mut rescalings = 0i32;
+    for &r in rows {
+        let (e, le) = table[r as usize * 2 * k..][..2 * k].split_at(k);
+        let mut largest = 0.0f64;
+        for j in 0..k {
+            row[j] *= e[j];
+            logs[j] += le[j];
+            largest = largest.max(row[j]);
+        }
+        if largest < RESCALE_BELOW {
+            row.iter_mut().for_each(|x| *x *= RESCALE_BY);
+            rescalings += 1;
+        }
+    }
+    let sum: f64 = row.iter().sum();
+    // ln p = logs − ln(sum) + ln(scale), where the product was scaled by RESCALE_BY^n.
+    (sum, sum.ln() - f64::from(rescalings) * RESCALE_BY.ln())
+}
+
+/// Adds crowd-kit's joint term of the evidence lower bound for one task to `joint`: the
+/// posteriors `old` against `logs` (log prior + Σ log errors), the prior counted once per
+/// answer.
+#[inline(always)]
+fn add_joint_term(joint: &mut f64, rows: &[u32], old: &[f64], logs: &[f64], log_priors: &[f64]) {
+    let extra_priors = (rows.len() - 1) as f64;
+    for ((x, lp), p) in logs.iter().zip(log_priors).zip(old) {
+        *joint += p * (x + extra_priors * lp);
+    }
+}
+
+/// Divides `row` by `sum` and takes the result's entropy off `entropy`'s running sum, from the
+/// exact log-posteriors (`logs` − `log_normaliser`, floored at 1e-10).
+#[inline(always)]
+fn normalise(row: &mut [f64], logs: &[f64], sum: f64, log_normaliser: f64, entropy: &mut f64) {
+    let log_floor = EPS.ln();
+    for (x, l) in row.iter_mut().zip(logs) {
+        *x /= sum;
+        *entropy -= *x * (l - log_normaliser).max(log_floor);
+    }
+}
+
+/// Tasks that can be read again and again, always in the same order, each as its answers'
+/// `worker * K + label` rows: the input of [`dawid_skene_passes`], for answers too many to hold.
+pub trait TaskPasses {
+    type Error;
+    /// Calls `each` with every task's rows, in the same order on every call.
+    fn pass(&mut self, each: &mut dyn FnMut(&[u32])) -> Result<(), Self::Error>;
+}
+
+impl TaskPasses for &Answers {
+    type Error = std::convert::Infallible;
+    fn pass(&mut self, each: &mut dyn FnMut(&[u32])) -> Result<(), Self::Error> {
+        let k = self.n_labels() as u32;
+        let mut rows = Vec::new();
+        for t in 0..self.n_tasks() {
+            rows.clear();
+            for i in self.task_range(t) {
+                rows.push(self.workers()[i] * k + self.labels()[i]);
             }
-            if largest < RESCALE_BELOW {
-                row.iter_mut().for_each(|x| *x *= RESCALE_BY);
-                rescalings += 1;
-            }
+            each(&rows);
         }
-        // `logs` holds log prior + Σ log errors; the joint term counts the prior once per answer.
-        for ((x, lp), p) in logs.iter().zip(&log_priors).zip(old) {
-            joint += p * (x + extra_priors * lp);
-        }
-        let sum: f64 = row.iter().sum();
-        // ln p = logs − ln(sum) + ln(scale), where the product was scaled by RESCALE_BY^n.
-        let log_normaliser = sum.ln() - f64::from(rescalings) * RESCALE_BY.ln();
-        for (x, l) in row.iter_mut().zip(logs.iter()) {
-            *x /= sum;
-            entropy -= *x * (l - log_normaliser).max(log_floor);
-        }
-        for (total, q) in sufficient.class_totals.iter_mut().zip(row.iter()) {
-            *total += q;
-        }
-        for &r in rows {
-            for (c, q) in sufficient.counts[r as usize * k..][..k]
-                .iter_mut()
-                .zip(row.iter())
-            {
-                *c += q;
+        Ok(())
+    }
+}
+
+/// A Dawid–Skene fit made by passes over tasks that are not held in memory: it keeps only the
+/// parameters (K×K per worker), and gives each task's posterior when the task is read again.
+/// Its posteriors, labels and skills are those of [`dawid_skene`] / [`one_coin_dawid_skene`]
+/// on the same tasks in the same order, to the bit.
+#[derive(Debug)]
+pub struct PassFit {
+    model: ErrorModel,
+    n_workers: usize,
+    /// The parameters the accepted posteriors come from (`None`: majority vote).
+    accepted_from: Option<Prepared>,
+    /// The fitted parameters.
+    state: State,
+    pub iterations: usize,
+    pub converged: bool,
+}
+
+impl PassFit {
+    /// One task's posterior (`rows` as [`TaskPasses`] gives them) into `out` (K values).
+    pub fn posterior(&self, rows: &[u32], out: &mut [f64]) {
+        let k = self.state.k;
+        match &self.accepted_from {
+            None => vote_shares(rows, k, out),
+            Some((state, table, log_priors)) => {
+                if rows.is_empty() {
+                    out.copy_from_slice(&state.priors);
+                    return;
+                }
+                let mut logs = vec![0.0; k];
+                let (sum, log_normaliser) =
+                    unnormalised::<0>(rows, state, log_priors, table, out, &mut logs);
+                normalise(out, &logs, sum, log_normaliser, &mut 0.0);
             }
         }
     }
-    (joint, entropy)
+
+    /// Each worker's skill, as the in-memory fit reports it.
+    pub fn worker_skill(&self) -> Vec<f64> {
+        skills(&self.state, self.model, self.n_workers).0
+    }
+}
+
+/// Majority vote's posterior of one task: each label's share of the votes (uniform without).
+fn vote_shares(rows: &[u32], k: usize, out: &mut [f64]) {
+    out.iter_mut().for_each(|x| *x = 0.0);
+    if rows.is_empty() {
+        out.iter_mut().for_each(|x| *x = 1.0 / k as f64);
+        return;
+    }
+    for &r in rows {
+        out[r as usize % k] += 1.0;
+    }
+    let total = rows.len() as f64;
+    out.iter_mut().for_each(|x| *x /= total);
+}
+
+/// [`dawid_skene`] (or, with `one_coin`, [`one_coin_dawid_skene`]) by passes over `tasks`: one
+/// to count, then one per iteration, each computing every task's previous and next posterior
+/// afresh instead of keeping them.
+pub fn dawid_skene_passes<P: TaskPasses>(
+    tasks: &mut P,
+    n_workers: usize,
+    n_labels: usize,
+    max_iterations: usize,
+    tolerance: f64,
+    one_coin: bool,
+) -> Result<PassFit, P::Error> {
+    let k = n_labels;
+    let model = if one_coin {
+        ErrorModel::OneCoin
+    } else {
+        ErrorModel::Full
+    };
+    let mut counts = Counts::new(n_workers, k);
+    let mut sufficient = Sufficient::new(n_workers, k);
+    let mut answers = 0usize;
+    let mut p = vec![0.0; k];
+    tasks.pass(&mut |rows| {
+        counts.add(rows, k);
+        answers += rows.len();
+        if !rows.is_empty() {
+            vote_shares(rows, k, &mut p);
+            sufficient.add(rows, &p);
+        }
+    })?;
+    let mut state = m_step(&counts, &sufficient, model, k);
+    let mut accepted_from: Option<Prepared> = None;
+    let mut accepted_entropy = 0.0;
+    let mut loss = f64::NEG_INFINITY;
+    let (mut iterations, mut converged) = (0, false);
+    for i in 1..=max_iterations {
+        let mut table = vec![0.0; 2 * state.errors.len()];
+        fill_table(&state, &mut table);
+        let log_priors: Vec<f64> = state.priors.iter().map(|p| p.ln()).collect();
+        let (next, joint, entropy) = with_label_count!(
+            k,
+            K,
+            iterate::<K, P>(
+                tasks,
+                n_workers,
+                &state,
+                &table,
+                &log_priors,
+                accepted_from.as_ref()
+            )
+        )?;
+        if i >= 2 {
+            let new_loss = (joint + accepted_entropy) / answers.max(1) as f64;
+            if new_loss - loss < tolerance {
+                converged = true;
+                break;
+            }
+            loss = new_loss;
+        }
+        iterations = i;
+        accepted_entropy = entropy;
+        let fitted = m_step(&counts, &next, model, k);
+        accepted_from = Some((std::mem::replace(&mut state, fitted), table, log_priors));
+    }
+    Ok(PassFit {
+        model,
+        n_workers,
+        accepted_from,
+        state,
+        iterations,
+        converged,
+    })
+}
+
+/// Parameters with their error table and log priors, as a pass reads them.
+type Prepared = (State, Vec<f64>, Vec<f64>);
+
+/// One iteration of [`dawid_skene_passes`]: every task's previous posterior (from `accepted`,
+/// or majority vote) and next one (from `state`); returns the next M-step's sums, the joint
+/// term and the entropy, as [`pass`] does.
+fn iterate<const K: usize, P: TaskPasses>(
+    tasks: &mut P,
+    n_workers: usize,
+    state: &State,
+    table: &[f64],
+    log_priors: &[f64],
+    accepted: Option<&Prepared>,
+) -> Result<(Sufficient, f64, f64), P::Error> {
+    let k = if K == 0 { state.k } else { K };
+    let mut next = Sufficient::new(n_workers, k);
+    let (mut joint, mut entropy) = (0.0, 0.0);
+    let (mut old, mut row) = (vec![0.0; k], vec![0.0; k]);
+    let (mut scratch, mut logs) = (vec![0.0; k], vec![0.0; k]);
+    tasks.pass(&mut |rows| {
+        if rows.is_empty() {
+            return;
+        }
+        match accepted {
+            None => vote_shares(rows, k, &mut old),
+            Some((from, from_table, from_logs)) => {
+                let (sum, log_normaliser) =
+                    unnormalised::<K>(rows, from, from_logs, from_table, &mut old, &mut scratch);
+                normalise(&mut old, &scratch, sum, log_normaliser, &mut 0.0);
+            }
+        }
+        let (sum, log_normaliser) =
+            unnormalised::<K>(rows, state, log_priors, table, &mut row, &mut logs);
+        add_joint_term(&mut joint, rows, &old, &logs, log_priors);
+        normalise(&mut row, &logs, sum, log_normaliser, &mut entropy);
+        next.add(rows, &row);
+    })?;
+    Ok((next, joint, entropy))
 }

@@ -24,7 +24,7 @@ mod mace;
 mod majority;
 mod mmsr;
 
-pub use dawid_skene::{dawid_skene, one_coin_dawid_skene};
+pub use dawid_skene::{PassFit, TaskPasses, dawid_skene, dawid_skene_passes, one_coin_dawid_skene};
 pub use glad::glad;
 pub use kos::{KosError, kos};
 pub use mace::mace;

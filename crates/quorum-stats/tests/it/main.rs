@@ -4,6 +4,7 @@
 
 mod arena;
 mod golden;
+mod passes;
 mod properties;
 
 use quorum_stats::answers::{Answer, Answers, DuplicatePolicy};

@@ -45,6 +45,14 @@ impl Work for PgStore {
     ) -> Result<Vec<ExportRow>> {
         export_responses(&self.pool, project_id, after, limit).await
     }
+    async fn responses_by_item(
+        &self,
+        project_id: i64,
+        after_item: i64,
+        items: i64,
+    ) -> Result<(Vec<ExportRow>, Option<i64>)> {
+        responses_by_item(&self.pool, project_id, after_item, items).await
+    }
 }
 
 /// Adds `delta_responses` and `delta_active` to an item's counters and recomputes `open`.
@@ -414,6 +422,46 @@ pub async fn skip(conn: &mut PgConnection, lease_id: i64, user_id: i64) -> Resul
         .await
         .map_err(database_error)?;
     count(conn, lease.item_id, overlap, 0, -1).await
+}
+
+pub async fn responses_by_item(
+    pool: &PgPool,
+    project_id: i64,
+    after_item: i64,
+    items: i64,
+) -> Result<(Vec<ExportRow>, Option<i64>)> {
+    let mut tx = pool.begin().await.map_err(database_error)?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM items WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(project_id)
+    .bind(after_item)
+    .bind(items)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(database_error)?;
+    let Some(&last) = ids.last() else {
+        return Ok((Vec::new(), None));
+    };
+    // The items named one by one: index lookups of their leases and responses, whatever the
+    // planner's statistics say about the range.
+    let rows = sqlx::query(
+        "SELECT r.id, i.id AS item_id, i.external_id, r.user_id, u.name, r.answers,
+                r.time_spent_ms, r.created_at, i.gold IS NOT NULL AS gold
+         FROM unnest($1::BIGINT[]) AS q(id)
+              JOIN items i ON i.id = q.id JOIN leases l ON l.item_id = i.id
+              JOIN responses r ON r.lease_id = l.id JOIN users u ON u.id = r.user_id
+         ORDER BY i.id, r.id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(database_error)?;
+    tx.commit().await.map_err(database_error)?;
+    Ok((
+        rows.iter().map(export_row_from).collect::<Result<_>>()?,
+        Some(last),
+    ))
 }
 
 pub async fn export_responses(

@@ -32,6 +32,19 @@ impl Work for SqliteStore {
             .run(move |c| export_responses(c, project_id, after, limit))
             .await
     }
+    async fn responses_by_item(
+        &self,
+        project_id: i64,
+        after_item: i64,
+        items: i64,
+    ) -> Result<(Vec<ExportRow>, Option<i64>)> {
+        self.readers
+            .run(move |c| {
+                let snapshot = c.unchecked_transaction().map_err(database_error)?;
+                responses_by_item(&snapshot, project_id, after_item, items)
+            })
+            .await
+    }
 }
 
 /// Adds `delta_responses` and `delta_active` to an item's counters and recomputes `open`.
@@ -260,6 +273,37 @@ pub fn skip(conn: &Connection, lease_id: i64, user_id: i64) -> Result<()> {
         [lease.id],
     )?;
     count(conn, lease.item_id, overlap, 0, -1)
+}
+
+pub fn responses_by_item(
+    conn: &Connection,
+    project_id: i64,
+    after_item: i64,
+    items: i64,
+) -> Result<(Vec<ExportRow>, Option<i64>)> {
+    let last: Option<i64> = scalar::<Option<i64>>(
+        conn,
+        "SELECT MAX(id) FROM (SELECT id FROM items WHERE project_id = ?1 AND id > ?2
+                              ORDER BY id LIMIT ?3)",
+        [project_id, after_item, items],
+    )?
+    .flatten();
+    let Some(last) = last else {
+        return Ok((Vec::new(), None));
+    };
+    // Items by the (project_id, id) index, their leases by (item_id, user_id), each lease's
+    // response by its key: a page reads its own rows and no others.
+    let rows = all(
+        conn,
+        "SELECT r.id, i.id AS item_id, i.external_id, r.user_id, u.name, r.answers,
+                r.time_spent_ms, r.created_at, i.gold IS NOT NULL AS gold
+         FROM items i JOIN leases l ON l.item_id = i.id JOIN responses r ON r.lease_id = l.id
+              JOIN users u ON u.id = r.user_id
+         WHERE i.project_id = ?1 AND i.id > ?2 AND i.id <= ?3 ORDER BY i.id, r.id",
+        [project_id, after_item, last],
+        export_row_from,
+    )?;
+    Ok((rows, Some(last)))
 }
 
 pub fn export_responses(

@@ -126,3 +126,73 @@ pub async fn export_pages_and_stats<S: Store>(store: S) {
     }
     assert_eq!(answered, 3);
 }
+
+pub async fn responses_by_item_come_a_page_of_items_at_a_time<S: Store>(store: S) {
+    let owner = user(&store, "owner").await;
+    let raters = [user(&store, "a").await, user(&store, "b").await];
+    let p = project(&store, owner, 2, LocalePolicy::Any).await;
+    let other = project(&store, owner, 2, LocalePolicy::Any).await;
+    store
+        .import_items(
+            p,
+            batch![
+                item("w", 0, None),
+                item("x", 0, None),
+                item("y", 0, None),
+                item("z", 0, None)
+            ],
+            0,
+        )
+        .await
+        .unwrap();
+    store
+        .import_items(other, batch![item("o", 0, None)], 0)
+        .await
+        .unwrap();
+    // Each rater answers three of the four items; `z` stays unanswered.
+    let mut now = 0;
+    for _ in 0..3 {
+        for &r in &raters {
+            now += 1;
+            let (lease, _) = store.next_lease(next(p, r, 2, now)).await.unwrap().unwrap();
+            store.submit(submission(lease.id, r, 2, now)).await.unwrap();
+        }
+    }
+    let (other_lease, _) = store
+        .next_lease(next(other, raters[0], 2, now))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .submit(submission(other_lease.id, raters[0], 2, now))
+        .await
+        .unwrap();
+    let ids = |rows: &[crate::ExportRow]| {
+        rows.iter()
+            .map(|r| (r.external_id.clone().unwrap(), r.user_name.clone()))
+            .collect::<Vec<_>>()
+    };
+    let (first, last) = store.responses_by_item(p, 0, 2).await.unwrap();
+    let pair = |e: &str| {
+        [
+            (e.to_string(), "a".to_string()),
+            (e.to_string(), "b".to_string()),
+        ]
+    };
+    assert_eq!(ids(&first), [pair("w"), pair("x")].concat());
+    assert!(
+        first
+            .windows(2)
+            .all(|w| (w[0].item_id, w[0].response_id) < (w[1].item_id, w[1].response_id))
+    );
+    let last = last.unwrap();
+    assert_eq!(last, first[3].item_id);
+    // The next page looks at `y` and `z`: only `y` has answers.
+    let (second, last) = store.responses_by_item(p, last, 2).await.unwrap();
+    assert_eq!(ids(&second), pair("y").to_vec());
+    let last = last.unwrap();
+    assert!(last > second[1].item_id, "the page went on to `z`");
+    let (end, none) = store.responses_by_item(p, last, 2).await.unwrap();
+    assert!(end.is_empty());
+    assert_eq!(none, None, "no item of the project is left");
+}
