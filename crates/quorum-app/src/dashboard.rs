@@ -74,8 +74,7 @@ impl<S: Store> App<S> {
         let names: HashMap<i64, String> =
             roster.iter().map(|a| (a.user_id, a.name.clone())).collect();
         let reliability = if stats.responses <= LIVE_RELIABILITY {
-            let rows = self.all_responses(project_id).await?;
-            self.reliability_report(&project, &rows).await?
+            self.reliability_report(&project).await?
         } else {
             Vec::new()
         };

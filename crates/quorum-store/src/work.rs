@@ -198,6 +198,17 @@ pub struct ExportRow {
     pub gold: bool,
 }
 
+/// A page of a project's items, as [`Work::responses_by_item`] reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ItemPage {
+    /// The responses to the page's items, in item then response order.
+    pub rows: Vec<ExportRow>,
+    /// The gold answers of the page's gold items.
+    pub gold: Vec<(i64, Value)>,
+    /// The page's last item (answered or not); `None` once no item is left.
+    pub last_item: Option<i64>,
+}
+
 #[async_trait]
 pub trait Work {
     /// The rater's current unexpired lease in the project, or a new lease on the best item they
@@ -216,15 +227,14 @@ pub trait Work {
         after: i64,
         limit: i64,
     ) -> Result<Vec<ExportRow>>;
-    /// The responses to the next `items` items of a project by id after `after_item`, in item
-    /// then response order, and the last of those items' ids (`None` once no item is left): a
-    /// whole project read item by item, a page at a time.
+    /// The next `items` items of a project by id after `after_item`: a whole project read item
+    /// by item, a page at a time (see [`ItemPage`]).
     async fn responses_by_item(
         &self,
         project_id: i64,
         after_item: i64,
         items: i64,
-    ) -> Result<(Vec<ExportRow>, Option<i64>)>;
+    ) -> Result<ItemPage>;
 }
 
 #[cfg(test)]

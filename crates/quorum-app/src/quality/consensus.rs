@@ -19,9 +19,13 @@ use quorum_stats::classification::{
 };
 use quorum_store::{ExportRow, Review, Store, Verdict};
 
+use super::reliability::{RaterReliability, RaterTallies};
 use super::spill::{Record, Spill, Storage, Votes, io_error};
 use super::{Ids, ItemConsensus, median};
 use crate::{App, AppError};
+
+/// A pairwise verdict's values, in the order the spill counts them.
+const SIDES: [&str; 4] = ["a", "b", "tie", "both_bad"];
 
 /// Items read from the store per page while spilling.
 const ITEM_PAGE: i64 = 2000;
@@ -84,6 +88,8 @@ pub(crate) struct ConsensusBuilder {
     /// The current item's rows.
     pending: Vec<ExportRow>,
     record: Record,
+    /// For a reliability report: what is counted per rater.
+    tallies: Option<RaterTallies>,
 }
 
 impl ConsensusBuilder {
@@ -124,11 +130,31 @@ impl ConsensusBuilder {
             rows: vec![0; schema.questions.len()],
             pending: Vec::new(),
             record: Record::default(),
+            tallies: None,
         })
     }
 
+    /// For a reliability report instead: `verdicts` decide what counts, corrections decide
+    /// nothing, and every rater's answers are kept for their agreement with the consensus.
+    pub(crate) fn for_reliability(mut self, verdicts: HashMap<i64, Verdict>) -> Self {
+        self.verdicts = verdicts;
+        self.corrections.clear();
+        self.tallies = Some(RaterTallies::default());
+        self
+    }
+
+    /// The gold answers of (some of) the project's gold items, for a reliability report.
+    pub(crate) fn add_gold(&mut self, gold: impl IntoIterator<Item = (i64, Value)>) {
+        if let Some(tallies) = &mut self.tallies {
+            tallies.add_gold(gold);
+        }
+    }
+
     /// Adds one response; every response of an item must come before the next item's.
-    pub(crate) fn push(&mut self, row: ExportRow) -> Result<(), AppError> {
+    pub(crate) fn push(&mut self, mut row: ExportRow) -> Result<(), AppError> {
+        if let Some(tallies) = &self.tallies {
+            row.gold |= tallies.is_gold(row.item_id);
+        }
         if self
             .pending
             .first()
@@ -145,6 +171,11 @@ impl ConsensusBuilder {
             return Ok(());
         };
         let item_id = first.item_id;
+        if let Some(tallies) = &mut self.tallies {
+            for row in &self.pending {
+                tallies.see(row, self.verdicts.get(&row.response_id).copied());
+            }
+        }
         let correction = self.corrections.get(&item_id);
         // Gold items test raters; they have no consensus.
         let counted: Vec<&ExportRow> = self
@@ -175,6 +206,7 @@ impl ConsensusBuilder {
             votes.present = 0;
             votes.counts.clear();
             votes.values.clear();
+            votes.raters.clear();
             if let Some(answers) = correction {
                 self.rows[q] += usize::from(answers.contains_key(name));
             }
@@ -203,9 +235,7 @@ impl ConsensusBuilder {
                     votes.counts.resize(4, 0);
                     for (_, value) in answers {
                         votes.present += 1;
-                        let side = ["a", "b", "tie", "both_bad"]
-                            .iter()
-                            .position(|s| value.as_str() == Some(s));
+                        let side = SIDES.iter().position(|s| value.as_str() == Some(s));
                         if let Some(side) = side {
                             votes.counts[side] += 1;
                         }
@@ -227,6 +257,27 @@ impl ConsensusBuilder {
                                 .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(option)));
                             *count += u32::from(with);
                         }
+                    }
+                }
+            }
+            if self.tallies.is_some() {
+                // Every non-gold answer, counted or not, for its rater's agreement.
+                let values: Option<Vec<&str>> = match planned {
+                    Planned::Label(options) => Some(options.iter().map(String::as_str).collect()),
+                    Planned::Pairwise => Some(SIDES.to_vec()),
+                    _ => None,
+                };
+                if let Some(values) = values {
+                    let m = values.len() as u32 + 1;
+                    for row in self.pending.iter().filter(|r| !r.gold) {
+                        let Some(value) = row.answers.get(name) else {
+                            continue;
+                        };
+                        let index = values
+                            .iter()
+                            .position(|v| value.as_str() == Some(v))
+                            .map_or(m - 1, |i| i as u32);
+                        votes.raters.push(self.workers.id(&row.user_id) * m + index);
                     }
                 }
             }
@@ -314,8 +365,36 @@ impl ConsensusBuilder {
             rows: self.rows,
             corrections: self.corrections,
             method,
+            workers: self.workers.keys().to_vec(),
+            tallies: self.tallies,
         })
     }
+}
+
+/// A label question's answer for one item from its fit: the label (ties to the first option,
+/// as the engine's labels) and its probability.
+fn label_of(
+    fit: &Fit,
+    counts: &[u32],
+    task: usize,
+    k: usize,
+    scratch: &mut Vec<f64>,
+) -> (usize, f64) {
+    let p: &[f64] = match fit {
+        Fit::Passes(fit) => {
+            scratch.resize(k, 0.0);
+            fit.posterior(counts, scratch);
+            scratch
+        }
+        Fit::Memory(result) => result.probabilities_of(task),
+    };
+    let mut label = 0;
+    for (i, &x) in p.iter().enumerate() {
+        if x > p[label] {
+            label = i;
+        }
+    }
+    (label, p[label])
 }
 
 /// One item's consensus on a non-label question from its votes: (answer, confidence, method,
@@ -389,6 +468,9 @@ pub(crate) struct ProjectConsensus {
     rows: Vec<usize>,
     corrections: HashMap<i64, Map<String, Value>>,
     method: Method,
+    /// Raters' user ids by the spill's worker number.
+    workers: Vec<i64>,
+    tallies: Option<RaterTallies>,
 }
 
 impl ProjectConsensus {
@@ -414,6 +496,69 @@ impl ProjectConsensus {
     /// Every row at once.
     pub(crate) fn collect(self) -> Result<Vec<ItemConsensus>, AppError> {
         self.rows().collect()
+    }
+
+    /// The reliability report of a builder made [`ConsensusBuilder::for_reliability`]: one
+    /// more pass compares every rater's answers with the consensus (label questions by the
+    /// fit, pairwise verdicts by their Bradley–Terry answer); Dawid–Skene skills come from the
+    /// first label question's fit.
+    pub(crate) fn reliability(mut self) -> Result<Vec<RaterReliability>, AppError> {
+        let tallies = self.tallies.take().unwrap_or_default();
+        let mut agreement = vec![(0usize, 0usize); self.workers.len()];
+        let mut tasks = vec![0usize; self.questions.len()];
+        let mut scratch = Vec::new();
+        let (questions, fits) = (&self.questions, &self.fits);
+        self.spill.pass(|record| {
+            for (q, (_, planned)) in questions.iter().enumerate() {
+                let votes = &record.votes[q];
+                let agreed = match (planned, &fits[q]) {
+                    (Some(Planned::Label(options)), Some(fit)) if !votes.counts.is_empty() => {
+                        tasks[q] += 1;
+                        let k = options.len();
+                        Some((
+                            label_of(fit, &votes.counts, tasks[q] - 1, k, &mut scratch).0,
+                            k,
+                        ))
+                    }
+                    (Some(planned @ Planned::Pairwise), _) => {
+                        row_of(planned, votes).and_then(|(answer, ..)| {
+                            Some((SIDES.iter().position(|s| answer == *s)?, SIDES.len()))
+                        })
+                    }
+                    _ => None,
+                };
+                let Some((agreed, m)) = agreed else { continue };
+                for &r in &votes.raters {
+                    let (worker, value) = (r as usize / (m + 1), r as usize % (m + 1));
+                    agreement[worker].0 += usize::from(value == agreed);
+                    agreement[worker].1 += 1;
+                }
+            }
+        })?;
+        let agreement = self.workers.iter().copied().zip(agreement).collect();
+        let mut skills = HashMap::new();
+        let first_label = self
+            .questions
+            .iter()
+            .position(|(_, p)| matches!(p, Some(Planned::Label(_))));
+        if let Some(q) = first_label
+            && let (Some(Planned::Label(options)), Some(Fit::Passes(fit))) =
+                (&self.questions[q].1, &self.fits[q])
+        {
+            let k = options.len();
+            let (skill, confusion) = (fit.worker_skill(), fit.confusion());
+            for (w, &user) in self.workers.iter().enumerate() {
+                if fit.worker_answers()[w] > 0.0 {
+                    let rows = confusion.as_ref().map(|c| {
+                        (0..k)
+                            .map(|t| c[(w * k + t) * k..(w * k + t + 1) * k].to_vec())
+                            .collect()
+                    });
+                    skills.insert(user, (skill[w], rows));
+                }
+            }
+        }
+        Ok(tallies.report(&agreement, skills))
     }
 }
 
@@ -464,25 +609,11 @@ impl ConsensusRows {
                 if !answered {
                     return None;
                 }
-                let k = options.len();
-                let p: &[f64] = match fit {
-                    Fit::Passes(fit) => {
-                        self.posterior.resize(k, 0.0);
-                        fit.posterior(&votes.counts, &mut self.posterior);
-                        &self.posterior
-                    }
-                    Fit::Memory(result) => result.probabilities_of(task),
-                };
-                // Ties go to the first option, as the engine's labels do.
-                let mut label = 0;
-                for (i, &x) in p.iter().enumerate() {
-                    if x > p[label] {
-                        label = i;
-                    }
-                }
+                let (label, p) =
+                    label_of(fit, &votes.counts, task, options.len(), &mut self.posterior);
                 row(
                     json!(options[label]),
-                    p[label],
+                    p,
                     c.method.short_name(),
                     votes.present as usize,
                 )
@@ -570,21 +701,35 @@ impl<S: Store> App<S> {
     ) -> Result<ProjectConsensus, AppError> {
         let reviews = self.store().reviews(project_id).await?;
         let mut builder = ConsensusBuilder::new(schema, &reviews, true)?;
-        let mut after = 0;
-        loop {
-            let (rows, last) = self
-                .store()
-                .responses_by_item(project_id, after, ITEM_PAGE)
-                .await?;
-            let Some(last) = last else { break };
-            after = last;
-            for row in rows {
-                builder.push(row)?;
-            }
-        }
+        self.spill_project(project_id, &mut builder).await?;
         tokio::task::spawn_blocking(move || builder.finish(method))
             .await
             .map_err(|e| AppError::Internal(Box::new(e)))?
+    }
+}
+
+impl<S: Store> App<S> {
+    /// Reads every response of a project into `builder`, a page of items at a time.
+    pub(crate) async fn spill_project(
+        &self,
+        project_id: i64,
+        builder: &mut ConsensusBuilder,
+    ) -> Result<(), AppError> {
+        let mut after = 0;
+        loop {
+            let page = self
+                .store()
+                .responses_by_item(project_id, after, ITEM_PAGE)
+                .await?;
+            let Some(last) = page.last_item else {
+                return Ok(());
+            };
+            after = last;
+            builder.add_gold(page.gold);
+            for row in page.rows {
+                builder.push(row)?;
+            }
+        }
     }
 }
 

@@ -46,7 +46,7 @@ use quorum_stats::DuplicatePolicy;
 
 use quorum_stats::answers::{Answer, Answers};
 use quorum_stats::classification::Method;
-use quorum_store::{ExportRow, Store, Verdict};
+use quorum_store::{ExportRow, Store};
 
 use crate::{App, AppError, Caller};
 
@@ -194,8 +194,7 @@ impl<S: Store> App<S> {
         project_id: i64,
     ) -> Result<Vec<RaterReliability>, AppError> {
         let project = self.require(caller, project_id, Role::Reviewer).await?;
-        let rows = self.all_responses(project_id).await?;
-        self.reliability_report(&project, &rows).await
+        self.reliability_report(&project).await
     }
 
     /// Reliability of a project's raters from its responses, gold and reviews, with each
@@ -203,22 +202,8 @@ impl<S: Store> App<S> {
     pub(crate) async fn reliability_report(
         &self,
         project: &quorum_store::Project,
-        rows: &[ExportRow],
     ) -> Result<Vec<RaterReliability>, AppError> {
-        let schema = &project.schema;
-        let verdicts: HashMap<i64, Verdict> = self
-            .store()
-            .reviews(project.id)
-            .await?
-            .into_iter()
-            .map(|r| (r.response_id, r.verdict))
-            .collect();
-        let mut report = reliability_of(
-            schema,
-            rows,
-            &self.gold_answers(project.id).await?,
-            &verdicts,
-        )?;
+        let mut report = self.reliability_run(project.id, &project.schema).await?;
         let paused: HashMap<i64, String> = self
             .store()
             .rater_states(project.id)
@@ -259,19 +244,6 @@ impl<S: Store> App<S> {
         Ok(tally.agreement(&project.schema, &names))
     }
 
-    /// The gold answers of a project's items, by item.
-    pub(crate) async fn gold_answers(
-        &self,
-        project_id: i64,
-    ) -> Result<HashMap<i64, Value>, AppError> {
-        Ok(self
-            .all_items(project_id)
-            .await?
-            .into_iter()
-            .filter_map(|i| Some((i.id, i.gold?)))
-            .collect())
-    }
-
     /// Each responder's first locale in the project (`(none)` without one).
     pub(crate) async fn rater_locales(
         &self,
@@ -292,22 +264,6 @@ impl<S: Store> App<S> {
         }
         Ok(locale_of)
     }
-}
-
-/// The rows a consensus counts: none on gold items, none a reviewer rejected or corrected.
-pub(crate) fn counted(
-    rows: impl IntoIterator<Item = ExportRow>,
-    is_gold: impl Fn(i64) -> bool,
-    verdicts: &HashMap<i64, Verdict>,
-) -> Vec<ExportRow> {
-    rows.into_iter()
-        .filter(|r| !is_gold(r.item_id))
-        .filter(|r| {
-            verdicts
-                .get(&r.response_id)
-                .is_none_or(|v| *v == Verdict::Accept)
-        })
-        .collect()
 }
 
 /// Whether `answers` give every gold answer of an item: the one scoring rule, used when an

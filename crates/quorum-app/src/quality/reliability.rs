@@ -1,18 +1,20 @@
 //! How far each rater can be trusted in a project: gold answers, reviewers' verdicts and
-//! agreement with the consensus.
+//! agreement with the consensus. Computed on the consensus's spill (see `consensus.rs`), in
+//! memory that does not grow with the project.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use quorum_core::schema::{QuestionKind, Schema};
-use quorum_stats::classification::{self, Method, Settings};
-use quorum_store::{ExportRow, Verdict};
+use quorum_core::schema::Schema;
+use quorum_stats::classification::Method;
+use quorum_store::{ExportRow, Store, Verdict};
 
-use crate::AppError;
+use crate::{App, AppError};
 
-use super::{consensus_of, counted, index_question, matches_gold};
+use super::consensus::ConsensusBuilder;
+use super::matches_gold;
 
 /// How far one rater can be trusted in a project.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -44,32 +46,31 @@ pub struct RaterReliability {
     pub qualified: Option<bool>,
 }
 
-/// Rater reliability from `rows`, the items' `gold` and reviewers' `verdicts` by response
-/// (pure: no store). Rejected and corrected responses leave the consensus and count against
-/// their rater like a wrong gold answer; accepted ones count like a right one.
-pub fn reliability_of(
-    schema: &Schema,
-    rows: &[ExportRow],
-    gold: &HashMap<i64, Value>,
-    verdicts: &HashMap<i64, Verdict>,
-) -> Result<Vec<RaterReliability>, AppError> {
-    use quorum_stats::special::beta_quantile;
-    let data = counted(
-        rows.iter().cloned(),
-        |item| gold.contains_key(&item),
-        verdicts,
-    );
-    // Consensus on items without gold, with Dawid–Skene for labels.
-    let consensus = consensus_of(schema, &data, Method::DawidSkene)?;
-    let agreed: HashMap<(i64, &str), &Value> = consensus
-        .iter()
-        .filter(|c| matches!(c.method, "ds" | "bradley_terry"))
-        .map(|c| ((c.item_id, c.question.as_str()), &c.answer))
-        .collect();
-    let mut raters: BTreeMap<i64, RaterReliability> = BTreeMap::new();
-    let mut agreement: HashMap<i64, (usize, usize)> = HashMap::new();
-    for row in rows {
-        let r = raters
+/// A rater's Dawid–Skene skill and confusion rows.
+pub(crate) type Skill = (f64, Option<Vec<Vec<f64>>>);
+
+/// What a reliability report counts per rater while the spill is written.
+#[derive(Debug, Default)]
+pub(crate) struct RaterTallies {
+    /// The gold answers of the project's gold items.
+    gold: HashMap<i64, Value>,
+    raters: BTreeMap<i64, RaterReliability>,
+}
+
+impl RaterTallies {
+    pub(crate) fn add_gold(&mut self, gold: impl IntoIterator<Item = (i64, Value)>) {
+        self.gold.extend(gold);
+    }
+
+    /// Whether an item has a gold answer.
+    pub(crate) fn is_gold(&self, item_id: i64) -> bool {
+        self.gold.contains_key(&item_id)
+    }
+
+    /// Counts one response: its rater's responses, reviews and gold answers.
+    pub(crate) fn see(&mut self, row: &ExportRow, verdict: Option<Verdict>) {
+        let r = self
+            .raters
             .entry(row.user_id)
             .or_insert_with(|| RaterReliability {
                 user_id: row.user_id,
@@ -89,59 +90,84 @@ pub fn reliability_of(
                 qualified: None,
             });
         r.responses += 1;
-        match verdicts.get(&row.response_id) {
+        match verdict {
             Some(Verdict::Accept) => r.reviews_accepted += 1,
             Some(_) => r.reviews_rejected += 1,
             None => {}
         }
-        if let Some(expected) = gold.get(&row.item_id) {
+        if let Some(expected) = self.gold.get(&row.item_id) {
             r.gold_answered += 1;
             r.gold_correct += usize::from(matches_gold(&row.answers, expected));
-            continue;
         }
-        for (question, value) in row.answers.as_object().into_iter().flatten() {
-            if let Some(consensus) = agreed.get(&(row.item_id, question.as_str())) {
-                let entry = agreement.entry(row.user_id).or_default();
-                entry.0 += usize::from(value == *consensus);
-                entry.1 += 1;
+    }
+
+    /// The report: `agreement` (answers matching the consensus, answers compared) and
+    /// Dawid–Skene `skills` (skill, confusion rows) by rater.
+    pub(crate) fn report(
+        self,
+        agreement: &HashMap<i64, (usize, usize)>,
+        mut skills: HashMap<i64, Skill>,
+    ) -> Vec<RaterReliability> {
+        use quorum_stats::special::beta_quantile;
+        let mut raters = self.raters;
+        for r in raters.values_mut() {
+            let right = r.gold_correct + r.reviews_accepted;
+            let wrong = r.gold_answered - r.gold_correct + r.reviews_rejected;
+            if right + wrong > 0 {
+                let (a, b) = (1.0 + right as f64, 1.0 + wrong as f64);
+                r.gold_accuracy = Some(a / (a + b));
+                r.gold_lower = Some(beta_quantile(0.025, a, b));
+                r.gold_upper = Some(beta_quantile(0.975, a, b));
+            }
+            if let Some(&(same, all)) = agreement.get(&r.user_id) {
+                r.agreement_with_consensus = (all > 0).then(|| same as f64 / all as f64);
+            }
+            if let Some((skill, confusion)) = skills.remove(&r.user_id) {
+                r.skill = Some(skill);
+                r.confusion = confusion;
             }
         }
+        raters.into_values().collect()
     }
-    for r in raters.values_mut() {
-        let right = r.gold_correct + r.reviews_accepted;
-        let wrong = r.gold_answered - r.gold_correct + r.reviews_rejected;
-        if right + wrong > 0 {
-            let (a, b) = (1.0 + right as f64, 1.0 + wrong as f64);
-            r.gold_accuracy = Some(a / (a + b));
-            r.gold_lower = Some(beta_quantile(0.025, a, b));
-            r.gold_upper = Some(beta_quantile(0.975, a, b));
-        }
-        if let Some(&(same, all)) = agreement.get(&r.user_id) {
-            r.agreement_with_consensus = (all > 0).then(|| same as f64 / all as f64);
-        }
+}
+
+/// Rater reliability from `rows`, the items' `gold` and reviewers' `verdicts` by response
+/// (pure: no store). Rejected and corrected responses leave the consensus and count against
+/// their rater like a wrong gold answer; accepted ones count like a right one.
+pub fn reliability_of(
+    schema: &Schema,
+    rows: &[ExportRow],
+    gold: &HashMap<i64, Value>,
+    verdicts: &HashMap<i64, Verdict>,
+) -> Result<Vec<RaterReliability>, AppError> {
+    let mut sorted: Vec<&ExportRow> = rows.iter().collect();
+    sorted.sort_by_key(|r| (r.item_id, r.response_id));
+    let mut builder = ConsensusBuilder::new(schema, &[], false)?.for_reliability(verdicts.clone());
+    builder.add_gold(gold.clone());
+    for row in sorted {
+        builder.push(row.clone())?;
     }
-    // Dawid–Skene skill and confusion on the first label question.
-    let first_label = schema.questions.iter().find_map(|q| match &q.kind {
-        QuestionKind::Label { options } => Some((q.name.as_str(), options)),
-        _ => None,
-    });
-    if let Some((question, options)) = first_label
-        && let Some(indexed) = index_question(&data, question, options)?
-    {
-        let k = options.len();
-        let result =
-            classification::aggregate(Method::DawidSkene, &indexed.answers, &Settings::default())
-                .map_err(|e| AppError::invalid(e.to_string()))?;
-        for (w, user) in indexed.raters.keys().iter().enumerate() {
-            if let Some(r) = raters.get_mut(user) {
-                r.skill = result.worker_skill.get(w).copied();
-                r.confusion = result.confusion.as_ref().map(|c| {
-                    (0..k)
-                        .map(|t| c[(w * k + t) * k..(w * k + t + 1) * k].to_vec())
-                        .collect()
-                });
-            }
-        }
+    builder.finish(Method::DawidSkene)?.reliability()
+}
+
+impl<S: Store> App<S> {
+    /// The reliability of a project's raters, read item by item from the store.
+    pub(crate) async fn reliability_run(
+        &self,
+        project_id: i64,
+        schema: &Schema,
+    ) -> Result<Vec<RaterReliability>, AppError> {
+        let verdicts = self
+            .store()
+            .reviews(project_id)
+            .await?
+            .into_iter()
+            .map(|r| (r.response_id, r.verdict))
+            .collect();
+        let mut builder = ConsensusBuilder::new(schema, &[], true)?.for_reliability(verdicts);
+        self.spill_project(project_id, &mut builder).await?;
+        tokio::task::spawn_blocking(move || builder.finish(Method::DawidSkene)?.reliability())
+            .await
+            .map_err(|e| AppError::Internal(Box::new(e)))?
     }
-    Ok(raters.into_values().collect())
 }

@@ -24,6 +24,9 @@ pub(super) struct Votes {
     pub(super) counts: Vec<u32>,
     /// Ratings.
     pub(super) values: Vec<f64>,
+    /// For rater reliability, label and pairwise questions: every non-gold answer, counted or
+    /// not, as `worker * (M + 1) + value` over the M options or sides (M: any other value).
+    pub(super) raters: Vec<u32>,
 }
 
 /// One item as the spill keeps it.
@@ -62,9 +65,11 @@ impl Record {
         put_u32(out, self.counted)?;
         for v in &self.votes {
             put_u32(out, v.present)?;
-            put_u32(out, v.counts.len() as u32)?;
-            for &c in &v.counts {
-                put_u32(out, c)?;
+            for list in [&v.counts, &v.raters] {
+                put_u32(out, list.len() as u32)?;
+                for &c in list {
+                    put_u32(out, c)?;
+                }
             }
             put_u32(out, v.values.len() as u32)?;
             for &x in &v.values {
@@ -94,9 +99,11 @@ impl Record {
         self.votes.resize_with(questions, Votes::default);
         for v in &mut self.votes {
             v.present = get_u32(input)?;
-            v.counts.clear();
-            for _ in 0..get_u32(input)? {
-                v.counts.push(get_u32(input)?);
+            for list in [&mut v.counts, &mut v.raters] {
+                list.clear();
+                for _ in 0..get_u32(input)? {
+                    list.push(get_u32(input)?);
+                }
             }
             v.values.clear();
             for _ in 0..get_u32(input)? {

@@ -512,6 +512,7 @@ impl TaskPasses for &Answers {
 pub struct PassFit {
     model: ErrorModel,
     n_workers: usize,
+    answers_per_worker: Vec<f64>,
     /// The parameters the accepted posteriors come from (`None`: majority vote).
     accepted_from: Option<Prepared>,
     /// The fitted parameters.
@@ -542,6 +543,16 @@ impl PassFit {
     /// Each worker's skill, as the in-memory fit reports it.
     pub fn worker_skill(&self) -> Vec<f64> {
         skills(&self.state, self.model, self.n_workers).0
+    }
+
+    /// The full model's confusion matrices, `[w][truth][observed]` (`None` for one-coin).
+    pub fn confusion(&self) -> Option<Vec<f64>> {
+        skills(&self.state, self.model, self.n_workers).1
+    }
+
+    /// How many answers each worker gave.
+    pub fn worker_answers(&self) -> &[f64] {
+        &self.answers_per_worker
     }
 }
 
@@ -625,6 +636,7 @@ pub fn dawid_skene_passes<P: TaskPasses>(
     Ok(PassFit {
         model,
         n_workers,
+        answers_per_worker: counts.answers_per_worker,
         accepted_from,
         state,
         iterations,

@@ -68,6 +68,7 @@ fn check(answers: &Answers, iterations: usize, one_coin: bool) {
         t += 1;
     }
     assert_eq!(fit.worker_skill(), memory.worker_skill);
+    assert_eq!(fit.confusion(), memory.confusion);
 }
 
 struct Counted<'a> {

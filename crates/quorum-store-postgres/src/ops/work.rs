@@ -1,7 +1,9 @@
 //! Work: the SQL of the work context and the adapter of the `Work` port.
 
 use async_trait::async_trait;
-use quorum_store::{SubmitStep, Work, late_answer, may_replay, own_lease, skip_step, submit_step};
+use quorum_store::{
+    ItemPage, SubmitStep, Work, late_answer, may_replay, own_lease, skip_step, submit_step,
+};
 
 use super::projects::item;
 use super::rows::*;
@@ -50,7 +52,7 @@ impl Work for PgStore {
         project_id: i64,
         after_item: i64,
         items: i64,
-    ) -> Result<(Vec<ExportRow>, Option<i64>)> {
+    ) -> Result<ItemPage> {
         responses_by_item(&self.pool, project_id, after_item, items).await
     }
 }
@@ -429,7 +431,7 @@ pub async fn responses_by_item(
     project_id: i64,
     after_item: i64,
     items: i64,
-) -> Result<(Vec<ExportRow>, Option<i64>)> {
+) -> Result<ItemPage> {
     let mut tx = pool.begin().await.map_err(database_error)?;
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM items WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3",
@@ -441,7 +443,7 @@ pub async fn responses_by_item(
     .await
     .map_err(database_error)?;
     let Some(&last) = ids.last() else {
-        return Ok((Vec::new(), None));
+        return Ok(ItemPage::default());
     };
     // The items named one by one: index lookups of their leases and responses, whatever the
     // planner's statistics say about the range.
@@ -457,11 +459,22 @@ pub async fn responses_by_item(
     .fetch_all(&mut *tx)
     .await
     .map_err(database_error)?;
+    let gold: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, gold FROM items WHERE id = ANY($1::BIGINT[]) AND gold IS NOT NULL ORDER BY id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(database_error)?;
     tx.commit().await.map_err(database_error)?;
-    Ok((
-        rows.iter().map(export_row_from).collect::<Result<_>>()?,
-        Some(last),
-    ))
+    Ok(ItemPage {
+        rows: rows.iter().map(export_row_from).collect::<Result<_>>()?,
+        gold: gold
+            .into_iter()
+            .map(|(id, gold)| Ok((id, parse_json(&gold)?)))
+            .collect::<Result<_>>()?,
+        last_item: Some(last),
+    })
 }
 
 pub async fn export_responses(

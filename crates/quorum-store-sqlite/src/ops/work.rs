@@ -1,7 +1,9 @@
 //! Work: the SQL of the work context and the adapter of the `Work` port.
 
 use async_trait::async_trait;
-use quorum_store::{SubmitStep, Work, late_answer, may_replay, own_lease, skip_step, submit_step};
+use quorum_store::{
+    ItemPage, SubmitStep, Work, late_answer, may_replay, own_lease, skip_step, submit_step,
+};
 
 use super::projects::item;
 use super::rows::*;
@@ -37,7 +39,7 @@ impl Work for SqliteStore {
         project_id: i64,
         after_item: i64,
         items: i64,
-    ) -> Result<(Vec<ExportRow>, Option<i64>)> {
+    ) -> Result<ItemPage> {
         self.readers
             .run(move |c| {
                 let snapshot = c.unchecked_transaction().map_err(database_error)?;
@@ -280,7 +282,7 @@ pub fn responses_by_item(
     project_id: i64,
     after_item: i64,
     items: i64,
-) -> Result<(Vec<ExportRow>, Option<i64>)> {
+) -> Result<ItemPage> {
     let last: Option<i64> = scalar::<Option<i64>>(
         conn,
         "SELECT MAX(id) FROM (SELECT id FROM items WHERE project_id = ?1 AND id > ?2
@@ -289,7 +291,7 @@ pub fn responses_by_item(
     )?
     .flatten();
     let Some(last) = last else {
-        return Ok((Vec::new(), None));
+        return Ok(ItemPage::default());
     };
     // Items by the (project_id, id) index, their leases by (item_id, user_id), each lease's
     // response by its key: a page reads its own rows and no others.
@@ -303,7 +305,21 @@ pub fn responses_by_item(
         [project_id, after_item, last],
         export_row_from,
     )?;
-    Ok((rows, Some(last)))
+    let gold = all(
+        conn,
+        "SELECT id, gold FROM items WHERE project_id = ?1 AND id > ?2 AND id <= ?3
+                                      AND gold IS NOT NULL",
+        [project_id, after_item, last],
+        |row| {
+            let (id, gold): (i64, String) = (row.get(0)?, row.get(1)?);
+            Ok(parse_json(&gold).map(|gold| (id, gold)))
+        },
+    )?;
+    Ok(ItemPage {
+        rows,
+        gold,
+        last_item: Some(last),
+    })
 }
 
 pub fn export_responses(

@@ -16,9 +16,9 @@ use quorum_core::schema::Schema;
 use serde_json::json;
 
 use crate::{
-    BattleSides, Generation, ItemBatch, LeaseState, LocalePolicy, Member, ModelSpec, NewProject,
-    NewToken, NewUser, NextRequest, Pool, QualityPolicy, RaterChange, Review, StandardRun, Store,
-    StoreError, Submission, SubmitOutcome, Verdict,
+    BattleSides, Generation, ItemBatch, ItemPage, LeaseState, LocalePolicy, Member, ModelSpec,
+    NewProject, NewToken, NewUser, NextRequest, Pool, QualityPolicy, RaterChange, Review,
+    StandardRun, Store, StoreError, Submission, SubmitOutcome, Verdict,
 };
 
 /// Generates one `#[tokio::test]` per conformance check for a backend.

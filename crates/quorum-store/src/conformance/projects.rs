@@ -172,7 +172,13 @@ pub async fn responses_by_item_come_a_page_of_items_at_a_time<S: Store>(store: S
             .map(|r| (r.external_id.clone().unwrap(), r.user_name.clone()))
             .collect::<Vec<_>>()
     };
-    let (first, last) = store.responses_by_item(p, 0, 2).await.unwrap();
+    store
+        .import_items(p, batch![gold_item("y")], 0)
+        .await
+        .unwrap();
+    let page = store.responses_by_item(p, 0, 2).await.unwrap();
+    assert!(page.gold.is_empty());
+    let (first, last) = (page.rows, page.last_item);
     let pair = |e: &str| {
         [
             (e.to_string(), "a".to_string()),
@@ -188,11 +194,13 @@ pub async fn responses_by_item_come_a_page_of_items_at_a_time<S: Store>(store: S
     let last = last.unwrap();
     assert_eq!(last, first[3].item_id);
     // The next page looks at `y` and `z`: only `y` has answers.
-    let (second, last) = store.responses_by_item(p, last, 2).await.unwrap();
+    let page = store.responses_by_item(p, last, 2).await.unwrap();
+    let (second, last) = (page.rows, page.last_item);
+    assert_eq!(page.gold, [(second[0].item_id, json!({"label": "yes"}))]);
+    assert!(second.iter().all(|r| r.gold));
     assert_eq!(ids(&second), pair("y").to_vec());
     let last = last.unwrap();
     assert!(last > second[1].item_id, "the page went on to `z`");
-    let (end, none) = store.responses_by_item(p, last, 2).await.unwrap();
-    assert!(end.is_empty());
-    assert_eq!(none, None, "no item of the project is left");
+    let end = store.responses_by_item(p, last, 2).await.unwrap();
+    assert_eq!(end, ItemPage::default(), "no item of the project is left");
 }
