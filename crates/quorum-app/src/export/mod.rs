@@ -12,6 +12,7 @@ use parquet::AggregateParquet;
 use quorum_store::{ExportRow, Store};
 use serde_json::{Value, json};
 
+use crate::quality::{ConsensusRows, ItemConsensus};
 use crate::{App, AppError, Caller};
 
 /// What a project can be exported as.
@@ -218,7 +219,7 @@ impl<S: Store> App<S> {
                     .await?;
                 AggregateRows {
                     len: consensus.len(),
-                    rows: Box::new(consensus.rows().map(|c| c.map(|c| json!(c)))),
+                    rows: Rows::Consensus(Box::new(consensus.rows())),
                 }
             }
         })
@@ -249,10 +250,17 @@ impl<S: Store> App<S> {
     }
 }
 
-/// An aggregate export's rows, each a JSON object, made as they are taken.
+/// An aggregate export's rows, made as they are taken.
 pub struct AggregateRows {
     len: usize,
-    rows: Box<dyn Iterator<Item = Result<Value, AppError>> + Send>,
+    rows: Rows,
+}
+
+enum Rows {
+    /// Each a JSON object.
+    Json(Box<dyn Iterator<Item = Result<Value, AppError>> + Send>),
+    /// Consensus rows, read from the spill and written without a JSON object between.
+    Consensus(Box<ConsensusRows>),
 }
 
 impl std::fmt::Debug for AggregateRows {
@@ -267,7 +275,7 @@ impl AggregateRows {
     fn of(rows: Vec<Value>) -> Self {
         Self {
             len: rows.len(),
-            rows: Box::new(rows.into_iter().map(Ok)),
+            rows: Rows::Json(Box::new(rows.into_iter().map(Ok))),
         }
     }
 
@@ -306,31 +314,44 @@ impl AggregatePages {
         if self.done {
             return Ok(None);
         }
-        let rows: Vec<Value> = self
-            .rows
-            .rows
-            .by_ref()
-            .take(AGGREGATE_PAGE)
-            .collect::<Result<_, _>>()?;
-        if rows.is_empty() {
+        let mut text = Vec::new();
+        let page = match &mut self.rows.rows {
+            Rows::Json(rows) => {
+                let rows: Vec<Value> = rows.take(AGGREGATE_PAGE).collect::<Result<_, _>>()?;
+                match &mut self.parquet {
+                    _ if rows.is_empty() => None,
+                    Some(parquet) => Some(parquet.page(&rows)?),
+                    None => Some(json_lines(&rows, &mut text)?),
+                }
+            }
+            Rows::Consensus(rows) => {
+                let rows: Vec<ItemConsensus> =
+                    rows.take(AGGREGATE_PAGE).collect::<Result<_, _>>()?;
+                match &mut self.parquet {
+                    _ if rows.is_empty() => None,
+                    Some(parquet) => Some(parquet.consensus_page(&rows)?),
+                    None => Some(json_lines(&rows, &mut text)?),
+                }
+            }
+        };
+        if page.is_none() {
             self.done = true;
             return match &mut self.parquet {
                 Some(parquet) => parquet.finish().map(Some),
                 None => Ok(None),
             };
         }
-        match &mut self.parquet {
-            Some(parquet) => parquet.page(&rows).map(Some),
-            None => {
-                let mut text = Vec::with_capacity(rows.len() * 200);
-                for row in rows {
-                    text.extend_from_slice(row.to_string().as_bytes());
-                    text.push(b'\n');
-                }
-                Ok(Some(text))
-            }
-        }
+        Ok(page)
     }
+}
+
+/// `rows` as JSON Lines, appended to `text` (taken).
+fn json_lines<T: serde::Serialize>(rows: &[T], text: &mut Vec<u8>) -> Result<Vec<u8>, AppError> {
+    for row in rows {
+        serde_json::to_writer(&mut *text, row).map_err(|e| AppError::Internal(Box::new(e)))?;
+        text.push(b'\n');
+    }
+    Ok(std::mem::take(text))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,7 +30,9 @@ use std::sync::{Arc, Mutex};
 use arrow_array::builder::{
     Float64Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
 };
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow_array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -41,6 +43,7 @@ use serde_json::Value;
 
 use super::Aggregate;
 use crate::AppError;
+use crate::quality::ItemConsensus;
 
 /// The bytes the writer has produced and nobody has taken yet.
 #[derive(Debug, Clone, Default)]
@@ -394,6 +397,34 @@ impl AggregateParquet {
         self.file.row_group(arrays)
     }
 
+    /// Writes consensus rows as one row group, the columns [`page`](Self::page) would make of
+    /// their JSON, without making it; the bytes written so far.
+    pub(super) fn consensus_page(&mut self, rows: &[ItemConsensus]) -> Result<Vec<u8>, AppError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let text = |f: fn(&ItemConsensus) -> Option<&str>| -> ArrayRef {
+            Arc::new(StringArray::from_iter(rows.iter().map(f)))
+        };
+        let arrays: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.item_id))),
+            text(|r| r.external_id.as_deref()),
+            text(|r| Some(&r.question)),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| text_of(&r.answer)),
+            )),
+            Arc::new(Float64Array::from_iter(
+                rows.iter()
+                    .map(|r| r.confidence.is_finite().then_some(r.confidence)),
+            )),
+            text(|r| Some(r.method)),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.responses as i64),
+            )),
+        ];
+        self.file.row_group(arrays)
+    }
+
     /// The rest of the file and its footer.
     pub(super) fn finish(&mut self) -> Result<Vec<u8>, AppError> {
         self.file.finish()
@@ -519,5 +550,41 @@ mod tests {
         let answers = batches[0].column(3).as_string::<i32>();
         assert_eq!((answers.value(0), answers.value(1)), ("pos", "4"));
         assert!(batches[0].column(1).is_null(0));
+
+        // Consensus rows written as they are make the file their JSON makes.
+        let typed: Vec<ItemConsensus> = [
+            (1, None, "label", json!("pos"), 0.9, "ds", 3),
+            (2, Some("e2"), "stars", json!(4.0), 0.6, "median", 2),
+            (
+                2,
+                Some("e2"),
+                "tags",
+                json!(["a", "b"]),
+                1.0,
+                "adjudicated",
+                0,
+            ),
+        ]
+        .into_iter()
+        .map(
+            |(item_id, external, question, answer, confidence, method, responses)| ItemConsensus {
+                item_id,
+                external_id: external.map(str::to_string),
+                question: question.to_string(),
+                answer,
+                confidence,
+                method,
+                responses,
+            },
+        )
+        .collect();
+        let json_rows: Vec<Value> = typed.iter().map(|c| json!(c)).collect();
+        let mut file = AggregateParquet::new(Aggregate::Consensus, &text).unwrap();
+        let mut direct = file.consensus_page(&typed).unwrap();
+        direct.extend(file.finish().unwrap());
+        assert_eq!(
+            read(direct),
+            read(aggregate(Aggregate::Consensus, &text, &json_rows).unwrap())
+        );
     }
 }

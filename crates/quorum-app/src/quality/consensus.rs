@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom};
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
@@ -699,32 +700,44 @@ impl<S: Store> App<S> {
         schema: &Schema,
         method: Method,
     ) -> Result<ProjectConsensus, AppError> {
+        let started = std::time::Instant::now();
         let reviews = self.store().reviews(project_id).await?;
         let mut builder = ConsensusBuilder::new(schema, &reviews, true)?;
         self.spill_project(project_id, &mut builder).await?;
-        tokio::task::spawn_blocking(move || builder.finish(method))
+        let (items, read) = (builder.items, started.elapsed());
+        let consensus = tokio::task::spawn_blocking(move || builder.finish(method))
             .await
-            .map_err(|e| AppError::Internal(Box::new(e)))?
+            .map_err(|e| AppError::Internal(Box::new(e)))??;
+        tracing::info!(
+            project_id,
+            items,
+            read_s = read.as_secs_f64(),
+            fitted_s = (started.elapsed() - read).as_secs_f64(),
+            "consensus spilled and fitted"
+        );
+        Ok(consensus)
     }
 }
 
 impl<S: Store> App<S> {
-    /// Reads every response of a project into `builder`, a page of items at a time.
+    /// Reads every response of a project into `builder`, a page of items at a time; the next
+    /// page is read (on a reader connection) while this one is spilled.
     pub(crate) async fn spill_project(
         &self,
         project_id: i64,
         builder: &mut ConsensusBuilder,
     ) -> Result<(), AppError> {
-        let mut after = 0;
+        let fetch = |after: i64| {
+            let store = Arc::clone(&self.store);
+            tokio::spawn(async move { store.responses_by_item(project_id, after, ITEM_PAGE).await })
+        };
+        let mut next = fetch(0);
         loop {
-            let page = self
-                .store()
-                .responses_by_item(project_id, after, ITEM_PAGE)
-                .await?;
+            let page = next.await.map_err(|e| AppError::Internal(Box::new(e)))??;
             let Some(last) = page.last_item else {
                 return Ok(());
             };
-            after = last;
+            next = fetch(last);
             builder.add_gold(page.gold);
             for row in page.rows {
                 builder.push(row)?;

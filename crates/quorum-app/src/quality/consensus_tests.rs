@@ -2,6 +2,7 @@
 
 use super::*;
 use quorum_stats::rng::SplitMix64;
+use quorum_store::Verdict;
 
 fn schema() -> Schema {
     Schema::parse(&json!({
@@ -185,4 +186,56 @@ fn reviews_decide_what_counts_and_corrections_decide_their_items() {
     assert_eq!(find(2, "score"), None);
     assert_eq!(got.iter().filter(|c| c.question == "note").count(), 1);
     assert_eq!(got.last().map(|c| c.question.as_str()), Some("note"));
+}
+
+#[test]
+fn reliability_compares_every_answer_with_the_consensus_of_the_counted_ones() {
+    let schema = Schema::parse(&json!({
+        "fields": [{"name": "t", "kind": "text"}, {"name": "r", "kind": "responses"}],
+        "questions": [
+            {"name": "label", "kind": "label", "options": ["x", "y"]},
+            {"name": "pref", "kind": "pairwise"}
+        ]
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut rows = Vec::new();
+    for item in 1..=11i64 {
+        for user in 1..=4i64 {
+            let (label, pref) = if user == 3 { ("y", "b") } else { ("x", "a") };
+            rows.push(ExportRow {
+                response_id: item * 10 + user,
+                item_id: item,
+                external_id: None,
+                user_id: user,
+                user_name: format!("u{user}"),
+                answers: json!({"label": label, "pref": pref}),
+                time_spent_ms: 0,
+                created_at: 0,
+                gold: false,
+            });
+        }
+    }
+    // Rater 1's answer to item 1 was rejected; item 11 is gold.
+    let verdicts = HashMap::from([(11, Verdict::Reject)]);
+    let gold = HashMap::from([(11, json!({"label": "x"}))]);
+    let report = super::super::reliability_of(&schema, &rows, &gold, &verdicts)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let of = |u: i64| {
+        report
+            .iter()
+            .find(|r| r.user_id == u)
+            .cloned()
+            .unwrap_or_else(|| panic!("{u}"))
+    };
+    let one = of(1);
+    assert_eq!((one.responses, one.reviews_rejected), (11, 1));
+    assert_eq!((one.gold_answered, one.gold_correct), (1, 1));
+    // Its rejected answer left the consensus but is still compared with it: 10 items, two
+    // questions each, all agreeing.
+    assert_eq!(one.agreement_with_consensus, Some(1.0));
+    let three = of(3);
+    assert_eq!((three.gold_answered, three.gold_correct), (1, 0));
+    assert_eq!(three.agreement_with_consensus, Some(0.0));
+    assert!(one.skill.unwrap_or(0.0) > three.skill.unwrap_or(1.0));
+    assert_eq!(three.confusion.as_ref().map(Vec::len), Some(2));
 }

@@ -30,6 +30,7 @@ mod tally;
 mod tallying;
 
 pub use agreement::{GroupAgreement, QuestionAgreement, RaterPair, agreement_of};
+pub(crate) use consensus::ConsensusRows;
 pub use consensus::consensus_of;
 pub use reliability::{RaterReliability, reliability_of};
 pub use tally::{RaterTally, Tally};
