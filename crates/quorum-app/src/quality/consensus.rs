@@ -20,20 +20,20 @@ use quorum_stats::classification::{
 };
 use quorum_store::{ExportRow, Review, Store, Verdict};
 
-use super::reliability::{RaterReliability, RaterTallies};
+use super::reliability::RaterTallies;
 use super::spill::{Record, Spill, Storage, Votes, io_error};
 use super::{Ids, ItemConsensus, median};
 use crate::{App, AppError};
 
 /// A pairwise verdict's values, in the order the spill counts them.
-const SIDES: [&str; 4] = ["a", "b", "tie", "both_bad"];
+pub(super) const SIDES: [&str; 4] = ["a", "b", "tie", "both_bad"];
 
 /// Items read from the store per page while spilling.
 const ITEM_PAGE: i64 = 2000;
 
 /// A question with a consensus, as the spill keeps its answers.
 #[derive(Debug, Clone)]
-enum Planned {
+pub(super) enum Planned {
     Label(Vec<String>),
     Pairwise,
     Rating,
@@ -69,7 +69,7 @@ impl TaskPasses for LabelPasses<'_> {
 
 /// A label question's fitted method.
 #[derive(Debug)]
-enum Fit {
+pub(super) enum Fit {
     Passes(PassFit),
     /// Another method, over the answers held in memory; tasks are the items with answers, in
     /// spill order.
@@ -374,7 +374,7 @@ impl ConsensusBuilder {
 
 /// A label question's answer for one item from its fit: the label (ties to the first option,
 /// as the engine's labels) and its probability.
-fn label_of(
+pub(super) fn label_of(
     fit: &Fit,
     counts: &[u32],
     task: usize,
@@ -400,7 +400,10 @@ fn label_of(
 
 /// One item's consensus on a non-label question from its votes: (answer, confidence, method,
 /// responses), or `None` when nothing counts.
-fn row_of(planned: &Planned, votes: &Votes) -> Option<(Value, f64, &'static str, usize)> {
+pub(super) fn row_of(
+    planned: &Planned,
+    votes: &Votes,
+) -> Option<(Value, f64, &'static str, usize)> {
     match planned {
         // Whether a label row exists; its answer comes from the fit.
         Planned::Label(_) => (!votes.counts.is_empty()).then_some((Value::Null, 0.0, "", 0)),
@@ -463,15 +466,15 @@ fn row_of(planned: &Planned, votes: &Votes) -> Option<(Value, f64, &'static str,
 
 /// A project's consensus, fitted, ready to be read out.
 pub(crate) struct ProjectConsensus {
-    spill: Spill,
-    questions: Vec<(String, Option<Planned>)>,
-    fits: Vec<Option<Fit>>,
+    pub(super) spill: Spill,
+    pub(super) questions: Vec<(String, Option<Planned>)>,
+    pub(super) fits: Vec<Option<Fit>>,
     rows: Vec<usize>,
     corrections: HashMap<i64, Map<String, Value>>,
     method: Method,
     /// Raters' user ids by the spill's worker number.
-    workers: Vec<i64>,
-    tallies: Option<RaterTallies>,
+    pub(super) workers: Vec<i64>,
+    pub(super) tallies: Option<RaterTallies>,
 }
 
 impl ProjectConsensus {
@@ -497,69 +500,6 @@ impl ProjectConsensus {
     /// Every row at once.
     pub(crate) fn collect(self) -> Result<Vec<ItemConsensus>, AppError> {
         self.rows().collect()
-    }
-
-    /// The reliability report of a builder made [`ConsensusBuilder::for_reliability`]: one
-    /// more pass compares every rater's answers with the consensus (label questions by the
-    /// fit, pairwise verdicts by their Bradley–Terry answer); Dawid–Skene skills come from the
-    /// first label question's fit.
-    pub(crate) fn reliability(mut self) -> Result<Vec<RaterReliability>, AppError> {
-        let tallies = self.tallies.take().unwrap_or_default();
-        let mut agreement = vec![(0usize, 0usize); self.workers.len()];
-        let mut tasks = vec![0usize; self.questions.len()];
-        let mut scratch = Vec::new();
-        let (questions, fits) = (&self.questions, &self.fits);
-        self.spill.pass(|record| {
-            for (q, (_, planned)) in questions.iter().enumerate() {
-                let votes = &record.votes[q];
-                let agreed = match (planned, &fits[q]) {
-                    (Some(Planned::Label(options)), Some(fit)) if !votes.counts.is_empty() => {
-                        tasks[q] += 1;
-                        let k = options.len();
-                        Some((
-                            label_of(fit, &votes.counts, tasks[q] - 1, k, &mut scratch).0,
-                            k,
-                        ))
-                    }
-                    (Some(planned @ Planned::Pairwise), _) => {
-                        row_of(planned, votes).and_then(|(answer, ..)| {
-                            Some((SIDES.iter().position(|s| answer == *s)?, SIDES.len()))
-                        })
-                    }
-                    _ => None,
-                };
-                let Some((agreed, m)) = agreed else { continue };
-                for &r in &votes.raters {
-                    let (worker, value) = (r as usize / (m + 1), r as usize % (m + 1));
-                    agreement[worker].0 += usize::from(value == agreed);
-                    agreement[worker].1 += 1;
-                }
-            }
-        })?;
-        let agreement = self.workers.iter().copied().zip(agreement).collect();
-        let mut skills = HashMap::new();
-        let first_label = self
-            .questions
-            .iter()
-            .position(|(_, p)| matches!(p, Some(Planned::Label(_))));
-        if let Some(q) = first_label
-            && let (Some(Planned::Label(options)), Some(Fit::Passes(fit))) =
-                (&self.questions[q].1, &self.fits[q])
-        {
-            let k = options.len();
-            let (skill, confusion) = (fit.worker_skill(), fit.confusion());
-            for (w, &user) in self.workers.iter().enumerate() {
-                if fit.worker_answers()[w] > 0.0 {
-                    let rows = confusion.as_ref().map(|c| {
-                        (0..k)
-                            .map(|t| c[(w * k + t) * k..(w * k + t + 1) * k].to_vec())
-                            .collect()
-                    });
-                    skills.insert(user, (skill[w], rows));
-                }
-            }
-        }
-        Ok(tallies.report(&agreement, skills))
     }
 }
 

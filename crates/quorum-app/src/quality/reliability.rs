@@ -13,7 +13,7 @@ use quorum_store::{ExportRow, Store, Verdict};
 
 use crate::{App, AppError};
 
-use super::consensus::ConsensusBuilder;
+use super::consensus::{ConsensusBuilder, Fit, Planned, ProjectConsensus, SIDES, label_of, row_of};
 use super::matches_gold;
 
 /// How far one rater can be trusted in a project.
@@ -169,5 +169,70 @@ impl<S: Store> App<S> {
         tokio::task::spawn_blocking(move || builder.finish(Method::DawidSkene)?.reliability())
             .await
             .map_err(|e| AppError::Internal(Box::new(e)))?
+    }
+}
+
+impl ProjectConsensus {
+    /// The reliability report of a builder made [`ConsensusBuilder::for_reliability`]: one
+    /// more pass compares every rater's answers with the consensus (label questions by the
+    /// fit, pairwise verdicts by their Bradley–Terry answer); Dawid–Skene skills come from the
+    /// first label question's fit.
+    pub(crate) fn reliability(mut self) -> Result<Vec<RaterReliability>, AppError> {
+        let tallies = self.tallies.take().unwrap_or_default();
+        let mut agreement = vec![(0usize, 0usize); self.workers.len()];
+        let mut tasks = vec![0usize; self.questions.len()];
+        let mut scratch = Vec::new();
+        let (questions, fits) = (&self.questions, &self.fits);
+        self.spill.pass(|record| {
+            for (q, (_, planned)) in questions.iter().enumerate() {
+                let votes = &record.votes[q];
+                let agreed = match (planned, &fits[q]) {
+                    (Some(Planned::Label(options)), Some(fit)) if !votes.counts.is_empty() => {
+                        tasks[q] += 1;
+                        let k = options.len();
+                        Some((
+                            label_of(fit, &votes.counts, tasks[q] - 1, k, &mut scratch).0,
+                            k,
+                        ))
+                    }
+                    (Some(planned @ Planned::Pairwise), _) => {
+                        row_of(planned, votes).and_then(|(answer, ..)| {
+                            Some((SIDES.iter().position(|s| answer == *s)?, SIDES.len()))
+                        })
+                    }
+                    _ => None,
+                };
+                let Some((agreed, m)) = agreed else { continue };
+                for &r in &votes.raters {
+                    let (worker, value) = (r as usize / (m + 1), r as usize % (m + 1));
+                    agreement[worker].0 += usize::from(value == agreed);
+                    agreement[worker].1 += 1;
+                }
+            }
+        })?;
+        let agreement = self.workers.iter().copied().zip(agreement).collect();
+        let mut skills = HashMap::new();
+        let first_label = self
+            .questions
+            .iter()
+            .position(|(_, p)| matches!(p, Some(Planned::Label(_))));
+        if let Some(q) = first_label
+            && let (Some(Planned::Label(options)), Some(Fit::Passes(fit))) =
+                (&self.questions[q].1, &self.fits[q])
+        {
+            let k = options.len();
+            let (skill, confusion) = (fit.worker_skill(), fit.confusion());
+            for (w, &user) in self.workers.iter().enumerate() {
+                if fit.worker_answers()[w] > 0.0 {
+                    let rows = confusion.as_ref().map(|c| {
+                        (0..k)
+                            .map(|t| c[(w * k + t) * k..(w * k + t + 1) * k].to_vec())
+                            .collect()
+                    });
+                    skills.insert(user, (skill[w], rows));
+                }
+            }
+        }
+        Ok(tallies.report(&agreement, skills))
     }
 }
