@@ -198,11 +198,44 @@ pub struct ExportRow {
     pub gold: bool,
 }
 
+/// A response as [`Work::responses_by_item`] reads it: an [`ExportRow`] whose answers are
+/// still JSON text, parsed by the caller (off the database's threads, while the next page is
+/// read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemResponse {
+    pub response_id: i64,
+    pub item_id: i64,
+    pub external_id: Option<String>,
+    pub user_id: i64,
+    pub user_name: String,
+    pub answers: String,
+    pub time_spent_ms: i64,
+    pub created_at: i64,
+    pub gold: bool,
+}
+
+impl ItemResponse {
+    /// The row with its answers parsed.
+    pub fn parse(self) -> std::result::Result<ExportRow, serde_json::Error> {
+        Ok(ExportRow {
+            answers: serde_json::from_str(&self.answers)?,
+            response_id: self.response_id,
+            item_id: self.item_id,
+            external_id: self.external_id,
+            user_id: self.user_id,
+            user_name: self.user_name,
+            time_spent_ms: self.time_spent_ms,
+            created_at: self.created_at,
+            gold: self.gold,
+        })
+    }
+}
+
 /// A page of a project's items, as [`Work::responses_by_item`] reads it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItemPage {
     /// The responses to the page's items, in item then response order.
-    pub rows: Vec<ExportRow>,
+    pub rows: Vec<ItemResponse>,
     /// The gold answers of the page's gold items.
     pub gold: Vec<(i64, Value)>,
     /// The page's last item (answered or not); `None` once no item is left.

@@ -680,6 +680,9 @@ impl<S: Store> App<S> {
             next = fetch(last);
             builder.add_gold(page.gold);
             for row in page.rows {
+                let row = row.parse().map_err(|e| {
+                    AppError::Internal(format!("stored answers are not JSON: {e}").into())
+                })?;
                 builder.push(row)?;
             }
         }

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use quorum_store::{
-    ItemPage, SubmitStep, Work, late_answer, may_replay, own_lease, skip_step, submit_step,
+    ItemPage, ItemResponse, SubmitStep, Work, late_answer, may_replay, own_lease, skip_step,
+    submit_step,
 };
 
 use super::projects::item;
@@ -468,7 +469,22 @@ pub async fn responses_by_item(
     .map_err(database_error)?;
     tx.commit().await.map_err(database_error)?;
     Ok(ItemPage {
-        rows: rows.iter().map(export_row_from).collect::<Result<_>>()?,
+        rows: rows
+            .iter()
+            .map(|row| {
+                Ok(ItemResponse {
+                    response_id: get(row, "id")?,
+                    item_id: get(row, "item_id")?,
+                    external_id: get(row, "external_id")?,
+                    user_id: get(row, "user_id")?,
+                    user_name: get(row, "name")?,
+                    answers: get(row, "answers")?,
+                    time_spent_ms: get(row, "time_spent_ms")?,
+                    created_at: get(row, "created_at")?,
+                    gold: get(row, "gold")?,
+                })
+            })
+            .collect::<Result<_>>()?,
         gold: gold
             .into_iter()
             .map(|(id, gold)| Ok((id, parse_json(&gold)?)))

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use quorum_store::{
-    ItemPage, SubmitStep, Work, late_answer, may_replay, own_lease, skip_step, submit_step,
+    ItemPage, ItemResponse, SubmitStep, Work, late_answer, may_replay, own_lease, skip_step,
+    submit_step,
 };
 
 use super::projects::item;
@@ -303,7 +304,19 @@ pub fn responses_by_item(
               JOIN users u ON u.id = r.user_id
          WHERE i.project_id = ?1 AND i.id > ?2 AND i.id <= ?3 ORDER BY i.id, r.id",
         [project_id, after_item, last],
-        export_row_from,
+        |row| {
+            Ok(Ok(ItemResponse {
+                response_id: row.get(0)?,
+                item_id: row.get(1)?,
+                external_id: row.get(2)?,
+                user_id: row.get(3)?,
+                user_name: row.get(4)?,
+                answers: row.get(5)?,
+                time_spent_ms: row.get(6)?,
+                created_at: row.get(7)?,
+                gold: row.get(8)?,
+            }))
+        },
     )?;
     let gold = all(
         conn,

@@ -167,7 +167,7 @@ pub async fn responses_by_item_come_a_page_of_items_at_a_time<S: Store>(store: S
         .submit(submission(other_lease.id, raters[0], 2, now))
         .await
         .unwrap();
-    let ids = |rows: &[crate::ExportRow]| {
+    let ids = |rows: &[crate::ItemResponse]| {
         rows.iter()
             .map(|r| (r.external_id.clone().unwrap(), r.user_name.clone()))
             .collect::<Vec<_>>()
