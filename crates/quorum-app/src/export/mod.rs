@@ -12,7 +12,7 @@ use parquet::AggregateParquet;
 use quorum_store::{ExportRow, Store};
 use serde_json::{Value, json};
 
-use crate::quality::{ConsensusRows, ItemConsensus};
+use crate::quality::ConsensusRows;
 use crate::{App, AppError, Caller};
 
 /// What a project can be exported as.
@@ -314,24 +314,10 @@ impl AggregatePages {
         if self.done {
             return Ok(None);
         }
-        let mut text = Vec::new();
         let page = match &mut self.rows.rows {
-            Rows::Json(rows) => {
-                let rows: Vec<Value> = rows.take(AGGREGATE_PAGE).collect::<Result<_, _>>()?;
-                match &mut self.parquet {
-                    _ if rows.is_empty() => None,
-                    Some(parquet) => Some(parquet.page(&rows)?),
-                    None => Some(json_lines(&rows, &mut text)?),
-                }
-            }
+            Rows::Json(rows) => write_page(rows, &mut self.parquet, AggregateParquet::page)?,
             Rows::Consensus(rows) => {
-                let rows: Vec<ItemConsensus> =
-                    rows.take(AGGREGATE_PAGE).collect::<Result<_, _>>()?;
-                match &mut self.parquet {
-                    _ if rows.is_empty() => None,
-                    Some(parquet) => Some(parquet.consensus_page(&rows)?),
-                    None => Some(json_lines(&rows, &mut text)?),
-                }
+                write_page(rows, &mut self.parquet, AggregateParquet::consensus_page)?
             }
         };
         if page.is_none() {
@@ -345,13 +331,26 @@ impl AggregatePages {
     }
 }
 
-/// `rows` as JSON Lines, appended to `text` (taken).
-fn json_lines<T: serde::Serialize>(rows: &[T], text: &mut Vec<u8>) -> Result<Vec<u8>, AppError> {
-    for row in rows {
-        serde_json::to_writer(&mut *text, row).map_err(|e| AppError::Internal(Box::new(e)))?;
+/// The next page of `rows` as a Parquet row group (`to_parquet`) or as JSON Lines; `None` once
+/// no row is left.
+fn write_page<T: serde::Serialize>(
+    rows: impl Iterator<Item = Result<T, AppError>>,
+    parquet: &mut Option<AggregateParquet>,
+    to_parquet: fn(&mut AggregateParquet, &[T]) -> Result<Vec<u8>, AppError>,
+) -> Result<Option<Vec<u8>>, AppError> {
+    let rows: Vec<T> = rows.take(AGGREGATE_PAGE).collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    if let Some(parquet) = parquet {
+        return to_parquet(parquet, &rows).map(Some);
+    }
+    let mut text = Vec::new();
+    for row in &rows {
+        serde_json::to_writer(&mut text, row).map_err(|e| AppError::Internal(Box::new(e)))?;
         text.push(b'\n');
     }
-    Ok(std::mem::take(text))
+    Ok(Some(text))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

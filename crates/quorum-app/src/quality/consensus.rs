@@ -16,7 +16,7 @@ use quorum_core::schema::{QuestionKind, Schema};
 use quorum_stats::DuplicatePolicy;
 use quorum_stats::answers::{Answer, Answers};
 use quorum_stats::classification::{
-    self, Classification, Method, PassFit, Settings, TaskPasses, dawid_skene_passes,
+    self, Classification, Method, PassFit, Settings, TaskPasses, argmax, dawid_skene_passes,
 };
 use quorum_store::{ExportRow, Review, Store, Verdict};
 
@@ -49,6 +49,33 @@ impl Planned {
             QuestionKind::MultiLabel { options } => Planned::MultiLabel(options.clone()),
             _ => return None,
         })
+    }
+
+    /// A rater's answer `value` to a label or pairwise question as a position among the
+    /// question's options (or `SIDES`), where the number of them stands for any other value,
+    /// and the stride that packs `worker * stride + position` (that number plus one). `None`
+    /// for other kinds.
+    fn position(&self, value: &Value) -> Option<(u32, u32)> {
+        let text = value.as_str();
+        let (found, m) = match self {
+            Planned::Label(options) => (
+                options.iter().position(|o| Some(o.as_str()) == text),
+                options.len(),
+            ),
+            Planned::Pairwise => (SIDES.iter().position(|s| Some(*s) == text), SIDES.len()),
+            _ => return None,
+        };
+        Some((found.unwrap_or(m) as u32, m as u32 + 1))
+    }
+
+    /// Whether an item with these votes has a row for the question.
+    fn has_row(&self, votes: &Votes) -> bool {
+        match self {
+            Planned::Label(_) => !votes.counts.is_empty(),
+            Planned::Pairwise => votes.counts.iter().any(|&c| c > 0),
+            Planned::Rating => !votes.values.is_empty(),
+            Planned::MultiLabel(_) => votes.present > 0,
+        }
     }
 }
 
@@ -151,6 +178,15 @@ impl ConsensusBuilder {
         }
     }
 
+    /// Adds `rows` in any order (sorted here by item, then response).
+    pub(crate) fn push_all(&mut self, rows: &[ExportRow]) -> Result<(), AppError> {
+        let mut sorted: Vec<&ExportRow> = rows.iter().collect();
+        sorted.sort_by_key(|r| (r.item_id, r.response_id));
+        sorted
+            .into_iter()
+            .try_for_each(|row| self.push(row.clone()))
+    }
+
     /// Adds one response; every response of an item must come before the next item's.
     pub(crate) fn push(&mut self, mut row: ExportRow) -> Result<(), AppError> {
         if let Some(tallies) = &self.tallies {
@@ -220,25 +256,26 @@ impl ConsensusBuilder {
                     let k = options.len() as u32;
                     for (user, value) in answers {
                         votes.present += 1;
-                        let Some(label) = value
-                            .as_str()
-                            .and_then(|v| options.iter().position(|o| o == v))
-                        else {
-                            continue;
-                        };
-                        let worker = self.workers.id(&user);
-                        // A rater's last answer to an item is the one that counts.
-                        votes.counts.retain(|r| r / k != worker);
-                        votes.counts.push(worker * k + label as u32);
+                        match planned.position(value) {
+                            Some((label, _)) if label < k => {
+                                let worker = self.workers.id(&user);
+                                // A rater's last answer to an item is the one that counts.
+                                votes.counts.retain(|r| r / k != worker);
+                                votes.counts.push(worker * k + label);
+                            }
+                            _ => {}
+                        }
                     }
                 }
                 Planned::Pairwise => {
-                    votes.counts.resize(4, 0);
+                    votes.counts.resize(SIDES.len(), 0);
                     for (_, value) in answers {
                         votes.present += 1;
-                        let side = SIDES.iter().position(|s| value.as_str() == Some(s));
-                        if let Some(side) = side {
-                            votes.counts[side] += 1;
+                        match planned.position(value) {
+                            Some((side, _)) if (side as usize) < SIDES.len() => {
+                                votes.counts[side as usize] += 1;
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -263,26 +300,18 @@ impl ConsensusBuilder {
             }
             if self.tallies.is_some() {
                 // Every non-gold answer, counted or not, for its rater's agreement.
-                let values: Option<Vec<&str>> = match planned {
-                    Planned::Label(options) => Some(options.iter().map(String::as_str).collect()),
-                    Planned::Pairwise => Some(SIDES.to_vec()),
-                    _ => None,
-                };
-                if let Some(values) = values {
-                    let m = values.len() as u32 + 1;
-                    for row in self.pending.iter().filter(|r| !r.gold) {
-                        let Some(value) = row.answers.get(name) else {
-                            continue;
-                        };
-                        let index = values
-                            .iter()
-                            .position(|v| value.as_str() == Some(v))
-                            .map_or(m - 1, |i| i as u32);
-                        votes.raters.push(self.workers.id(&row.user_id) * m + index);
-                    }
+                for row in self.pending.iter().filter(|r| !r.gold) {
+                    let Some((index, stride)) =
+                        row.answers.get(name).and_then(|v| planned.position(v))
+                    else {
+                        continue;
+                    };
+                    votes
+                        .raters
+                        .push(self.workers.id(&row.user_id) * stride + index);
                 }
             }
-            if correction.is_none() && row_of(planned, votes).is_some() {
+            if correction.is_none() && planned.has_row(votes) {
                 self.rows[q] += 1;
             }
         }
@@ -389,43 +418,41 @@ pub(super) fn label_of(
         }
         Fit::Memory(result) => result.probabilities_of(task),
     };
-    let mut label = 0;
-    for (i, &x) in p.iter().enumerate() {
-        if x > p[label] {
-            label = i;
-        }
-    }
+    let label = argmax(p) as usize;
     (label, p[label])
 }
 
+/// A pairwise question's consensus from its counts of `SIDES`: Bradley–Terry between the
+/// sides, ties (and "both bad") as half a win each, "both bad" itself when it is the most
+/// frequent verdict. The side (a position in `SIDES`), its confidence and the votes; `None`
+/// without votes.
+pub(super) fn pairwise_consensus(counts: &[u32]) -> Option<(usize, f64, usize)> {
+    let [a, b, tie, bad] = [0, 1, 2, 3].map(|i| counts[i] as usize);
+    let n = a + b + tie + bad;
+    if n == 0 {
+        return None;
+    }
+    if bad > a && bad > b && bad > tie {
+        return Some((3, bad as f64 / n as f64, n));
+    }
+    let p = (a as f64 + 0.5 * (tie + bad) as f64) / n as f64;
+    let side = if p > 0.5 {
+        0
+    } else if p < 0.5 {
+        1
+    } else {
+        2
+    };
+    Some((side, p.max(1.0 - p), n))
+}
+
 /// One item's consensus on a non-label question from its votes: (answer, confidence, method,
-/// responses), or `None` when nothing counts.
-pub(super) fn row_of(
-    planned: &Planned,
-    votes: &Votes,
-) -> Option<(Value, f64, &'static str, usize)> {
+/// responses), or `None` when nothing counts. Label questions' rows come from their fit.
+fn row_of(planned: &Planned, votes: &Votes) -> Option<(Value, f64, &'static str, usize)> {
     match planned {
-        // Whether a label row exists; its answer comes from the fit.
-        Planned::Label(_) => (!votes.counts.is_empty()).then_some((Value::Null, 0.0, "", 0)),
-        Planned::Pairwise => {
-            let [a, b, tie, bad] = [0, 1, 2, 3].map(|i| votes.counts[i] as usize);
-            let n = a + b + tie + bad;
-            if n == 0 {
-                return None;
-            }
-            if bad > a && bad > b && bad > tie {
-                return Some((json!("both_bad"), bad as f64 / n as f64, "bradley_terry", n));
-            }
-            let p = (a as f64 + 0.5 * (tie + bad) as f64) / n as f64;
-            let answer = if p > 0.5 {
-                "a"
-            } else if p < 0.5 {
-                "b"
-            } else {
-                "tie"
-            };
-            Some((json!(answer), p.max(1.0 - p), "bradley_terry", n))
-        }
+        Planned::Label(_) => None,
+        Planned::Pairwise => pairwise_consensus(&votes.counts)
+            .map(|(side, confidence, n)| (json!(SIDES[side]), confidence, "bradley_terry", n)),
         Planned::Rating => {
             if votes.values.is_empty() {
                 return None;
@@ -621,12 +648,8 @@ pub fn consensus_of(
     rows: &[ExportRow],
     method: Method,
 ) -> Result<Vec<ItemConsensus>, AppError> {
-    let mut sorted: Vec<&ExportRow> = rows.iter().collect();
-    sorted.sort_by_key(|r| (r.item_id, r.response_id));
     let mut builder = ConsensusBuilder::new(schema, &[], false)?;
-    for row in sorted {
-        builder.push(row.clone())?;
-    }
+    builder.push_all(rows)?;
     builder.finish(method)?.collect()
 }
 
@@ -657,9 +680,7 @@ impl<S: Store> App<S> {
         );
         Ok(consensus)
     }
-}
 
-impl<S: Store> App<S> {
     /// Reads every response of a project into `builder`, a page of items at a time; the next
     /// page is read (on a reader connection) while this one is spilled.
     pub(crate) async fn spill_project(

@@ -81,13 +81,9 @@ fn spilled(
     on_disk: bool,
     method: Method,
 ) -> Vec<ItemConsensus> {
-    let mut sorted: Vec<&ExportRow> = rows.iter().collect();
-    sorted.sort_by_key(|r| (r.item_id, r.response_id));
     let mut builder =
         ConsensusBuilder::new(&schema(), reviews, on_disk).unwrap_or_else(|e| panic!("{e}"));
-    for row in sorted {
-        builder.push(row.clone()).unwrap_or_else(|e| panic!("{e}"));
-    }
+    builder.push_all(rows).unwrap_or_else(|e| panic!("{e}"));
     let consensus = builder.finish(method).unwrap_or_else(|e| panic!("{e}"));
     let len = consensus.len();
     let rows = consensus.collect().unwrap_or_else(|e| panic!("{e}"));

@@ -13,7 +13,9 @@ use quorum_store::{ExportRow, Store, Verdict};
 
 use crate::{App, AppError};
 
-use super::consensus::{ConsensusBuilder, Fit, Planned, ProjectConsensus, SIDES, label_of, row_of};
+use super::consensus::{
+    ConsensusBuilder, Fit, Planned, ProjectConsensus, SIDES, label_of, pairwise_consensus,
+};
 use super::matches_gold;
 
 /// How far one rater can be trusted in a project.
@@ -140,13 +142,9 @@ pub fn reliability_of(
     gold: &HashMap<i64, Value>,
     verdicts: &HashMap<i64, Verdict>,
 ) -> Result<Vec<RaterReliability>, AppError> {
-    let mut sorted: Vec<&ExportRow> = rows.iter().collect();
-    sorted.sort_by_key(|r| (r.item_id, r.response_id));
     let mut builder = ConsensusBuilder::new(schema, &[], false)?.for_reliability(verdicts.clone());
     builder.add_gold(gold.clone());
-    for row in sorted {
-        builder.push(row.clone())?;
-    }
+    builder.push_all(rows)?;
     builder.finish(Method::DawidSkene)?.reliability()
 }
 
@@ -195,13 +193,12 @@ impl ProjectConsensus {
                             k,
                         ))
                     }
-                    (Some(planned @ Planned::Pairwise), _) => {
-                        row_of(planned, votes).and_then(|(answer, ..)| {
-                            Some((SIDES.iter().position(|s| answer == *s)?, SIDES.len()))
-                        })
+                    (Some(Planned::Pairwise), _) => {
+                        pairwise_consensus(&votes.counts).map(|(side, ..)| (side, SIDES.len()))
                     }
                     _ => None,
                 };
+                // Answers are packed with a stride of one more than the options (or sides).
                 let Some((agreed, m)) = agreed else { continue };
                 for &r in &votes.raters {
                     let (worker, value) = (r as usize / (m + 1), r as usize % (m + 1));

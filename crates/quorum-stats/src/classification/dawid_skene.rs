@@ -154,8 +154,7 @@ fn fit(
     let mut state = m_step(&layout.counts, &sufficient, model, k);
     let mut candidate = vec![0.0; accepted.len()];
     let mut table = vec![0.0; 2 * state.errors.len()];
-    let mut accepted_entropy = 0.0;
-    let mut loss = f64::NEG_INFINITY;
+    let mut stopping = Stopping::new(answers.len(), tolerance);
     let mut iterations = 0;
     let mut converged = false;
     for i in 1..=max_iterations {
@@ -174,17 +173,12 @@ fn fit(
                 &mut next_sufficient
             )
         );
-        if i >= 2 {
-            let new_loss = (joint + accepted_entropy) / answers.len().max(1) as f64;
-            if new_loss - loss < tolerance {
-                // Iteration i − 1 met the stopping rule: its posteriors and parameters stand.
-                converged = true;
-                break;
-            }
-            loss = new_loss;
+        if stopping.met(i, joint, entropy) {
+            // Iteration i − 1 met the stopping rule: its posteriors and parameters stand.
+            converged = true;
+            break;
         }
         iterations = i;
-        accepted_entropy = entropy;
         std::mem::swap(&mut accepted, &mut candidate);
         state = m_step(&layout.counts, &next_sufficient, model, k);
     }
@@ -199,6 +193,41 @@ fn fit(
         confusion,
         iterations,
         converged,
+    }
+}
+
+/// crowd-kit's stopping rule, one for both fits: iteration i − 1 stands when the evidence lower
+/// bound per answer, evaluated during iteration i, improved by less than the tolerance.
+struct Stopping {
+    answers: usize,
+    tolerance: f64,
+    loss: f64,
+    /// The entropy of the posteriors accepted last.
+    accepted_entropy: f64,
+}
+
+impl Stopping {
+    fn new(answers: usize, tolerance: f64) -> Self {
+        Self {
+            answers,
+            tolerance,
+            loss: f64::NEG_INFINITY,
+            accepted_entropy: 0.0,
+        }
+    }
+
+    /// Whether iteration `i`'s pass (its joint term, and the entropy of its new posteriors)
+    /// shows that iteration i − 1 met the rule; if not, its posteriors become the accepted ones.
+    fn met(&mut self, i: usize, joint: f64, entropy: f64) -> bool {
+        if i >= 2 {
+            let loss = (joint + self.accepted_entropy) / self.answers.max(1) as f64;
+            if loss - self.loss < self.tolerance {
+                return true;
+            }
+            self.loss = loss;
+        }
+        self.accepted_entropy = entropy;
+        false
     }
 }
 
@@ -511,7 +540,7 @@ impl TaskPasses for &Answers {
 #[derive(Debug)]
 pub struct PassFit {
     model: ErrorModel,
-    n_workers: usize,
+    /// Answers per worker (and so the number of workers).
     answers_per_worker: Vec<f64>,
     /// The parameters the accepted posteriors come from (`None`: majority vote).
     accepted_from: Option<Prepared>,
@@ -542,12 +571,12 @@ impl PassFit {
 
     /// Each worker's skill, as the in-memory fit reports it.
     pub fn worker_skill(&self) -> Vec<f64> {
-        skills(&self.state, self.model, self.n_workers).0
+        skills(&self.state, self.model, self.answers_per_worker.len()).0
     }
 
     /// The full model's confusion matrices, `[w][truth][observed]` (`None` for one-coin).
     pub fn confusion(&self) -> Option<Vec<f64>> {
-        skills(&self.state, self.model, self.n_workers).1
+        skills(&self.state, self.model, self.answers_per_worker.len()).1
     }
 
     /// How many answers each worker gave.
@@ -601,8 +630,7 @@ pub fn dawid_skene_passes<P: TaskPasses>(
     })?;
     let mut state = m_step(&counts, &sufficient, model, k);
     let mut accepted_from: Option<Prepared> = None;
-    let mut accepted_entropy = 0.0;
-    let mut loss = f64::NEG_INFINITY;
+    let mut stopping = Stopping::new(answers, tolerance);
     let (mut iterations, mut converged) = (0, false);
     for i in 1..=max_iterations {
         let mut table = vec![0.0; 2 * state.errors.len()];
@@ -620,22 +648,16 @@ pub fn dawid_skene_passes<P: TaskPasses>(
                 accepted_from.as_ref()
             )
         )?;
-        if i >= 2 {
-            let new_loss = (joint + accepted_entropy) / answers.max(1) as f64;
-            if new_loss - loss < tolerance {
-                converged = true;
-                break;
-            }
-            loss = new_loss;
+        if stopping.met(i, joint, entropy) {
+            converged = true;
+            break;
         }
         iterations = i;
-        accepted_entropy = entropy;
         let fitted = m_step(&counts, &next, model, k);
         accepted_from = Some((std::mem::replace(&mut state, fitted), table, log_priors));
     }
     Ok(PassFit {
         model,
-        n_workers,
         answers_per_worker: counts.answers_per_worker,
         accepted_from,
         state,

@@ -183,7 +183,7 @@ pub fn aggregate(
 }
 
 /// Index of the largest value; ties go to the lowest index.
-pub(crate) fn argmax(values: &[f64]) -> u32 {
+pub fn argmax(values: &[f64]) -> u32 {
     let mut best = 0;
     for (i, &v) in values.iter().enumerate().skip(1) {
         if v > values[best] {

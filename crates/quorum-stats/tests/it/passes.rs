@@ -50,9 +50,8 @@ fn check(answers: &Answers, iterations: usize, one_coin: bool) {
     };
     assert_eq!(passes, 1 + begun);
     let mut p = vec![0.0; k];
-    let mut t = 0;
     let mut rows = Vec::new();
-    while t < answers.n_tasks() {
+    for t in 0..answers.n_tasks() {
         rows.clear();
         for i in answers.task_range(t) {
             rows.push(answers.workers()[i] * k as u32 + answers.labels()[i]);
@@ -65,7 +64,6 @@ fn check(answers: &Answers, iterations: usize, one_coin: bool) {
                 .all(|(a, b)| a.to_bits() == b.to_bits()),
             "task {t}: {p:?} against {expected:?} (one-coin: {one_coin})"
         );
-        t += 1;
     }
     assert_eq!(fit.worker_skill(), memory.worker_skill);
     assert_eq!(fit.confusion(), memory.confusion);
